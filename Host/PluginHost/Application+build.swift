@@ -1,0 +1,103 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import PluginSDK
+import ServiceLifecycle
+
+/// Builds a plugin host: opens the store, loads installed plugins, installs the manifests folder, and
+/// wires the HTTP API. `plugin-host serve` and the tests both start hosts through this one function.
+///
+/// - Parameters:
+///   - announceAdminToken: receives the platform admin token when this call generated it (first start
+///     without a configured token); it is stored hashed and never logged.
+///   - onServerRunning: receives the bound port once the server listens.
+public func buildApplication(
+    configuration: HostConfiguration,
+    logger: Logger = Logger(label: "plugin-host"),
+    announceAdminToken: @escaping @Sendable (String) -> Void = { _ in },
+    onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+) async throws -> some ApplicationProtocol {
+    let store = try await SQLiteStore.open(folder: configuration.dataDirectory)
+    do {
+        let metrics = HostMetrics()
+        let bus = InProcessEventBus()
+        let runtime = PluginRuntime(configuration: configuration, store: store, loader: PluginLibraryLoader(), bus: bus, metrics: metrics, logger: logger)
+        try await runtime.bootstrap()
+        try await ensureAdminToken(configuration: configuration, store: store, announce: announceAdminToken)
+        if let folder = configuration.manifestsDirectory {
+            await installManifests(in: folder, runtime: runtime, logger: logger)
+        }
+
+        let router = Router(context: HostRequestContext.self)
+        router.add(middleware: ErrorMiddleware())
+        HealthController(store: store, metrics: metrics).addRoutes(to: router)
+        let v1 = router.group("v1").add(middleware: AuthMiddleware(authenticator: Authenticator(store: store)))
+        AdminController(runtime: runtime, store: store).addRoutes(to: v1)
+        ResourceController(runtime: runtime).addRoutes(to: v1)
+
+        return Application(
+            router: router,
+            configuration: .init(address: .hostname(configuration.hostname, port: configuration.port), serverName: "plugin-host"),
+            services: [store, PluginSupervisor(runtime: runtime), EventDispatcher(bus: bus, runtime: runtime, logger: logger)],
+            onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
+            logger: logger
+        )
+    } catch {
+        await store.close()
+        throw error
+    }
+}
+
+/// Calls the plugins' shutdown hooks once the HTTP server has drained its in-flight requests (services
+/// shut down in reverse order, and the server is the last one added).
+struct PluginSupervisor: Service {
+    let runtime: PluginRuntime
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        await runtime.shutdown()
+    }
+}
+
+/// Makes sure a platform admin token exists: the configured one, or one generated and announced once.
+func ensureAdminToken(configuration: HostConfiguration, store: any HostStore, announce: @Sendable (String) -> Void) async throws {
+    let marker = "admin.token.issued"
+    if let token = configuration.adminToken {
+        let hash = APIToken.hash(token)
+        if try await store.token(secretHash: hash) == nil {
+            try await store.createToken(TokenRecord(
+                id: "admin-" + hash.prefix(8), secretHash: hash, role: .platformAdmin, subject: "platform-admin", tenantID: nil, workspaces: [], createdAt: Date()
+            ))
+        }
+        try await store.setSetting(marker, "configured")
+    } else if try await store.setting(marker) == nil {
+        let minted = APIToken.mint()
+        try await store.createToken(TokenRecord(
+            id: minted.id, secretHash: minted.secretHash, role: .platformAdmin, subject: "platform-admin", tenantID: nil, workspaces: [], createdAt: Date()
+        ))
+        try await store.setSetting(marker, "generated")
+        announce(minted.token)
+    }
+}
+
+/// Installs every manifest of `folder` whose id and version are not installed yet. A bad manifest is
+/// logged with all its problems and skipped; the host starts with the others.
+func installManifests(in folder: String, runtime: PluginRuntime, logger: Logger) async {
+    let files = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [])
+        .filter { ($0.hasSuffix(".yaml") || $0.hasSuffix(".yml") || $0.hasSuffix(".json")) && !$0.hasSuffix(".schema.json") }
+        .sorted()
+    for file in files {
+        let path = URL(fileURLWithPath: folder).appendingPathComponent(file).path
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { continue }
+        do {
+            _ = try await runtime.install(manifestText: text, baseDirectory: URL(fileURLWithPath: path).deletingLastPathComponent().path)
+        } catch let error as HostError where error.details.allSatisfy({ $0.contains("is already installed") }) && !error.details.isEmpty {
+            continue
+        } catch let error as HostError {
+            logger.error("manifest not installed", metadata: ["manifest": "\(path)", "problems": "\(error.details.joined(separator: "; "))"])
+        } catch {
+            logger.error("manifest not installed", metadata: ["manifest": "\(path)", "error": "\(error)"])
+        }
+    }
+}

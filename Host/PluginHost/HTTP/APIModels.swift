@@ -1,0 +1,123 @@
+import Foundation
+import PluginSDK
+
+/// The JSON bodies of the admin API (documented in openapi.yaml).
+enum API {
+    struct PluginView: Codable, Sendable {
+        var id: String
+        var name: String
+        var version: String
+        var description: String
+        var sdk: String
+        var runtime: Runtime
+        var permissions: [String]
+        var subscriptions: [String]
+        var routes: [PluginManifest.Route]
+        var config: ConfigSchema
+        var status: String
+        var loadError: String?
+        var enabledIn: [String]
+        var installedAt: Date
+
+        struct Runtime: Codable, Sendable {
+            var kind: String
+            var path: String
+            var sha256: String
+        }
+
+        init(_ status: PluginRuntime.PluginStatus) {
+            let manifest = status.record.manifest
+            id = manifest.id
+            name = manifest.name
+            version = manifest.version
+            description = manifest.description
+            sdk = manifest.sdk
+            runtime = Runtime(kind: manifest.runtime.kind.rawValue, path: manifest.runtime.resolvedPath, sha256: status.record.sha256)
+            permissions = manifest.permissions
+            subscriptions = manifest.subscriptions
+            routes = manifest.routes
+            config = manifest.config
+            self.status = status.loaded ? "loaded" : "failed"
+            loadError = status.loadError
+            enabledIn = status.enabledIn
+            installedAt = status.record.installedAt
+        }
+    }
+
+    struct PluginList: Codable, Sendable { var plugins: [PluginView] }
+
+    struct NewTenant: Codable, Sendable {
+        var id: String
+        var name: String
+    }
+
+    struct TenantView: Codable, Sendable {
+        var id: String
+        var name: String
+        var createdAt: Date
+    }
+
+    struct TenantList: Codable, Sendable { var tenants: [TenantView] }
+
+    struct NewWorkspace: Codable, Sendable {
+        var id: String
+        var name: String
+    }
+
+    struct WorkspaceView: Codable, Sendable {
+        var id: String
+        var tenantId: String
+        var name: String
+        var createdAt: Date
+
+        init(_ workspace: Workspace) {
+            id = workspace.id
+            tenantId = workspace.tenantID
+            name = workspace.name
+            createdAt = workspace.createdAt
+        }
+    }
+
+    struct WorkspaceList: Codable, Sendable { var workspaces: [WorkspaceView] }
+
+    struct NewToken: Codable, Sendable {
+        var role: String
+        var subject: String
+        var workspaces: [String]?
+    }
+
+    struct TokenView: Codable, Sendable {
+        /// The secret, shown only in this response.
+        var token: String
+        var id: String
+        var role: String
+        var subject: String
+        var tenantId: String
+        var workspaces: [String]
+    }
+
+    struct EnableRequest: Codable, Sendable {
+        var grants: [String]?
+        var config: [String: JSONValue]?
+    }
+
+    struct EnablementView: Codable, Sendable {
+        var workspaceId: String
+        var pluginId: String
+        var grants: [String]
+        var config: [String: JSONValue]
+        var updatedAt: Date
+
+        init(_ enablement: Enablement) {
+            workspaceId = enablement.workspaceID
+            pluginId = enablement.pluginID
+            grants = enablement.grants
+            config = enablement.config
+            updatedAt = enablement.updatedAt
+        }
+    }
+
+    struct EnablementList: Codable, Sendable { var plugins: [EnablementView] }
+
+    struct Health: Codable, Sendable { var status: String }
+}

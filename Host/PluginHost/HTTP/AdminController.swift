@@ -1,0 +1,179 @@
+import Foundation
+import Hummingbird
+import PluginSDK
+
+/// The `/v1` admin routes: plugins (platform admins), tenants, tokens, workspaces and enablements.
+struct AdminController {
+    let runtime: PluginRuntime
+    let store: any HostStore
+
+    var maxBodySize: Int { runtime.configuration.maxBodySize }
+
+    func addRoutes(to group: RouterGroup<HostRequestContext>) {
+        group.post("plugins", use: installPlugin)
+        group.get("plugins", use: listPlugins)
+        group.get("plugins/:pluginId", use: getPlugin)
+        group.delete("plugins/:pluginId", use: deletePlugin)
+        group.post("tenants", use: createTenant)
+        group.get("tenants", use: listTenants)
+        group.post("tenants/:tenantId/tokens", use: createToken)
+        group.post("tenants/:tenantId/workspaces", use: createWorkspace)
+        group.get("tenants/:tenantId/workspaces", use: listWorkspaces)
+        group.put("workspaces/:ws/plugins/:pluginId", use: enablePlugin)
+        group.get("workspaces/:ws/plugins", use: listEnablements)
+        group.delete("workspaces/:ws/plugins/:pluginId", use: disablePlugin)
+    }
+
+    // MARK: Plugins
+
+    @Sendable func installPlugin(_ request: Request, context: HostRequestContext) async throws -> Response {
+        try requirePlatformAdmin(context)
+        let contentType = request.headers[.contentType]?.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+        let accepted = ["", "application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "application/json"]
+        guard accepted.contains(contentType) else {
+            throw HostError(415, "UNSUPPORTED_MEDIA_TYPE", "send the manifest as application/yaml or application/json, not \(contentType)")
+        }
+        let text = String(buffer: try await request.collectBody(limit: maxBodySize))
+        // The manifest's relative library path resolves against `base` when given (the CLI sends the
+        // manifest file's folder), otherwise against the host's manifests folder.
+        let base = request.uri.queryParameters["base"].map(String.init)
+            ?? runtime.configuration.manifestsDirectory ?? FileManager.default.currentDirectoryPath
+        let status = try await runtime.install(manifestText: text, baseDirectory: base)
+        return try .json(API.PluginView(status), status: .created)
+    }
+
+    @Sendable func listPlugins(_ request: Request, context: HostRequestContext) async throws -> Response {
+        try requirePlatformAdmin(context)
+        return try .json(API.PluginList(plugins: runtime.plugins().map(API.PluginView.init)))
+    }
+
+    @Sendable func getPlugin(_ request: Request, context: HostRequestContext) async throws -> Response {
+        try requirePlatformAdmin(context)
+        let id = try context.parameters.require("pluginId")
+        guard let status = runtime.plugin(id: id) else { throw HostError.pluginNotFound(id) }
+        return try .json(API.PluginView(status))
+    }
+
+    @Sendable func deletePlugin(_ request: Request, context: HostRequestContext) async throws -> Response {
+        try requirePlatformAdmin(context)
+        try await runtime.uninstall(id: try context.parameters.require("pluginId"))
+        return Response(status: .noContent)
+    }
+
+    // MARK: Tenants and workspaces
+
+    @Sendable func createTenant(_ request: Request, context: HostRequestContext) async throws -> Response {
+        try requirePlatformAdmin(context)
+        let body = try await request.decodeJSON(API.NewTenant.self, limit: maxBodySize)
+        let tenant = try await runtime.createTenant(id: body.id, name: body.name)
+        return try .json(API.TenantView(id: tenant.id, name: tenant.name, createdAt: tenant.createdAt), status: .created)
+    }
+
+    @Sendable func listTenants(_ request: Request, context: HostRequestContext) async throws -> Response {
+        let principal = try context.requirePrincipal()
+        let tenants = try await store.tenants().filter { principal.role == .platformAdmin || $0.id == principal.tenantID }
+        return try .json(API.TenantList(tenants: tenants.map { API.TenantView(id: $0.id, name: $0.name, createdAt: $0.createdAt) }))
+    }
+
+    @Sendable func createWorkspace(_ request: Request, context: HostRequestContext) async throws -> Response {
+        let tenantID = try await administeredTenant(context)
+        let body = try await request.decodeJSON(API.NewWorkspace.self, limit: maxBodySize)
+        let workspace = try await runtime.createWorkspace(id: body.id, name: body.name, tenantID: tenantID)
+        return try .json(API.WorkspaceView(workspace), status: .created)
+    }
+
+    @Sendable func listWorkspaces(_ request: Request, context: HostRequestContext) async throws -> Response {
+        let principal = try context.requirePrincipal()
+        let tenantID = try context.parameters.require("tenantId")
+        guard principal.role == .platformAdmin || principal.tenantID == tenantID, try await store.tenant(id: tenantID) != nil else {
+            throw HostError.tenantNotFound(tenantID)
+        }
+        let workspaces = try await store.workspaces(tenantID: tenantID).filter(principal.canUse)
+        return try .json(API.WorkspaceList(workspaces: workspaces.map(API.WorkspaceView.init)))
+    }
+
+    @Sendable func createToken(_ request: Request, context: HostRequestContext) async throws -> Response {
+        let tenantID = try await administeredTenant(context)
+        let body = try await request.decodeJSON(API.NewToken.self, limit: maxBodySize)
+        guard let role = CallerRole(rawValue: body.role), role != .platformAdmin else {
+            throw HostError.badRequest("role must be tenant-admin or member, not \"\(body.role)\"")
+        }
+        guard !body.subject.isEmpty, body.subject.count <= 200 else { throw HostError.badRequest("subject must have 1 to 200 characters") }
+        let workspaces = body.workspaces ?? []
+        if role == .member && workspaces.isEmpty {
+            throw HostError.badRequest("a member token needs the workspaces it may use: give workspaces: [\"...\"]")
+        }
+        for id in workspaces {
+            guard runtime.workspace(id: id)?.tenantID == tenantID else {
+                throw HostError.badRequest("workspaces: \(id) is not a workspace of tenant \(tenantID)")
+            }
+        }
+        let minted = APIToken.mint()
+        try await store.createToken(TokenRecord(
+            id: minted.id, secretHash: minted.secretHash, role: role, subject: body.subject, tenantID: tenantID, workspaces: workspaces, createdAt: Date()
+        ))
+        return try .json(API.TokenView(token: minted.token, id: minted.id, role: role.rawValue, subject: body.subject, tenantId: tenantID, workspaces: workspaces), status: .created)
+    }
+
+    // MARK: Enablements
+
+    @Sendable func enablePlugin(_ request: Request, context: HostRequestContext) async throws -> Response {
+        let (workspace, principal) = try administeredWorkspace(context)
+        let body = try await request.decodeJSON(API.EnableRequest.self, limit: maxBodySize)
+        let enablement = try await runtime.enable(
+            workspace: workspace, pluginID: try context.parameters.require("pluginId"), grants: body.grants ?? [], config: body.config ?? [:], caller: principal.caller
+        )
+        return try .json(API.EnablementView(enablement))
+    }
+
+    @Sendable func listEnablements(_ request: Request, context: HostRequestContext) async throws -> Response {
+        let principal = try context.requirePrincipal()
+        let workspace = try visibleWorkspace(runtime, context, principal)
+        guard principal.canUse(workspace) else { throw HostError.forbidden("this token may not use workspace \(workspace.id)") }
+        return try .json(API.EnablementList(plugins: runtime.enablements(workspaceID: workspace.id).map(API.EnablementView.init)))
+    }
+
+    @Sendable func disablePlugin(_ request: Request, context: HostRequestContext) async throws -> Response {
+        let (workspace, principal) = try administeredWorkspace(context)
+        try await runtime.disable(workspace: workspace, pluginID: try context.parameters.require("pluginId"), caller: principal.caller)
+        return Response(status: .noContent)
+    }
+
+    // MARK: Authorization
+
+    private func requirePlatformAdmin(_ context: HostRequestContext) throws {
+        guard try context.requirePrincipal().role == .platformAdmin else {
+            throw HostError.forbidden("this route needs a platform-admin token")
+        }
+    }
+
+    /// The tenant of the path, which the principal must administer. Another tenant is reported as not
+    /// found so that tokens cannot probe which tenants exist.
+    private func administeredTenant(_ context: HostRequestContext) async throws -> String {
+        let principal = try context.requirePrincipal()
+        let tenantID = try context.parameters.require("tenantId")
+        guard principal.role == .platformAdmin || principal.tenantID == tenantID, try await store.tenant(id: tenantID) != nil else {
+            throw HostError.tenantNotFound(tenantID)
+        }
+        guard principal.administers(tenantID: tenantID) else { throw HostError.forbidden("this route needs a tenant-admin token of \(tenantID)") }
+        return tenantID
+    }
+
+    private func administeredWorkspace(_ context: HostRequestContext) throws -> (Workspace, Principal) {
+        let principal = try context.requirePrincipal()
+        let workspace = try visibleWorkspace(runtime, context, principal)
+        guard principal.administers(tenantID: workspace.tenantID) else {
+            throw HostError.forbidden("this route needs a tenant-admin token of \(workspace.tenantID)")
+        }
+        return (workspace, principal)
+    }
+}
+
+/// The workspace of the path as the principal may see it: another tenant's workspace is not found.
+func visibleWorkspace(_ runtime: PluginRuntime, _ context: HostRequestContext, _ principal: Principal) throws -> Workspace {
+    let id = try context.parameters.require("ws")
+    guard let workspace = runtime.workspace(id: id), principal.role == .platformAdmin || principal.tenantID == workspace.tenantID else {
+        throw HostError.workspaceNotFound(id)
+    }
+    return workspace
+}

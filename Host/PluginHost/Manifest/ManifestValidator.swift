@@ -1,0 +1,320 @@
+import Foundation
+import PluginSDK
+import Yams
+
+/// Parses and checks manifests, YAML or JSON, collecting every problem with its field path. The library
+/// the manifest names is checked too (existence, sha256, magic block) without being loaded.
+public struct ManifestValidator: Sendable {
+    /// A manifest that passed every check, with what its library's file said.
+    public struct Validated: Sendable {
+        public var manifest: PluginManifest
+        public var inspection: PluginLibraryLoader.Inspection
+    }
+
+    let loader: PluginLibraryLoader
+
+    public init(loader: PluginLibraryLoader) {
+        self.loader = loader
+    }
+
+    /// Validates a manifest file.
+    public func validate(file path: String, installedVersion: (String) -> String? = { _ in nil }) -> Result<Validated, ManifestErrors> {
+        let url = URL(fileURLWithPath: path)
+        guard let data = try? Data(contentsOf: url) else {
+            return .failure(ManifestErrors(problems: [ManifestProblem(field: "$", line: nil, message: "cannot read the manifest file \(path)")]))
+        }
+        return validate(text: String(decoding: data, as: UTF8.self), baseDirectory: url.deletingLastPathComponent().path, installedVersion: installedVersion)
+    }
+
+    /// Validates manifest text; a relative `runtime.path` resolves against `baseDirectory`.
+    /// `installedVersion` answers which version of a plugin id is installed already, if any.
+    public func validate(text: String, baseDirectory: String, installedVersion: (String) -> String? = { _ in nil }) -> Result<Validated, ManifestErrors> {
+        var reader = Reader()
+        let root: Node
+        do {
+            guard let node = try Yams.compose(yaml: text) else {
+                return .failure(ManifestErrors(problems: [ManifestProblem(field: "$", line: nil, message: "the manifest is empty")]))
+            }
+            root = node
+        } catch {
+            return .failure(ManifestErrors(problems: [Self.syntaxProblem(error)]))
+        }
+        guard case .mapping(let top) = root else {
+            return .failure(ManifestErrors(problems: [ManifestProblem(field: "$", line: root.mark?.line, message: "the manifest must be a mapping of fields")]))
+        }
+        reader.rejectUnknown(top, known: ["id", "name", "version", "sdk", "description", "runtime", "permissions", "subscriptions", "routes", "config"], prefix: "")
+
+        let id = reader.string(top["id"], "id", required: true)
+        if let id, !Self.isValidID(id) {
+            reader.problem("id", top["id"], "\"\(id)\" is not a reverse-DNS id: use lowercase dot-separated segments of [a-z0-9-], for example com.example.notes (at most 127 characters)")
+        }
+        let name = reader.string(top["name"], "name", required: true)
+        let version = reader.string(top["version"], "version", required: true)
+        if let version, SemanticVersion(version) == nil {
+            reader.problem("version", top["version"], "\"\(version)\" is not a semantic version: write MAJOR.MINOR.PATCH, for example 1.0.0")
+        }
+        let sdk = reader.string(top["sdk"], "sdk", required: true)
+        if let sdk {
+            if let range = VersionRange(sdk) {
+                let hostSDK = SemanticVersion(SDKVersion.version)!
+                if !range.contains(hostSDK) {
+                    reader.problem("sdk", top["sdk"], "this host provides PluginSDK \(hostSDK), which is outside \"\(sdk)\"")
+                }
+            } else {
+                reader.problem("sdk", top["sdk"], "\"\(sdk)\" is not a version range: write for example ^1.0.0 or >=1.0.0 <2.0.0")
+            }
+        }
+        let description = reader.string(top["description"], "description", required: false) ?? ""
+        let runtime = readRuntime(top["runtime"], baseDirectory: baseDirectory, reader: &reader)
+        let permissions = readPermissions(top["permissions"], reader: &reader)
+        let subscriptions = readSubscriptions(top["subscriptions"], permissions: permissions, reader: &reader)
+        let routes = readRoutes(top["routes"], reader: &reader)
+        let config = readConfig(top["config"], reader: &reader)
+
+        var inspection: PluginLibraryLoader.Inspection?
+        if let runtime {
+            inspection = inspectLibrary(runtime, node: top["runtime"], id: id, version: version, reader: &reader)
+        }
+        if let id, let version, let installed = installedVersion(id), installed == version {
+            reader.problem("id", top["id"], "\(id) \(version) is already installed; raise version to upgrade it, or uninstall it first")
+        }
+        guard reader.problems.isEmpty, let id, let name, let version, let sdk, let runtime, let inspection else {
+            return .failure(ManifestErrors(problems: reader.problems))
+        }
+        let manifest = PluginManifest(
+            id: id, name: name, version: version, sdk: sdk, description: description, runtime: runtime,
+            permissions: permissions.map(\.description), subscriptions: subscriptions, routes: routes, config: config
+        )
+        return .success(Validated(manifest: manifest, inspection: inspection))
+    }
+
+    static func isValidID(_ id: String) -> Bool {
+        let segments = id.split(separator: ".", omittingEmptySubsequences: false)
+        let allowed = Set("abcdefghijklmnopqrstuvwxyz0123456789-")
+        return id.utf8.count <= 127 && segments.count >= 2
+            && segments.allSatisfy { !$0.isEmpty && $0.allSatisfy(allowed.contains) && $0.first != "-" && $0.last != "-" }
+    }
+
+    private static func syntaxProblem(_ error: any Error) -> ManifestProblem {
+        switch error as? YamlError {
+        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
+            return ManifestProblem(field: "$", line: mark.line, message: "YAML/JSON syntax error at column \(mark.column): \(problem)")
+        case .duplicatedKeysInMapping(let duplicates, _):
+            return ManifestProblem(field: "$", line: nil, message: "duplicated keys: \(duplicates.joined(separator: ", "))")
+        default:
+            return ManifestProblem(field: "$", line: nil, message: "YAML/JSON syntax error: \(error)")
+        }
+    }
+
+    private func readRuntime(_ node: Node?, baseDirectory: String, reader: inout Reader) -> PluginManifest.Runtime? {
+        guard let mapping = reader.mapping(node, "runtime", required: true) else { return nil }
+        reader.rejectUnknown(mapping, known: ["kind", "path", "sha256"], prefix: "runtime.")
+        let kind = reader.string(mapping["kind"], "runtime.kind", required: true)
+        if let kind, PluginManifest.Runtime.Kind(rawValue: kind) == nil {
+            reader.problem("runtime.kind", mapping["kind"], "\"\(kind)\" is not a runtime kind this host runs; use library")
+        }
+        let path = reader.string(mapping["path"], "runtime.path", required: true)
+        let sha256 = reader.string(mapping["sha256"], "runtime.sha256", required: false)?.lowercased()
+        if let sha256, sha256.count != 64 || !sha256.allSatisfy(\.isHexDigit) {
+            reader.problem("runtime.sha256", mapping["sha256"], "expected 64 hexadecimal characters (the output of sha256sum)")
+        }
+        guard let kind, let kindValue = PluginManifest.Runtime.Kind(rawValue: kind), let path, !path.isEmpty else { return nil }
+        let resolved = path.hasPrefix("/") ? path : URL(fileURLWithPath: baseDirectory).appendingPathComponent(path).standardizedFileURL.path
+        return PluginManifest.Runtime(kind: kindValue, path: path, resolvedPath: resolved, sha256: sha256)
+    }
+
+    private func inspectLibrary(
+        _ runtime: PluginManifest.Runtime, node: Node?, id: String?, version: String?, reader: inout Reader
+    ) -> PluginLibraryLoader.Inspection? {
+        let pathNode = node?.mapping?["path"]
+        let inspection: PluginLibraryLoader.Inspection
+        do {
+            inspection = try loader.inspect(path: runtime.resolvedPath)
+        } catch {
+            reader.problem("runtime.path", pathNode, error.description)
+            return nil
+        }
+        var fine = true
+        if let expected = runtime.sha256, expected != inspection.sha256 {
+            reader.problem("runtime.sha256", node?.mapping?["sha256"], "sha256 mismatch: the manifest expects \(expected), the library at \(runtime.resolvedPath) has \(inspection.sha256)")
+            fine = false
+        }
+        if let id, inspection.magic.pluginID != id {
+            reader.problem("runtime.path", pathNode, "the library's magic block declares plugin id \"\(inspection.magic.pluginID)\", the manifest says \"\(id)\"")
+            fine = false
+        }
+        if let version, inspection.magic.pluginVersion != version {
+            reader.problem("runtime.path", pathNode, "the library's magic block declares version \(inspection.magic.pluginVersion), the manifest says \(version); rebuild the plugin or fix the manifest")
+            fine = false
+        }
+        return fine ? inspection : nil
+    }
+
+    private func readPermissions(_ node: Node?, reader: inout Reader) -> [Permission] {
+        var permissions: [Permission] = []
+        for (index, item) in reader.sequence(node, "permissions").enumerated() {
+            let field = "permissions[\(index)]"
+            guard let text = reader.string(item, field, required: true) else { continue }
+            guard let permission = Permission(text) else {
+                reader.problem(field, item, "unknown permission \"\(text)\"; use storage.read, storage.write, events.publish:<pattern> or events.subscribe:<pattern>")
+                continue
+            }
+            if permissions.contains(permission) {
+                reader.problem(field, item, "\"\(text)\" is listed twice")
+            }
+            permissions.append(permission)
+        }
+        return permissions
+    }
+
+    private func readSubscriptions(_ node: Node?, permissions: [Permission], reader: inout Reader) -> [String] {
+        var subscriptions: [String] = []
+        for (index, item) in reader.sequence(node, "subscriptions").enumerated() {
+            let field = "subscriptions[\(index)]"
+            guard let text = reader.string(item, field, required: true) else { continue }
+            guard let pattern = EventPattern(text) else {
+                reader.problem(field, item, "\"\(text)\" is not an event pattern: dot-separated segments of [a-z0-9_-], optionally ending in .*")
+                continue
+            }
+            let covered = permissions.contains {
+                guard case .eventsSubscribe(let granted) = $0 else { return false }
+                return granted == pattern || granted.description == "*"
+                    || (granted.description.hasSuffix(".*") && pattern.description.hasPrefix(String(granted.description.dropLast())))
+            }
+            if !covered {
+                reader.problem(field, item, "no requested permission covers it; add events.subscribe:\(text) to permissions")
+            }
+            subscriptions.append(text)
+        }
+        return subscriptions
+    }
+
+    private func readRoutes(_ node: Node?, reader: inout Reader) -> [PluginManifest.Route] {
+        var routes: [PluginManifest.Route] = []
+        let methods: Set = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "*"]
+        for (index, item) in reader.sequence(node, "routes").enumerated() {
+            let field = "routes[\(index)]"
+            guard let mapping = reader.mapping(item, field, required: true) else { continue }
+            reader.rejectUnknown(mapping, known: ["method", "path", "minimumRole"], prefix: field + ".")
+            let method = reader.string(mapping["method"], field + ".method", required: true)?.uppercased()
+            if let method, !methods.contains(method) {
+                reader.problem(field + ".method", mapping["method"], "\"\(method)\" is not an HTTP method; use GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS or *")
+            }
+            let path = reader.string(mapping["path"], field + ".path", required: true)
+            if let path, path.isEmpty || path.hasPrefix("/") || path.split(separator: "/", omittingEmptySubsequences: false).contains(where: \.isEmpty) {
+                reader.problem(field + ".path", mapping["path"], "\"\(path)\" must be a path below resources/ without a leading slash, for example notes or notes/{id}")
+            }
+            var role = CallerRole.member
+            if let text = reader.string(mapping["minimumRole"], field + ".minimumRole", required: false) {
+                if let parsed = CallerRole(rawValue: text) {
+                    role = parsed
+                } else {
+                    reader.problem(field + ".minimumRole", mapping["minimumRole"], "\"\(text)\" is not a role; use member, tenant-admin or platform-admin")
+                }
+            }
+            if let method, let path { routes.append(PluginManifest.Route(method: method, path: path, minimumRole: role)) }
+        }
+        return routes
+    }
+
+    private func readConfig(_ node: Node?, reader: inout Reader) -> ConfigSchema {
+        guard let node, let mapping = reader.mapping(node, "config", required: false) else { return .empty }
+        reader.rejectUnknown(mapping, known: ["properties", "required"], prefix: "config.")
+        var properties: [String: ConfigSchema.Property] = [:]
+        if let propertyNodes = reader.mapping(mapping["properties"], "config.properties", required: false) {
+            for (keyNode, valueNode) in propertyNodes {
+                guard let key = keyNode.string else { continue }
+                let field = "config.properties.\(key)"
+                guard let property = reader.mapping(valueNode, field, required: true) else { continue }
+                reader.rejectUnknown(property, known: ["type", "description", "default", "enum", "minimum", "maximum", "secret"], prefix: field + ".")
+                guard let typeName = reader.string(property["type"], field + ".type", required: true) else { continue }
+                guard let type = ConfigSchema.PropertyType(rawValue: typeName) else {
+                    reader.problem(field + ".type", property["type"], "\"\(typeName)\" is not a type; use \(ConfigSchema.PropertyType.allCases.map(\.rawValue).joined(separator: ", "))")
+                    continue
+                }
+                var result = ConfigSchema.Property(
+                    type: type, description: reader.string(property["description"], field + ".description", required: false),
+                    defaultValue: property["default"].map(Self.jsonValue), allowedValues: property["enum"].map { $0.array().map(Self.jsonValue) },
+                    minimum: property["minimum"]?.float, maximum: property["maximum"]?.float, secret: property["secret"]?.bool ?? false
+                )
+                if let defaultValue = result.defaultValue, let problem = result.problem(with: defaultValue) {
+                    reader.problem(field + ".default", property["default"], problem)
+                    result.defaultValue = nil
+                }
+                properties[key] = result
+            }
+        }
+        var required: [String] = []
+        for (index, item) in reader.sequence(mapping["required"], "config.required").enumerated() {
+            guard let name = reader.string(item, "config.required[\(index)]", required: true) else { continue }
+            if properties[name] == nil {
+                reader.problem("config.required[\(index)]", item, "\"\(name)\" is not declared under config.properties")
+            }
+            required.append(name)
+        }
+        return ConfigSchema(properties: properties, required: required)
+    }
+
+    static func jsonValue(_ node: Node) -> JSONValue {
+        switch node {
+        case .scalar(let scalar):
+            if node.null != nil && scalar.style == .plain { return .null }
+            if scalar.style == .plain, let bool = node.bool { return .bool(bool) }
+            if scalar.style == .plain, let int = node.int { return .integer(Int64(int)) }
+            if scalar.style == .plain, let double = node.float { return .number(double) }
+            return .string(scalar.string)
+        case .sequence(let sequence): return .array(sequence.map(jsonValue))
+        case .mapping(let mapping): return .object(Dictionary(mapping.compactMap { key, value in key.string.map { ($0, jsonValue(value)) } }, uniquingKeysWith: { $1 }))
+        case .alias: return .null
+        }
+    }
+}
+
+/// Collects problems while reading a node tree.
+struct Reader {
+    var problems: [ManifestProblem] = []
+
+    mutating func problem(_ field: String, _ node: Node?, _ message: String) {
+        problems.append(ManifestProblem(field: field, line: node?.mark?.line, message: message))
+    }
+
+    mutating func string(_ node: Node?, _ field: String, required: Bool) -> String? {
+        guard let node else {
+            if required { problem(field, nil, "missing required field") }
+            return nil
+        }
+        guard case .scalar(let scalar) = node, node.null == nil || scalar.style != .plain else {
+            problem(field, node, node.null != nil ? (required ? "missing required field (it is empty)" : "must not be empty") : "expected a string")
+            return nil
+        }
+        return scalar.string
+    }
+
+    mutating func mapping(_ node: Node?, _ field: String, required: Bool) -> Node.Mapping? {
+        guard let node else {
+            if required { problem(field, nil, "missing required field") }
+            return nil
+        }
+        guard case .mapping(let mapping) = node else {
+            problem(field, node, "expected a mapping of fields")
+            return nil
+        }
+        return mapping
+    }
+
+    mutating func sequence(_ node: Node?, _ field: String) -> [Node] {
+        guard let node else { return [] }
+        guard case .sequence(let sequence) = node else {
+            problem(field, node, "expected a list")
+            return []
+        }
+        return Array(sequence)
+    }
+
+    mutating func rejectUnknown(_ mapping: Node.Mapping, known: Set<String>, prefix: String) {
+        for (key, _) in mapping {
+            guard let name = key.string, !known.contains(name) else { continue }
+            problem(prefix + name, key, "unknown field; known fields here: \(known.sorted().joined(separator: ", "))")
+        }
+    }
+}

@@ -1,0 +1,59 @@
+import PluginSDK
+
+/// A validated plugin manifest. Made only by ``ManifestValidator``, so every value in it has been checked.
+public struct PluginManifest: Sendable, Hashable, Codable {
+    public struct Runtime: Sendable, Hashable, Codable {
+        public enum Kind: String, Sendable, Hashable, Codable { case library }
+        public var kind: Kind
+        /// The library path as written in the manifest.
+        public var path: String
+        /// `path` resolved against the manifest's folder.
+        public var resolvedPath: String
+        public var sha256: String?
+    }
+
+    public struct Route: Sendable, Hashable, Codable {
+        /// An HTTP method in upper case, or `*` for any.
+        public var method: String
+        /// Segments below `resources/`; `{name}` matches one segment, a final `*` matches the rest.
+        public var path: String
+        public var minimumRole: CallerRole
+
+        public func matches(method: String, path requestPath: String) -> Bool {
+            guard self.method == "*" || self.method == method else { return false }
+            let pattern = path.split(separator: "/")
+            let segments = requestPath.split(separator: "/")
+            for (index, part) in pattern.enumerated() {
+                if part == "*" && index == pattern.count - 1 { return segments.count >= index }
+                guard index < segments.count else { return false }
+                if part.hasPrefix("{") && part.hasSuffix("}") { continue }
+                if part != segments[index] { return false }
+            }
+            return segments.count == pattern.count
+        }
+    }
+
+    public var id: String
+    public var name: String
+    public var version: String
+    public var sdk: String
+    public var description: String
+    public var runtime: Runtime
+    public var permissions: [String]
+    public var subscriptions: [String]
+    public var routes: [Route]
+    public var config: ConfigSchema
+
+    /// The requested permissions, parsed.
+    public var requestedPermissions: PermissionSet { PermissionSet(permissions.compactMap(Permission.init)) }
+
+    /// The first route that matches a request, if any.
+    public func route(method: String, path: String) -> Route? {
+        routes.first { $0.matches(method: method, path: path) }
+    }
+
+    /// Whether the plugin subscribes to events of `type`.
+    public func subscribes(to type: String) -> Bool {
+        subscriptions.contains { EventPattern($0)?.matches(type) ?? false }
+    }
+}

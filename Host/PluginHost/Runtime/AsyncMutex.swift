@@ -1,0 +1,42 @@
+import Synchronization
+
+/// Runs async critical sections one at a time, in arrival order. Used to serialise admin changes
+/// (install, enable, ...) whose checks and writes span awaits; the request path never takes it.
+final class AsyncMutex: Sendable {
+    private struct State {
+        var locked = false
+        var waiters: [CheckedContinuation<Void, Never>] = []
+    }
+    private let state = Mutex(State())
+
+    func withLock<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+        await lock()
+        defer { unlock() }
+        return try await body()
+    }
+
+    private func lock() async {
+        await withCheckedContinuation { continuation in
+            let acquired = state.withLock { state in
+                if state.locked {
+                    state.waiters.append(continuation)
+                    return false
+                }
+                state.locked = true
+                return true
+            }
+            if acquired { continuation.resume() }
+        }
+    }
+
+    private func unlock() {
+        let next = state.withLock { state in
+            if state.waiters.isEmpty {
+                state.locked = false
+                return nil as CheckedContinuation<Void, Never>?
+            }
+            return state.waiters.removeFirst()
+        }
+        next?.resume()
+    }
+}

@@ -1,0 +1,447 @@
+import Foundation
+import Logging
+import PluginSDK
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// The registry of installed plugins and their enablements, and the one path every call into a plugin
+/// takes: look up, check grants and route, build a context bound to one workspace, call.
+///
+/// Reads on the request path come from an in-memory copy of the registry under a `Mutex`; admin changes
+/// are serialised, written to the store first, then applied to that copy.
+public final class PluginRuntime: Sendable {
+    public let configuration: HostConfiguration
+    let store: any HostStore
+    let loader: PluginLibraryLoader
+    let validator: ManifestValidator
+    let bus: any EventBus
+    let metrics: HostMetrics
+    let logger: Logger
+    private let adminLock = AsyncMutex()
+    private let timerLoop: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    private let state = Mutex(State())
+
+    struct LoadedPlugin: Sendable {
+        var record: InstalledPluginRecord
+        var instance: (any Plugin)?
+        var loadError: String?
+        var requested: PermissionSet
+    }
+
+    struct EnablementKey: Hashable {
+        var workspaceID: String
+        var pluginID: String
+    }
+
+    struct ActiveEnablement: Sendable {
+        var enablement: Enablement
+        /// What was granted and is still requested by the installed version.
+        var grants: PermissionSet
+    }
+
+    struct State {
+        var plugins: [String: LoadedPlugin] = [:]
+        var enablements: [EnablementKey: ActiveEnablement] = [:]
+        var workspaces: [String: Workspace] = [:]
+    }
+
+    /// A plugin as the API shows it.
+    public struct PluginStatus: Sendable {
+        public var record: InstalledPluginRecord
+        public var loaded: Bool
+        public var loadError: String?
+        public var enabledIn: [String]
+    }
+
+    init(configuration: HostConfiguration, store: any HostStore, loader: PluginLibraryLoader, bus: any EventBus, metrics: HostMetrics, logger: Logger) {
+        self.configuration = configuration
+        self.store = store
+        self.loader = loader
+        self.validator = ManifestValidator(loader: loader)
+        self.bus = bus
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    // MARK: Start
+
+    /// Loads what the store holds. A plugin whose library no longer passes its checks stays installed but
+    /// unavailable (503 `PLUGIN_UNAVAILABLE`, reason in `GET /v1/plugins/{id}`); the host starts anyway.
+    func bootstrap() async throws {
+        var plugins: [String: LoadedPlugin] = [:]
+        for record in try await store.plugins() {
+            let manifest = record.manifest
+            var loaded = LoadedPlugin(record: record, instance: nil, loadError: nil, requested: manifest.requestedPermissions)
+            let started = ContinuousClock.now
+            do {
+                let inspection = try loader.inspect(path: manifest.runtime.resolvedPath)
+                guard inspection.magic.pluginID == manifest.id, inspection.magic.pluginVersion == manifest.version else {
+                    throw LoadError(path: manifest.runtime.resolvedPath, pluginID: manifest.id, reason: .magicUnreadable(
+                        "the library now declares \(inspection.magic.pluginID) \(inspection.magic.pluginVersion), installed was \(manifest.id) \(manifest.version)"))
+                }
+                loaded.instance = try loader.load(path: manifest.runtime.resolvedPath, inspection: inspection)
+                metrics.recordLoad(plugin: manifest.id, duration: ContinuousClock.now - started)
+            } catch {
+                loaded.loadError = String(describing: error)
+                logger.error("installed plugin could not be loaded", metadata: ["plugin.id": "\(manifest.id)", "error": "\(error)"])
+            }
+            plugins[manifest.id] = loaded
+        }
+        var workspaces: [String: Workspace] = [:]
+        for tenant in try await store.tenants() {
+            for workspace in try await store.workspaces(tenantID: tenant.id) { workspaces[workspace.id] = workspace }
+        }
+        var enablements: [EnablementKey: ActiveEnablement] = [:]
+        for enablement in try await store.enablements() {
+            let key = EnablementKey(workspaceID: enablement.workspaceID, pluginID: enablement.pluginID)
+            enablements[key] = Self.activate(enablement, requested: plugins[enablement.pluginID]?.requested ?? PermissionSet([]))
+        }
+        state.withLock { $0 = State(plugins: plugins, enablements: enablements, workspaces: workspaces) }
+    }
+
+    /// Calls every loaded plugin's shutdown hook, each bounded by the plugin timeout.
+    func shutdown() async {
+        let instances = state.withLock { $0.plugins.values.compactMap { plugin in plugin.instance.map { (plugin.record.id, $0) } } }
+        for (id, instance) in instances {
+            do {
+                try await withPluginTimeout(pluginID: id) { await instance.shutdown() }
+            } catch {
+                logger.warning("plugin shutdown hook did not finish", metadata: ["plugin.id": "\(id)", "error": "\(error)"])
+            }
+        }
+    }
+
+    // MARK: Plugins
+
+    public func plugins() -> [PluginStatus] {
+        state.withLock { state in state.plugins.values.map { status($0, state) }.sorted { $0.record.id < $1.record.id } }
+    }
+
+    public func plugin(id: String) -> PluginStatus? {
+        state.withLock { state in state.plugins[id].map { status($0, state) } }
+    }
+
+    private func status(_ plugin: LoadedPlugin, _ state: State) -> PluginStatus {
+        PluginStatus(
+            record: plugin.record, loaded: plugin.instance != nil, loadError: plugin.loadError,
+            enabledIn: state.enablements.keys.filter { $0.pluginID == plugin.record.id }.map(\.workspaceID).sorted()
+        )
+    }
+
+    /// Validates a manifest and its library, loads it and records the installation; all or nothing.
+    /// Installing a higher version of an installed id upgrades it in place.
+    public func install(manifestText: String, baseDirectory: String) async throws -> PluginStatus {
+        try await adminLock.withLock {
+            let validated: ManifestValidator.Validated
+            switch validator.validate(text: manifestText, baseDirectory: baseDirectory, installedVersion: { id in
+                self.state.withLock { $0.plugins[id]?.record.manifest.version }
+            }) {
+            case .success(let value): validated = value
+            case .failure(let errors):
+                throw HostError(400, "INVALID_MANIFEST", "the manifest has \(errors.problems.count) problem(s); nothing was installed",
+                                details: errors.problems.map(\.description))
+            }
+            let manifest = validated.manifest
+            let started = ContinuousClock.now
+            let instance: any Plugin
+            do {
+                instance = try loader.load(path: manifest.runtime.resolvedPath, inspection: validated.inspection)
+            } catch {
+                throw HostError(400, "INVALID_MANIFEST", "the plugin library could not be loaded; nothing was installed",
+                                details: ["runtime.path: \(error)"])
+            }
+            metrics.recordLoad(plugin: manifest.id, duration: ContinuousClock.now - started)
+            let record = InstalledPluginRecord(manifest: manifest, sha256: validated.inspection.sha256, installedAt: Date())
+            try await store.installPlugin(record)
+            let previous = state.withLock { state -> LoadedPlugin? in
+                let previous = state.plugins[manifest.id]
+                let loaded = LoadedPlugin(record: record, instance: instance, loadError: nil, requested: manifest.requestedPermissions)
+                state.plugins[manifest.id] = loaded
+                for (key, active) in state.enablements where key.pluginID == manifest.id {
+                    state.enablements[key] = Self.activate(active.enablement, requested: loaded.requested)
+                }
+                return previous
+            }
+            if let old = previous?.instance { await old.shutdown() }
+            logger.info("plugin installed", metadata: ["plugin.id": "\(manifest.id)", "plugin.version": "\(manifest.version)"])
+            return plugin(id: manifest.id)!
+        }
+    }
+
+    /// Removes a plugin that no workspace has enabled. Its workspaces' data stays in the store.
+    public func uninstall(id: String) async throws {
+        try await adminLock.withLock {
+            guard let plugin = self.plugin(id: id) else { throw HostError.pluginNotFound(id) }
+            guard plugin.enabledIn.isEmpty else {
+                throw HostError(409, "PLUGIN_IN_USE", "plugin \(id) is enabled in \(plugin.enabledIn.count) workspace(s); disable it there first",
+                                details: plugin.enabledIn)
+            }
+            _ = try await store.deletePlugin(id: id)
+            let removed = state.withLock { $0.plugins.removeValue(forKey: id) }
+            // The library stays mapped: code containing Swift metadata is never unloaded.
+            if let instance = removed?.instance { await instance.shutdown() }
+            logger.info("plugin uninstalled", metadata: ["plugin.id": "\(id)"])
+        }
+    }
+
+    // MARK: Tenancy
+
+    public func createTenant(id: String, name: String) async throws -> Tenant {
+        try Self.checkIdentifier(id, field: "id")
+        let tenant = Tenant(id: id, name: name, createdAt: Date())
+        do {
+            try await store.createTenant(tenant)
+        } catch let error as StoreError where error.code == .alreadyExists {
+            throw HostError(409, "TENANT_EXISTS", "tenant \(id) already exists")
+        }
+        return tenant
+    }
+
+    public func createWorkspace(id: String, name: String, tenantID: String) async throws -> Workspace {
+        try Self.checkIdentifier(id, field: "id")
+        guard try await store.tenant(id: tenantID) != nil else { throw HostError.tenantNotFound(tenantID) }
+        let workspace = Workspace(id: id, tenantID: tenantID, name: name, createdAt: Date())
+        do {
+            try await store.createWorkspace(workspace)
+        } catch let error as StoreError where error.code == .alreadyExists {
+            throw HostError(409, "WORKSPACE_EXISTS", "workspace \(id) already exists")
+        }
+        state.withLock { $0.workspaces[id] = workspace }
+        return workspace
+    }
+
+    public func workspace(id: String) -> Workspace? {
+        state.withLock { $0.workspaces[id] }
+    }
+
+    static func checkIdentifier(_ id: String, field: String) throws {
+        let allowed = Set("abcdefghijklmnopqrstuvwxyz0123456789-_.")
+        guard (1...64).contains(id.count), id.allSatisfy(allowed.contains) else {
+            throw HostError.badRequest("\(field) \"\(id)\" must be 1 to 64 characters of [a-z0-9-_.]")
+        }
+    }
+
+    // MARK: Enablement
+
+    /// Enables (or re-configures) a plugin in a workspace: grants must be a subset of what it requests,
+    /// config must fit its schema, and its `enabled` hook must succeed; otherwise nothing changes.
+    public func enable(workspace: Workspace, pluginID: String, grants: [String], config: [String: JSONValue], caller: Caller) async throws -> Enablement {
+        try await adminLock.withLock {
+            guard let plugin = state.withLock({ $0.plugins[pluginID] }) else { throw HostError.pluginNotFound(pluginID) }
+            guard let instance = plugin.instance else { throw HostError.pluginUnavailable(pluginID, plugin.loadError ?? "not loaded") }
+            var unknown: [String] = []
+            var notRequested: [String] = []
+            for grant in grants {
+                guard let permission = Permission(grant) else {
+                    unknown.append("grants: \"\(grant)\" is not a permission")
+                    continue
+                }
+                if !plugin.requested.contains(permission) {
+                    notRequested.append("grants: \(grant) is not requested by \(pluginID) (it requests: \(plugin.record.manifest.permissions.joined(separator: ", ")))")
+                }
+            }
+            if !unknown.isEmpty { throw HostError(400, "INVALID_GRANT", "grants holds unknown permissions", details: unknown) }
+            if !notRequested.isEmpty {
+                throw HostError(400, "GRANT_NOT_REQUESTED", "a plugin can only be granted what its manifest requests", details: notRequested)
+            }
+            let checkedConfig: [String: JSONValue]
+            switch plugin.record.manifest.config.validate(config) {
+            case .success(let value): checkedConfig = value
+            case .failure(let errors): throw HostError(400, "INVALID_CONFIG", "config does not fit the plugin's schema", details: errors.problems)
+            }
+            let enablement = Enablement(workspaceID: workspace.id, pluginID: pluginID, grants: Array(Set(grants)).sorted(), config: checkedConfig, updatedAt: Date())
+            let active = Self.activate(enablement, requested: plugin.requested)
+            let context = makeContext(workspace: workspace, pluginID: pluginID, active: active, caller: caller, requestID: nil)
+            try await callHook(pluginID: pluginID, hook: "enabled") { try await instance.enabled(context: context) }
+            try await store.putEnablement(enablement)
+            state.withLock { $0.enablements[EnablementKey(workspaceID: workspace.id, pluginID: pluginID)] = active }
+            logger.info("plugin enabled", metadata: ["plugin.id": "\(pluginID)", "workspace.id": "\(workspace.id)", "grants": "\(enablement.grants)"])
+            return enablement
+        }
+    }
+
+    /// Disables a plugin in a workspace after its `disabled` hook; its data is kept.
+    public func disable(workspace: Workspace, pluginID: String, caller: Caller) async throws {
+        try await adminLock.withLock {
+            let key = EnablementKey(workspaceID: workspace.id, pluginID: pluginID)
+            let (plugin, active) = state.withLock { ($0.plugins[pluginID], $0.enablements[key]) }
+            guard let active else { throw HostError.pluginNotEnabled(pluginID, workspace: workspace.id) }
+            if let instance = plugin?.instance {
+                let context = makeContext(workspace: workspace, pluginID: pluginID, active: active, caller: caller, requestID: nil)
+                do {
+                    try await callHook(pluginID: pluginID, hook: "disabled") { try await instance.disabled(context: context) }
+                } catch {
+                    // A plugin cannot veto being disabled; the failure is logged and counted.
+                    logger.warning("disabled hook failed", metadata: ["plugin.id": "\(pluginID)", "workspace.id": "\(workspace.id)", "error": "\(error)"])
+                }
+            }
+            _ = try await store.deleteEnablement(workspaceID: workspace.id, pluginID: pluginID)
+            state.withLock { _ = $0.enablements.removeValue(forKey: key) }
+            logger.info("plugin disabled", metadata: ["plugin.id": "\(pluginID)", "workspace.id": "\(workspace.id)"])
+        }
+    }
+
+    public func enablements(workspaceID: String) -> [Enablement] {
+        state.withLock { $0.enablements.values.filter { $0.enablement.workspaceID == workspaceID }.map(\.enablement) }
+            .sorted { $0.pluginID < $1.pluginID }
+    }
+
+    static func activate(_ enablement: Enablement, requested: PermissionSet) -> ActiveEnablement {
+        ActiveEnablement(enablement: enablement, grants: PermissionSet(enablement.grants.compactMap(Permission.init).filter(requested.contains)))
+    }
+
+    // MARK: Calls
+
+    /// A call ready to run: the plugin instance and a context bound to one workspace.
+    struct PreparedCall {
+        var instance: any Plugin
+        var context: WorkspacePluginContext
+    }
+
+    /// The dispatch path of a request: look up the enablement, check the manifest's route and role,
+    /// and bind a context. Throws the API error the caller should see.
+    func prepare(workspace: Workspace, pluginID: String, method: String, path: String, caller: Caller, requestID: String) throws -> PreparedCall {
+        let key = EnablementKey(workspaceID: workspace.id, pluginID: pluginID)
+        let (plugin, active) = state.withLock { ($0.plugins[pluginID], $0.enablements[key]) }
+        guard let plugin, let active else { throw HostError.pluginNotEnabled(pluginID, workspace: workspace.id) }
+        guard let instance = plugin.instance else { throw HostError.pluginUnavailable(pluginID, plugin.loadError ?? "not loaded") }
+        let manifest = plugin.record.manifest
+        if !manifest.routes.isEmpty {
+            guard let route = manifest.route(method: method, path: path) else {
+                throw HostError(404, "ROUTE_NOT_FOUND", "plugin \(pluginID) has no route for \(method) \(path)")
+            }
+            guard caller.role >= route.minimumRole else {
+                throw HostError(403, "FORBIDDEN", "\(method) \(path) of plugin \(pluginID) needs the role \(route.minimumRole.rawValue) or above")
+            }
+        }
+        return PreparedCall(instance: instance, context: makeContext(workspace: workspace, pluginID: pluginID, active: active, caller: caller, requestID: requestID))
+    }
+
+    /// Dispatches a request without the timeout and error mapping of ``handle(_:workspace:pluginID:caller:)``;
+    /// the benchmark measures this path against a direct call.
+    func dispatch(_ request: PluginRequest, workspace: Workspace, pluginID: String, caller: Caller) async throws -> PluginResponse {
+        let call = try prepare(workspace: workspace, pluginID: pluginID, method: request.method, path: request.path, caller: caller, requestID: request.requestID)
+        return try await call.instance.handle(request, context: call.context)
+    }
+
+    /// Runs a request through a plugin with the host's timeout and turns every failure into an API error:
+    /// ``PluginError`` keeps its status, anything else thrown becomes 500 `PLUGIN_ERROR`.
+    public func handle(_ request: PluginRequest, workspace: Workspace, pluginID: String, caller: Caller) async throws -> PluginResponse {
+        let call = try prepare(workspace: workspace, pluginID: pluginID, method: request.method, path: request.path, caller: caller, requestID: request.requestID)
+        let started = ContinuousClock.now
+        var status = 500
+        defer { metrics.recordRequest(plugin: pluginID, status: status, duration: ContinuousClock.now - started) }
+        do {
+            let response = try await withPluginTimeout(pluginID: pluginID) { try await call.instance.handle(request, context: call.context) }
+            guard (100...599).contains(response.status) else {
+                logger.error("plugin answered with an invalid status", metadata: ["plugin.id": "\(pluginID)", "request.id": "\(request.requestID)", "status": "\(response.status)"])
+                metrics.recordPluginError(plugin: pluginID, kind: "error")
+                throw HostError.pluginError(pluginID)
+            }
+            status = response.status
+            return response
+        } catch {
+            let mapped = mapPluginFailure(error, pluginID: pluginID, workspaceID: workspace.id, requestID: request.requestID)
+            status = mapped.status
+            throw mapped
+        }
+    }
+
+    private func mapPluginFailure(_ error: any Error, pluginID: String, workspaceID: String, requestID: String?) -> HostError {
+        switch error {
+        case let error as HostError:
+            if error.code == "PLUGIN_TIMEOUT" { metrics.recordPluginError(plugin: pluginID, kind: "timeout") }
+            return error
+        case let error as PluginError:
+            return HostError.from(error)
+        default:
+            metrics.recordPluginError(plugin: pluginID, kind: "error")
+            logger.error("plugin threw", metadata: [
+                "plugin.id": "\(pluginID)", "workspace.id": "\(workspaceID)", "request.id": "\(requestID ?? "-")", "error": "\(String(reflecting: error))",
+            ])
+            return HostError.pluginError(pluginID)
+        }
+    }
+
+    private func callHook(pluginID: String, hook: String, _ body: @escaping @Sendable () async throws -> Void) async throws {
+        do {
+            try await withPluginTimeout(pluginID: pluginID, body)
+        } catch {
+            let mapped = mapPluginFailure(error, pluginID: pluginID, workspaceID: "-", requestID: nil)
+            throw HostError(mapped.status, mapped.code, "the \(hook) hook of \(pluginID) failed: \(mapped.message)")
+        }
+    }
+
+    /// Runs plugin code on a task of its own so that a plugin ignoring cancellation cannot hold the
+    /// caller past the timeout: the caller gets 504 and the abandoned task is cancelled. The timer is
+    /// an event-loop timer, cancelled as soon as the plugin answers.
+    func withPluginTimeout<T: Sendable>(pluginID: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        let timeout = configuration.pluginTimeout
+        let outcome = Mutex<CheckedContinuation<T, any Error>?>(nil)
+        let resume: @Sendable (Result<T, any Error>) -> Bool = { result in
+            guard let continuation = outcome.withLock({ $0.take() }) else { return false }
+            continuation.resume(with: result)
+            return true
+        }
+        let work = Mutex<Task<Void, Never>?>(nil)
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                outcome.withLock { $0 = continuation }
+                let timer = timerLoop.next().scheduleTask(in: .nanoseconds(Int64(timeout.seconds * 1e9))) {
+                    if resume(.failure(HostError.pluginTimeout(pluginID, after: timeout))) { work.withLock { $0?.cancel() } }
+                }
+                let task = Task {
+                    let result: Result<T, any Error>
+                    do { result = .success(try await body()) } catch { result = .failure(error) }
+                    if resume(result) { timer.cancel() }
+                }
+                work.withLock { $0 = task }
+            }
+        } onCancel: {
+            work.withLock { $0?.cancel() }
+        }
+    }
+
+    // MARK: Events
+
+    /// One delivery of an event to one subscribing plugin.
+    struct Delivery: Sendable {
+        var pluginID: String
+        var deliver: @Sendable () async throws -> Void
+    }
+
+    /// The deliveries an event gets: plugins enabled in its workspace that subscribe to its type and
+    /// hold a matching subscribe grant.
+    func deliveries(of event: PluginEvent) -> [Delivery] {
+        let (workspace, targets) = state.withLock { state -> (Workspace?, [(LoadedPlugin, ActiveEnablement)]) in
+            let targets = state.enablements.compactMap { key, active -> (LoadedPlugin, ActiveEnablement)? in
+                guard key.workspaceID == event.workspaceID, let plugin = state.plugins[key.pluginID] else { return nil }
+                return (plugin, active)
+            }
+            return (state.workspaces[event.workspaceID], targets)
+        }
+        guard let workspace else { return [] }
+        return targets.compactMap { plugin, active in
+            guard let instance = plugin.instance, plugin.record.manifest.subscribes(to: event.type), active.grants.allowsReceiving(event.type) else { return nil }
+            let id = plugin.record.id
+            let context = makeContext(workspace: workspace, pluginID: id, active: active, caller: Self.hostCaller, requestID: nil)
+            return Delivery(pluginID: id) { [self] in
+                try await withPluginTimeout(pluginID: id) { try await instance.handle(event: event, context: context) }
+            }
+        }
+    }
+
+    static let hostCaller = Caller(subject: "host", role: .platformAdmin)
+
+    private func makeContext(workspace: Workspace, pluginID: String, active: ActiveEnablement, caller: Caller, requestID: String?) -> WorkspacePluginContext {
+        WorkspacePluginContext(
+            tenantID: workspace.tenantID, workspaceID: workspace.id, pluginID: pluginID, caller: caller, grants: active.grants,
+            config: active.enablement.config,
+            storage: ScopedStorage(store: store, scope: StorageScope(workspaceID: workspace.id, pluginID: pluginID), grants: active.grants,
+                                   maxKeyBytes: configuration.maxKeyBytes, maxValueBytes: configuration.maxValueBytes),
+            events: ScopedEvents(bus: bus, workspaceID: workspace.id, pluginID: pluginID, grants: active.grants),
+            logger: SwiftLogPluginLogger(logger: logger, pluginID: pluginID, workspaceID: workspace.id, requestID: requestID)
+        )
+    }
+}

@@ -1,0 +1,75 @@
+import Foundation
+import PluginSDK
+
+/// Everything the host keeps: the registry of plugins, tenants, workspaces, tokens, enablements, and the
+/// plugins' own key-value data. SQLite is the embedded implementation; a server database is another.
+///
+/// Implementations never run blocking I/O on the caller's executor.
+public protocol HostStore: Sendable {
+    func installPlugin(_ record: InstalledPluginRecord) async throws
+    func plugins() async throws -> [InstalledPluginRecord]
+    func deletePlugin(id: String) async throws -> Bool
+
+    func createTenant(_ tenant: Tenant) async throws
+    func tenant(id: String) async throws -> Tenant?
+    func tenants() async throws -> [Tenant]
+
+    func createWorkspace(_ workspace: Workspace) async throws
+    func workspace(id: String) async throws -> Workspace?
+    func workspaces(tenantID: String) async throws -> [Workspace]
+
+    func createToken(_ token: TokenRecord) async throws
+    func token(secretHash: String) async throws -> TokenRecord?
+
+    func putEnablement(_ enablement: Enablement) async throws
+    func enablements() async throws -> [Enablement]
+    func deleteEnablement(workspaceID: String, pluginID: String) async throws -> Bool
+
+    func setting(_ key: String) async throws -> String?
+    func setSetting(_ key: String, _ value: String) async throws
+
+    func get(_ scope: StorageScope, key: String) async throws -> StoredValue?
+    /// Stores a value; with `expectedVersion` only if the current version is that one (`0`: absent).
+    /// Returns the new version, or throws ``StoreError/versionConflict(current:)``.
+    func put(_ scope: StorageScope, key: String, value: Data, expectedVersion: UInt64?) async throws -> UInt64
+    func delete(_ scope: StorageScope, key: String) async throws -> Bool
+    func list(_ scope: StorageScope, prefix: String, limit: Int, after cursor: String?) async throws -> StoragePage
+}
+
+public struct StoreError: Error, Sendable, CustomStringConvertible {
+    public enum Code: Sendable, Equatable {
+        case alreadyExists
+        case notFound
+        case versionConflict(current: UInt64)
+        case unavailable
+        case failed
+    }
+
+    public var code: Code
+    public var message: String
+
+    public static func alreadyExists(_ what: String) -> StoreError { StoreError(code: .alreadyExists, message: "\(what) already exists") }
+    public static func notFound(_ what: String) -> StoreError { StoreError(code: .notFound, message: "\(what) not found") }
+    public static func versionConflict(current: UInt64) -> StoreError { StoreError(code: .versionConflict(current: current), message: "version conflict") }
+    public static func unavailable(_ why: String) -> StoreError { StoreError(code: .unavailable, message: why) }
+    public static func failed(_ why: String) -> StoreError { StoreError(code: .failed, message: why) }
+
+    public var description: String { message }
+}
+
+extension String {
+    /// The smallest string greater than every string that starts with `self`, for index range scans;
+    /// `nil` when there is none (empty or all U+10FFFF).
+    var prefixUpperBound: String? {
+        var scalars = Array(unicodeScalars)
+        while let last = scalars.popLast() {
+            var next = last.value + 1
+            if next == 0xD800 { next = 0xE000 }
+            if let scalar = Unicode.Scalar(next) {
+                scalars.append(scalar)
+                return String(String.UnicodeScalarView(scalars))
+            }
+        }
+        return nil
+    }
+}

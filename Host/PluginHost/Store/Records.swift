@@ -1,0 +1,52 @@
+import Foundation
+import PluginSDK
+
+/// A plugin installed on the host.
+public struct InstalledPluginRecord: Sendable, Hashable, Codable {
+    public var manifest: PluginManifest
+    public var sha256: String
+    public var installedAt: Date
+    public var id: String { manifest.id }
+}
+
+public struct Tenant: Sendable, Hashable, Codable {
+    public var id: String
+    public var name: String
+    public var createdAt: Date
+}
+
+public struct Workspace: Sendable, Hashable, Codable {
+    public var id: String
+    public var tenantID: String
+    public var name: String
+    public var createdAt: Date
+}
+
+/// An API token as stored: only the SHA-256 of the secret is kept.
+public struct TokenRecord: Sendable, Hashable {
+    /// A public, non-secret id for listing and revoking.
+    public var id: String
+    public var secretHash: String
+    public var role: CallerRole
+    public var subject: String
+    /// `nil` for platform admins.
+    public var tenantID: String?
+    /// For members: the workspaces they may use.
+    public var workspaces: [String]
+    public var createdAt: Date
+}
+
+/// A plugin enabled in a workspace, with what was granted and configured there.
+public struct Enablement: Sendable, Hashable, Codable {
+    public var workspaceID: String
+    public var pluginID: String
+    public var grants: [String]
+    public var config: [String: JSONValue]
+    public var updatedAt: Date
+}
+
+/// The one (workspace, plugin) pair plugin storage calls are confined to.
+public struct StorageScope: Sendable, Hashable {
+    public var workspaceID: String
+    public var pluginID: String
+}

@@ -1,0 +1,33 @@
+/// The embedded store's schema as numbered migrations; `PRAGMA user_version` records how many ran.
+enum SQLiteSchema {
+    static let migrations: [String] = [
+        """
+        CREATE TABLE plugins (
+            id TEXT PRIMARY KEY, version TEXT NOT NULL, manifest TEXT NOT NULL, sha256 TEXT NOT NULL, installed_at REAL NOT NULL);
+        CREATE TABLE tenants (id TEXT PRIMARY KEY, name TEXT NOT NULL, created_at REAL NOT NULL);
+        CREATE TABLE workspaces (
+            id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES tenants (id), name TEXT NOT NULL, created_at REAL NOT NULL);
+        CREATE INDEX workspaces_by_tenant ON workspaces (tenant_id);
+        CREATE TABLE tokens (
+            secret_hash TEXT PRIMARY KEY, id TEXT NOT NULL UNIQUE, role TEXT NOT NULL, subject TEXT NOT NULL,
+            tenant_id TEXT REFERENCES tenants (id), workspaces TEXT NOT NULL, created_at REAL NOT NULL);
+        CREATE TABLE enablements (
+            workspace_id TEXT NOT NULL REFERENCES workspaces (id), plugin_id TEXT NOT NULL, grants TEXT NOT NULL,
+            config TEXT NOT NULL, updated_at REAL NOT NULL, PRIMARY KEY (workspace_id, plugin_id));
+        CREATE TABLE kv (
+            workspace_id TEXT NOT NULL, plugin_id TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,
+            version INTEGER NOT NULL, updated_at REAL NOT NULL, PRIMARY KEY (workspace_id, plugin_id, key)) WITHOUT ROWID;
+        CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        """,
+    ]
+
+    static func migrate(_ connection: SQLiteConnection) throws {
+        let applied = Int(try connection.query("PRAGMA user_version").first?[0].int64 ?? 0)
+        for (index, migration) in migrations.enumerated() where index >= applied {
+            try connection.transaction {
+                try connection.execute(migration)
+                try connection.execute("PRAGMA user_version = \(index + 1)")
+            }
+        }
+    }
+}

@@ -1,0 +1,183 @@
+import ArgumentParser
+import Foundation
+
+struct PluginsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plugins", abstract: "List, show, install and uninstall plugins (platform admin).",
+        subcommands: [List.self, Get.self, Install.self, Uninstall.self], defaultSubcommand: List.self
+    )
+
+    struct List: AsyncParsableCommand {
+        @OptionGroup var connection: ConnectionOptions
+
+        func run() async throws {
+            let data = try await connection.client().send(.GET, "/v1/plugins")
+            if connection.json { return printJSON(data) }
+            let plugins = decodeObject(data)["plugins"] as? [[String: Any]] ?? []
+            printTable(["ID", "VERSION", "STATUS", "ENABLED IN", "NAME"], plugins.map {
+                [text($0["id"]), text($0["version"]), text($0["status"]), text(($0["enabledIn"] as? [Any])?.count), text($0["name"])]
+            })
+        }
+    }
+
+    struct Get: AsyncParsableCommand {
+        @OptionGroup var connection: ConnectionOptions
+        @Argument var id: String
+
+        func run() async throws {
+            printJSON(try await connection.client().send(.GET, "/v1/plugins/\(id)"))
+        }
+    }
+
+    struct Install: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Install a plugin from a manifest file on the host's machine.")
+        @OptionGroup var connection: ConnectionOptions
+        @Argument(help: "Manifest file (YAML or JSON).") var manifest: String
+
+        func run() async throws {
+            let url = URL(fileURLWithPath: manifest)
+            let body = try Data(contentsOf: url)
+            let base = url.deletingLastPathComponent().standardizedFileURL.path
+            let query = base.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed.subtracting(CharacterSet(charactersIn: "&=+"))) ?? base
+            let type = manifest.hasSuffix(".json") ? "application/json" : "application/yaml"
+            let data = try await connection.client().send(.POST, "/v1/plugins?base=\(query)", body: body, contentType: type)
+            if connection.json { return printJSON(data) }
+            let plugin = decodeObject(data)
+            print("installed \(text(plugin["id"])) \(text(plugin["version"])) (\(text(plugin["status"])))")
+        }
+    }
+
+    struct Uninstall: AsyncParsableCommand {
+        @OptionGroup var connection: ConnectionOptions
+        @Argument var id: String
+
+        func run() async throws {
+            _ = try await connection.client().send(.DELETE, "/v1/plugins/\(id)")
+            print("uninstalled \(id)")
+        }
+    }
+}
+
+struct TenantsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tenants", abstract: "List and create tenants.", subcommands: [List.self, Create.self], defaultSubcommand: List.self)
+
+    struct List: AsyncParsableCommand {
+        @OptionGroup var connection: ConnectionOptions
+
+        func run() async throws {
+            let data = try await connection.client().send(.GET, "/v1/tenants")
+            if connection.json { return printJSON(data) }
+            printTable(["ID", "NAME", "CREATED"], (decodeObject(data)["tenants"] as? [[String: Any]] ?? []).map {
+                [text($0["id"]), text($0["name"]), text($0["createdAt"])]
+            })
+        }
+    }
+
+    struct Create: AsyncParsableCommand {
+        @OptionGroup var connection: ConnectionOptions
+        @Argument var id: String
+        @Option var name: String?
+
+        func run() async throws {
+            let data = try await connection.client().send(.POST, "/v1/tenants", json: ["id": id, "name": name ?? id])
+            connection.json ? printJSON(data) : print("created tenant \(id)")
+        }
+    }
+}
+
+struct WorkspacesCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "workspaces", abstract: "List and create workspaces of a tenant, and list a workspace's plugins.",
+        subcommands: [List.self, Create.self, Plugins.self], defaultSubcommand: List.self)
+
+    struct List: AsyncParsableCommand {
+        @OptionGroup var connection: ConnectionOptions
+        @Option(help: "Tenant id.") var tenant: String
+
+        func run() async throws {
+            let data = try await connection.client().send(.GET, "/v1/tenants/\(tenant)/workspaces")
+            if connection.json { return printJSON(data) }
+            printTable(["ID", "TENANT", "NAME"], (decodeObject(data)["workspaces"] as? [[String: Any]] ?? []).map {
+                [text($0["id"]), text($0["tenantId"]), text($0["name"])]
+            })
+        }
+    }
+
+    struct Create: AsyncParsableCommand {
+        @OptionGroup var connection: ConnectionOptions
+        @Option(help: "Tenant id.") var tenant: String
+        @Argument var id: String
+        @Option var name: String?
+
+        func run() async throws {
+            let data = try await connection.client().send(.POST, "/v1/tenants/\(tenant)/workspaces", json: ["id": id, "name": name ?? id])
+            connection.json ? printJSON(data) : print("created workspace \(id) in tenant \(tenant)")
+        }
+    }
+
+    struct Plugins: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "The plugins enabled in a workspace.")
+        @OptionGroup var connection: ConnectionOptions
+        @Argument var workspace: String
+
+        func run() async throws {
+            let data = try await connection.client().send(.GET, "/v1/workspaces/\(workspace)/plugins")
+            if connection.json { return printJSON(data) }
+            printTable(["PLUGIN", "GRANTS", "UPDATED"], (decodeObject(data)["plugins"] as? [[String: Any]] ?? []).map {
+                [text($0["pluginId"]), text($0["grants"]), text($0["updatedAt"])]
+            })
+        }
+    }
+}
+
+struct TokensCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tokens", abstract: "Create API tokens of a tenant.", subcommands: [Create.self], defaultSubcommand: Create.self)
+
+    struct Create: AsyncParsableCommand {
+        @OptionGroup var connection: ConnectionOptions
+        @Option(help: "Tenant id.") var tenant: String
+        @Option(help: "tenant-admin or member.") var role: String
+        @Option(help: "Who the token is for.") var subject: String
+        @Option(name: .customLong("workspace"), help: "A workspace a member may use (repeat for several).") var workspaces: [String] = []
+
+        func run() async throws {
+            struct Body: Encodable { var role: String; var subject: String; var workspaces: [String]? }
+            let data = try await connection.client().send(
+                .POST, "/v1/tenants/\(tenant)/tokens", json: Body(role: role, subject: subject, workspaces: workspaces.isEmpty ? nil : workspaces))
+            if connection.json { return printJSON(data) }
+            print("token for \(subject) (\(role)); shown once, store it now:\n\(text(decodeObject(data)["token"]))")
+        }
+    }
+}
+
+struct Enable: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Enable a plugin in a workspace with grants and config (tenant admin).")
+    @OptionGroup var connection: ConnectionOptions
+    @Argument var workspace: String
+    @Argument var plugin: String
+    @Option(name: .customLong("grant"), help: "A permission to grant (repeat for several).") var grants: [String] = []
+    @Option(help: "Config as a JSON object.") var config: String = "{}"
+
+    func run() async throws {
+        guard let configObject = try? JSONSerialization.jsonObject(with: Data(config.utf8)) as? [String: Any] else {
+            throw ValidationError("--config must be a JSON object, for example '{\"maxLength\": 500}'")
+        }
+        let body = try JSONSerialization.data(withJSONObject: ["grants": grants, "config": configObject])
+        let data = try await connection.client().send(.PUT, "/v1/workspaces/\(workspace)/plugins/\(plugin)", body: body, contentType: "application/json")
+        connection.json ? printJSON(data) : print("enabled \(plugin) in \(workspace) with grants: \(grants.joined(separator: ", "))")
+    }
+}
+
+struct Disable: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Disable a plugin in a workspace; its data is kept.")
+    @OptionGroup var connection: ConnectionOptions
+    @Argument var workspace: String
+    @Argument var plugin: String
+
+    func run() async throws {
+        _ = try await connection.client().send(.DELETE, "/v1/workspaces/\(workspace)/plugins/\(plugin)")
+        print("disabled \(plugin) in \(workspace)")
+    }
+}

@@ -1,0 +1,13 @@
+import ArgumentParser
+
+@main
+struct PluginHostCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plugin-host",
+        abstract: "A plugin host: loads Swift plugin libraries and serves them per workspace over HTTP.",
+        subcommands: [
+            Serve.self, Validate.self, New.self,
+            PluginsCommand.self, TenantsCommand.self, WorkspacesCommand.self, TokensCommand.self, Enable.self, Disable.self,
+        ]
+    )
+}

@@ -1,0 +1,70 @@
+import ArgumentParser
+import Foundation
+import Hummingbird
+import Logging
+import PluginHost
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the host.")
+
+    @Option(help: "Folder of the embedded store.")
+    var data: String = "./data"
+
+    @Option(help: "Address to listen on.")
+    var hostname: String = "127.0.0.1"
+
+    @Option(help: "Port to listen on (0 picks a free one).")
+    var port: Int = 8080
+
+    @Option(help: "Folder of manifests to install at start (those not installed yet).")
+    var manifests: String?
+
+    @Option(help: "Platform admin token (or PLUGIN_HOST_ADMIN_TOKEN). Without either, one is generated on first start and printed once.")
+    var adminToken: String?
+
+    @Option(help: "Largest request body in bytes.")
+    var maxBodySize: Int = 1 << 20
+
+    @Option(help: "Seconds a plugin may take per request or hook.")
+    var pluginTimeout: Double = 10
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    func run() async throws {
+        guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("--log-level: unknown level \(logLevel)") }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let environment = ProcessInfo.processInfo.environment
+        let configuration = HostConfiguration(
+            dataDirectory: data, hostname: hostname, port: port, manifestsDirectory: manifests,
+            adminToken: adminToken ?? environment["PLUGIN_HOST_ADMIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 },
+            maxBodySize: maxBodySize, pluginTimeout: .milliseconds(Int64(pluginTimeout * 1000))
+        )
+        var logger = Logger(label: "plugin-host")
+        logger.logLevel = level
+        let app = try await buildApplication(
+            configuration: configuration, logger: logger,
+            announceAdminToken: { token in
+                print("""
+                ────────────────────────────────────────────────────────────────────
+                Platform admin token (shown once, stored hashed; keep it safe):
+
+                    \(token)
+
+                export PLUGIN_HOST_TOKEN=\(token)
+                ────────────────────────────────────────────────────────────────────
+                """)
+                fflush(nil)
+            },
+            onServerRunning: { port in
+                print("plugin-host listening on http://\(configuration.hostname):\(port)")
+                fflush(nil)
+            }
+        )
+        try await app.runService()
+    }
+}

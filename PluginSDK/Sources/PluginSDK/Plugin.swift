@@ -1,0 +1,48 @@
+/// A plugin: the code a platform team ships as a shared library and the host calls.
+///
+/// The host makes one instance per process through ``PluginExport`` and calls it for every workspace the
+/// plugin is enabled in; each call receives a ``PluginContext`` bound to exactly one workspace, so keep
+/// workspace state in ``PluginContext/storage``, never in the instance.
+///
+/// Only ``handle(_:context:)`` is required; every other hook has a default that does nothing.
+///
+/// ```swift
+/// final class HelloPlugin: Plugin {
+///     init() {}
+///     func handle(_ request: PluginRequest, context: any PluginContext) async throws -> PluginResponse {
+///         .json(["hello": context.caller.subject])
+///     }
+/// }
+/// ```
+public protocol Plugin: AnyObject, Sendable {
+    /// Answers a request routed to `/v1/workspaces/{ws}/plugins/{id}/resources/{path}`.
+    ///
+    /// Throw ``PluginError`` to choose the status the caller sees; any other error becomes a 500
+    /// `PLUGIN_ERROR` without its description, which is logged instead.
+    func handle(_ request: PluginRequest, context: any PluginContext) async throws -> PluginResponse
+
+    /// Receives an event that matches one of the manifest's `subscriptions`, published in the workspace
+    /// of `context`. A thrown error makes the host retry the delivery a bounded number of times.
+    func handle(event: PluginEvent, context: any PluginContext) async throws
+
+    /// Called once when a tenant admin enables the plugin in a workspace (and again when its grants or
+    /// config change). Throwing refuses the enablement.
+    func enabled(context: any PluginContext) async throws
+
+    /// Called when a tenant admin disables the plugin in a workspace. Its stored data is kept.
+    func disabled(context: any PluginContext) async throws
+
+    /// Called once when the host shuts down, after in-flight requests have drained.
+    func shutdown() async
+}
+
+extension Plugin {
+    /// Ignores the event.
+    public func handle(event: PluginEvent, context: any PluginContext) async throws {}
+    /// Does nothing.
+    public func enabled(context: any PluginContext) async throws {}
+    /// Does nothing.
+    public func disabled(context: any PluginContext) async throws {}
+    /// Does nothing.
+    public func shutdown() async {}
+}

@@ -1,0 +1,52 @@
+import Foundation
+import PluginSDK
+
+/// Notes kept per workspace: `POST notes` creates one and publishes `notes.created`, `GET notes` lists them.
+final class NotesPlugin: Plugin {
+    struct NewNote: Decodable {
+        var text: String
+    }
+
+    struct Note: Codable {
+        var id: String
+        var text: String
+        var createdBy: String
+        var createdAt: Date
+    }
+
+    func handle(_ request: PluginRequest, context: any PluginContext) async throws -> PluginResponse {
+        switch (request.method, request.path) {
+        case ("POST", "notes"):
+            let input = try request.decodeJSON(NewNote.self)
+            let maxLength = context.config["maxLength"]?.integerValue ?? 10_000
+            guard !input.text.isEmpty, input.text.count <= maxLength else {
+                throw PluginError.badRequest("text must have 1 to \(maxLength) characters")
+            }
+            // Keys sort by creation time, so listing returns notes in the order they were written.
+            let id = String(format: "%013.0f-%@", Date().timeIntervalSince1970 * 1000, UUID().uuidString.prefix(8).lowercased())
+            let note = Note(id: id, text: input.text, createdBy: context.caller.subject, createdAt: Date())
+            try await context.storage.put("note/\(id)", json: note)
+            try await context.events.publish(type: "notes.created", json: note)
+            context.logger.info("note created", metadata: ["note.id": id])
+            return try .json(note, status: 201)
+        case ("GET", "notes"):
+            let page = try await context.storage.list(
+                prefix: "note/", limit: Int(request.queryValue("limit") ?? "") ?? 100, after: request.queryValue("after").map { "note/\($0)" }
+            )
+            let notes = try page.entries.map { try JSONDecoder().decode(Note.self, from: $0.value) }
+            return try .json(NotesPage(notes: notes, next: page.nextCursor.map { String($0.dropFirst("note/".count)) }))
+        default:
+            throw PluginError.notFound("\(request.method) \(request.path)")
+        }
+    }
+
+    struct NotesPage: Encodable {
+        var notes: [Note]
+        var next: String?
+    }
+}
+
+@_cdecl("plugin_host_entry")
+public func pluginHostEntry() -> UnsafeMutableRawPointer {
+    PluginExport.entry(NotesPlugin())
+}
