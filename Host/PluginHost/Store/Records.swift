@@ -49,4 +49,9 @@ public struct Enablement: Sendable, Hashable, Codable {
 public struct StorageScope: Sendable, Hashable {
     public var workspaceID: String
     public var pluginID: String
+
+    public init(workspaceID: String, pluginID: String) {
+        self.workspaceID = workspaceID
+        self.pluginID = pluginID
+    }
 }

@@ -12,7 +12,7 @@ public protocol PluginEvents: Sendable {
 extension PluginEvents {
     /// Publishes `payload` encoded as JSON.
     public func publish<Payload: Encodable>(type: String, json payload: Payload) async throws {
-        try await publish(type: type, payload: JSONEncoder().encode(payload))
+        try await publish(type: type, payload: PluginJSON.encoder().encode(payload))
     }
 }
 
@@ -43,6 +43,6 @@ public struct PluginEvent: Sendable, Hashable, Codable {
 
     /// Decodes the payload as JSON.
     public func decodePayload<Payload: Decodable>(as type: Payload.Type) throws -> Payload {
-        try JSONDecoder().decode(Payload.self, from: payload)
+        try PluginJSON.decoder().decode(Payload.self, from: payload)
     }
 }

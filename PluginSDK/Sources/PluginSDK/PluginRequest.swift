@@ -34,9 +34,13 @@ public struct PluginRequest: Sendable {
     /// Decodes the body as JSON, throwing ``PluginError/badRequest(_:)`` with a readable reason if it is not.
     public func decodeJSON<Body: Decodable>(_ type: Body.Type) throws -> Body {
         do {
-            return try JSONDecoder().decode(Body.self, from: body)
+            return try PluginJSON.decoder().decode(Body.self, from: body)
+        } catch DecodingError.keyNotFound(let key, let context) {
+            throw PluginError.badRequest("missing field \((context.codingPath + [key]).map(\.stringValue).joined(separator: "."))")
+        } catch DecodingError.typeMismatch(let type, let context) {
+            throw PluginError.badRequest("field \(context.codingPath.map(\.stringValue).joined(separator: ".")) must be \(type)")
         } catch {
-            throw PluginError.badRequest("the body is not the expected JSON: \(error)")
+            throw PluginError.badRequest("the body is not valid JSON")
         }
     }
 }
@@ -59,8 +63,24 @@ public struct PluginResponse: Sendable {
 
     /// A JSON response with `Content-Type: application/json`.
     public static func json<Body: Encodable>(_ value: Body, status: Int = 200) throws -> PluginResponse {
+        PluginResponse(status: status, headers: ["content-type": "application/json"], body: try PluginJSON.encoder().encode(value))
+    }
+}
+
+/// The JSON coding the SDK's helpers use: ISO 8601 dates, sorted keys.
+public enum PluginJSON {
+    /// An encoder with ISO 8601 dates and sorted keys.
+    public static func encoder() -> JSONEncoder {
         let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
         encoder.outputFormatting = [.sortedKeys]
-        return PluginResponse(status: status, headers: ["content-type": "application/json"], body: try encoder.encode(value))
+        return encoder
+    }
+
+    /// A decoder with ISO 8601 dates.
+    public static func decoder() -> JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return decoder
     }
 }

@@ -36,13 +36,13 @@ extension PluginStorage {
     /// Decodes the JSON value stored under `key`.
     public func get<Value: Decodable>(_ key: String, as type: Value.Type) async throws -> Value? {
         guard let stored = try await get(key) else { return nil }
-        return try JSONDecoder().decode(Value.self, from: stored.value)
+        return try PluginJSON.decoder().decode(Value.self, from: stored.value)
     }
 
     /// Encodes `value` as JSON and stores it under `key`.
     @discardableResult
     public func put<Value: Encodable>(_ key: String, json value: Value) async throws -> UInt64 {
-        try await put(key, JSONEncoder().encode(value))
+        try await put(key, PluginJSON.encoder().encode(value))
     }
 }
 

@@ -12,7 +12,7 @@ final class AuditPlugin: Plugin {
     }
 
     func handle(event: PluginEvent, context: any PluginContext) async throws {
-        let payload = (try? JSONDecoder().decode(JSONValue.self, from: event.payload)) ?? .null
+        let payload = (try? PluginJSON.decoder().decode(JSONValue.self, from: event.payload)) ?? .null
         let entry = Entry(id: event.id, type: event.type, sourcePluginID: event.sourcePluginID, occurredAt: event.occurredAt, payload: payload)
         // Keyed by event id, so a redelivered event overwrites its own entry instead of adding a second one.
         let key = String(format: "entry/%013.0f-%@", event.occurredAt.timeIntervalSince1970 * 1000, event.id)
@@ -26,7 +26,7 @@ final class AuditPlugin: Plugin {
         let page = try await context.storage.list(
             prefix: "entry/", limit: Int(request.queryValue("limit") ?? "") ?? 100, after: request.queryValue("after")
         )
-        let entries = try page.entries.map { try JSONDecoder().decode(Entry.self, from: $0.value) }
+        let entries = try page.entries.map { try PluginJSON.decoder().decode(Entry.self, from: $0.value) }
         return try .json(EntriesPage(entries: entries, next: page.nextCursor))
     }
 

@@ -33,7 +33,7 @@ final class NotesPlugin: Plugin {
             let page = try await context.storage.list(
                 prefix: "note/", limit: Int(request.queryValue("limit") ?? "") ?? 100, after: request.queryValue("after").map { "note/\($0)" }
             )
-            let notes = try page.entries.map { try JSONDecoder().decode(Note.self, from: $0.value) }
+            let notes = try page.entries.map { try PluginJSON.decoder().decode(Note.self, from: $0.value) }
             return try .json(NotesPage(notes: notes, next: page.nextCursor.map { String($0.dropFirst("note/".count)) }))
         default:
             throw PluginError.notFound("\(request.method) \(request.path)")

@@ -1,0 +1,201 @@
+import Foundation
+import PluginHost
+import Testing
+
+@Suite("HTTP API")
+struct APITests {
+    @Test("health, readiness and Prometheus metrics answer without a token")
+    func probes() async throws {
+        try await withHost { host in
+            #expect(try await host.request(.GET, "/health").status == 200)
+            #expect(try await host.request(.GET, "/ready").status == 200)
+            try await host.install(try Fixtures.echo, contentType: "application/json")
+            let metrics = try await host.request(.GET, "/metrics")
+            #expect(metrics.status == 200)
+            #expect(metrics.headers["content-type"]?.hasPrefix("text/plain") == true)
+            #expect(metrics.text.contains("plugin_host_plugin_load_duration_seconds{plugin=\"example.echo\"}"))
+        }
+    }
+
+    @Test("requests without a valid token get 401 and the JSON error body with a request id")
+    func unauthorized() async throws {
+        try await withHost { host in
+            for token in [nil, "not-a-token", "ph_abc_def"] {
+                let reply = try await host.request(.GET, "/v1/plugins", token: token)
+                #expect(reply.status == 401)
+                #expect(reply.errorCode == "UNAUTHORIZED")
+                let error = reply.json["error"] as? [String: any Sendable]
+                #expect((error?["requestId"] as? String) == reply.headers["x-request-id"])
+            }
+        }
+    }
+
+    @Test("a manifest installed over HTTP while the host runs is served at once")
+    func installWhileRunning() async throws {
+        try await withHost { host in
+            let installed = try await host.install(try Fixtures.echo, contentType: "application/json")
+            #expect(installed.json["status"] as? String == "loaded")
+            try await host.tenant("acme", workspaces: ["ws1"])
+            try await host.enable("example.echo", in: "ws1", grants: [])
+            let reply = try await host.admin(.POST, "/v1/workspaces/ws1/plugins/example.echo/resources/echo", body: Data("ping \u{0}bytes".utf8), contentType: "application/octet-stream")
+            #expect(reply.status == 200)
+            #expect(reply.text == "ping \u{0}bytes")
+            let list = try await host.admin(.GET, "/v1/plugins")
+            #expect((list.json["plugins"] as? [[String: any Sendable]])?.compactMap { $0["id"] as? String } == ["example.echo"])
+        }
+    }
+
+    @Test("a bad manifest over HTTP lists every problem and installs nothing")
+    func badManifestInstallsNothing() async throws {
+        try await withHost { host in
+            let text = try Fixtures.notes.replacingOccurrences(of: "version: 1.0.0", with: "version: one").replacingOccurrences(of: "storage.write", with: "storage.wipe")
+            let reply = try await host.admin(.POST, "/v1/plugins", body: Data(text.utf8), contentType: "application/yaml")
+            #expect(reply.status == 400)
+            #expect(reply.errorCode == "INVALID_MANIFEST")
+            let details = (reply.json["error"] as? [String: any Sendable])?["details"] as? [String] ?? []
+            #expect(details.contains { $0.hasPrefix("version (line 4)") })
+            #expect(details.contains { $0.hasPrefix("permissions[1]") })
+            #expect(try await host.admin(.GET, "/v1/plugins").json["plugins"] as? [Any] != nil)
+            #expect((try await host.admin(.GET, "/v1/plugins").json["plugins"] as? [Any])?.isEmpty == true)
+            // The same id and version twice: the second install is refused, the first stays.
+            try await host.install(try Fixtures.notes)
+            let again = try await host.admin(.POST, "/v1/plugins", body: Data(try Fixtures.notes.utf8), contentType: "application/yaml")
+            #expect(again.status == 400)
+            #expect(again.text.contains("already installed"))
+            #expect(try await host.admin(.POST, "/v1/plugins", body: Data("{}".utf8), contentType: "text/html").status == 415)
+        }
+    }
+
+    @Test("grants beyond what the plugin requests are refused with 400 and change nothing")
+    func grantsBeyondRequest() async throws {
+        try await withHost { host in
+            try await host.install(try Fixtures.notes)
+            try await host.tenant("acme", workspaces: ["ws1"])
+            let reply = try await host.admin(.PUT, "/v1/workspaces/ws1/plugins/example.notes", json: ["grants": ["storage.read", "events.subscribe:billing.*"]])
+            #expect(reply.status == 400)
+            #expect(reply.errorCode == "GRANT_NOT_REQUESTED")
+            #expect(try await host.admin(.PUT, "/v1/workspaces/ws1/plugins/example.notes", json: ["grants": ["root"]]).errorCode == "INVALID_GRANT")
+            #expect(try await host.admin(.PUT, "/v1/workspaces/ws1/plugins/example.notes", json: ["grants": [], "config": ["maxLength": "long"]]).errorCode == "INVALID_CONFIG")
+            let list = try await host.admin(.GET, "/v1/workspaces/ws1/plugins")
+            #expect((list.json["plugins"] as? [Any])?.isEmpty == true)
+        }
+    }
+
+    @Test("an SDK call beyond the grants fails inside the plugin with 403 PERMISSION_DENIED")
+    func permissionDeniedInsidePlugin() async throws {
+        try await withHost { host in
+            try await host.install(try Fixtures.notes)
+            try await host.tenant("acme", workspaces: ["ws1"])
+            try await host.enable("example.notes", in: "ws1", grants: ["storage.read"])
+            let write = try await host.admin(.POST, "/v1/workspaces/ws1/plugins/example.notes/resources/notes", json: ["text": "hi"])
+            #expect(write.status == 403)
+            #expect(write.errorCode == "PERMISSION_DENIED")
+            #expect(write.text.contains("storage.write"))
+            #expect(try await host.admin(.GET, "/v1/workspaces/ws1/plugins/example.notes/resources/notes").status == 200)
+            // Writing is granted, publishing is not: the note is refused at publish.
+            try await host.enable("example.notes", in: "ws1", grants: ["storage.read", "storage.write"])
+            let publish = try await host.admin(.POST, "/v1/workspaces/ws1/plugins/example.notes/resources/notes", json: ["text": "hi"])
+            #expect(publish.status == 403)
+            #expect(publish.text.contains("events.publish:notes.created"))
+        }
+    }
+
+    @Test("error paths: 404 not enabled, 404 unknown route, 413 body too large")
+    func errorPaths() async throws {
+        try await withHost(configure: { $0.maxBodySize = 1024 }) { host in
+            try await host.install(try Fixtures.echo, contentType: "application/json")
+            try await host.tenant("acme", workspaces: ["ws1"])
+            let notEnabled = try await host.admin(.GET, "/v1/workspaces/ws1/plugins/example.echo/resources/echo")
+            #expect(notEnabled.status == 404)
+            #expect(notEnabled.errorCode == "PLUGIN_NOT_ENABLED")
+            try await host.enable("example.echo", in: "ws1", grants: [])
+            #expect(try await host.admin(.GET, "/v1/workspaces/ws1/plugins/example.echo/resources/elsewhere").errorCode == "ROUTE_NOT_FOUND")
+            #expect(try await host.admin(.GET, "/v1/workspaces/nowhere/plugins/example.echo/resources/echo").errorCode == "WORKSPACE_NOT_FOUND")
+            let large = try await host.admin(.POST, "/v1/workspaces/ws1/plugins/example.echo/resources/echo", body: Data(count: 4096), contentType: "application/octet-stream")
+            #expect(large.status == 413)
+            #expect(large.errorCode == "PAYLOAD_TOO_LARGE")
+            #expect(try await host.admin(.POST, "/v1/workspaces/ws1/plugins/example.echo/resources/echo", body: Data(count: 1024), contentType: "application/octet-stream").status == 200)
+            #expect(try await host.admin(.GET, "/v2/nothing").errorCode == "NOT_FOUND")
+        }
+    }
+
+    @Test("a plugin that throws gets 500 PLUGIN_ERROR without its details, and the host keeps serving")
+    func pluginThrows() async throws {
+        try await withHost { host in
+            try await host.install(try Fixtures.faulty())
+            try await host.install(try Fixtures.echo, contentType: "application/json")
+            try await host.tenant("acme", workspaces: ["ws1"])
+            try await host.enable("test.faulty", in: "ws1", grants: [])
+            try await host.enable("example.echo", in: "ws1", grants: [])
+            let thrown = try await host.admin(.GET, "/v1/workspaces/ws1/plugins/test.faulty/resources/throw")
+            #expect(thrown.status == 500)
+            #expect(thrown.errorCode == "PLUGIN_ERROR")
+            #expect(!thrown.text.contains("internal detail"))
+            #expect(try await host.admin(.GET, "/v1/workspaces/ws1/plugins/test.faulty/resources/status").errorCode == "PLUGIN_ERROR")
+            #expect(try await host.admin(.GET, "/v1/workspaces/ws1/plugins/example.echo/resources/echo").status == 200)
+            #expect(try await host.admin(.GET, "/v1/workspaces/ws1/plugins/test.faulty/resources/fine").status == 200)
+            let metrics = try await host.request(.GET, "/metrics").text
+            #expect(metrics.contains("plugin_host_plugin_errors_total{plugin=\"test.faulty\",kind=\"error\"} 2"))
+        }
+    }
+
+    @Test("a plugin over its timeout gets 504 PLUGIN_TIMEOUT at the timeout, and the host keeps serving")
+    func pluginTimeout() async throws {
+        try await withHost(configure: { $0.pluginTimeout = .milliseconds(300) }) { host in
+            try await host.install(try Fixtures.faulty())
+            try await host.tenant("acme", workspaces: ["ws1"])
+            try await host.enable("test.faulty", in: "ws1", grants: [])
+            let started = ContinuousClock.now
+            let reply = try await host.admin(.GET, "/v1/workspaces/ws1/plugins/test.faulty/resources/hang")
+            let elapsed = ContinuousClock.now - started
+            #expect(reply.status == 504)
+            #expect(reply.errorCode == "PLUGIN_TIMEOUT")
+            #expect(elapsed < .seconds(2), "answered after \(elapsed), the plugin hangs 3 s")
+            #expect(try await host.admin(.GET, "/v1/workspaces/ws1/plugins/test.faulty/resources/fine").status == 200)
+        }
+    }
+
+    @Test("an enabled hook that refuses leaves the plugin disabled; disabling keeps the data")
+    func lifecycleHooks() async throws {
+        try await withHost { host in
+            try await host.install(try Fixtures.faulty())
+            try await host.install(try Fixtures.notes)
+            try await host.tenant("acme", workspaces: ["ws1"])
+            let refused = try await host.admin(.PUT, "/v1/workspaces/ws1/plugins/test.faulty", json: ["grants": [], "config": ["refuse": true]])
+            #expect(refused.status == 400)
+            #expect(refused.text.contains("refusing to be enabled"))
+            #expect((try await host.admin(.GET, "/v1/workspaces/ws1/plugins").json["plugins"] as? [Any])?.isEmpty == true)
+
+            try await host.enable("example.notes", in: "ws1", grants: TestHost.notesGrants)
+            #expect(try await host.admin(.POST, "/v1/workspaces/ws1/plugins/example.notes/resources/notes", json: ["text": "kept"]).status == 201)
+            #expect(try await host.admin(.DELETE, "/v1/plugins/example.notes").errorCode == "PLUGIN_IN_USE")
+            #expect(try await host.admin(.DELETE, "/v1/workspaces/ws1/plugins/example.notes").status == 204)
+            #expect(try await host.admin(.GET, "/v1/workspaces/ws1/plugins/example.notes/resources/notes").errorCode == "PLUGIN_NOT_ENABLED")
+            try await host.enable("example.notes", in: "ws1", grants: TestHost.notesGrants)
+            let notes = try await host.admin(.GET, "/v1/workspaces/ws1/plugins/example.notes/resources/notes")
+            #expect((notes.json["notes"] as? [[String: any Sendable]])?.first?["text"] as? String == "kept")
+        }
+    }
+
+    @Test("members use their workspaces' plugins but not admin routes; tenant admins administer only their tenant")
+    func roles() async throws {
+        try await withHost { host in
+            try await host.install(try Fixtures.notes)
+            try await host.tenant("acme", workspaces: ["ws1", "ws2"])
+            try await host.enable("example.notes", in: "ws1", grants: TestHost.notesGrants)
+            try await host.enable("example.notes", in: "ws2", grants: TestHost.notesGrants)
+            let member = try await host.token(tenant: "acme", role: "member", workspaces: ["ws1"])
+            let admin = try await host.token(tenant: "acme", role: "tenant-admin")
+            #expect(try await host.request(.POST, "/v1/workspaces/ws1/plugins/example.notes/resources/notes", token: member, json: ["text": "m"]).status == 201)
+            #expect(try await host.request(.GET, "/v1/workspaces/ws2/plugins/example.notes/resources/notes", token: member).status == 403)
+            #expect(try await host.request(.PUT, "/v1/workspaces/ws1/plugins/example.notes", token: member, json: ["grants": []]).status == 403)
+            #expect(try await host.request(.GET, "/v1/plugins", token: member).status == 403)
+            #expect(try await host.request(.POST, "/v1/tenants", token: admin, json: ["id": "evil", "name": "x"]).status == 403)
+            #expect(try await host.request(.POST, "/v1/tenants/acme/workspaces", token: admin, json: ["id": "ws3", "name": "three"]).status == 201)
+            let notes = try await host.request(.GET, "/v1/workspaces/ws1/plugins/example.notes/resources/notes", token: admin)
+            #expect((notes.json["notes"] as? [[String: any Sendable]])?.first?["createdBy"] as? String == "member-of-acme")
+            #expect(try await host.request(.POST, "/v1/tenants/acme/tokens", token: admin, json: ["role": "platform-admin", "subject": "x"]).status == 400)
+            #expect(try await host.request(.POST, "/v1/tenants/acme/tokens", token: admin, json: ["role": "member", "subject": "x"]).status == 400)
+        }
+    }
+}

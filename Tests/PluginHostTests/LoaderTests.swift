@@ -1,0 +1,97 @@
+import Foundation
+import PluginHost
+import PluginMagic
+import PluginSDK
+import Testing
+
+@Suite("Loading plugin libraries")
+struct LoaderTests {
+    @Test("a plugin built in a separate package casts to the host's `any Plugin`")
+    func castAcrossPackages() throws {
+        let loader = PluginLibraryLoader()
+        let path = try Fixtures.library("NotesPlugin")
+        let inspection = try loader.inspect(path: path)
+        #expect(inspection.magic.pluginID == "example.notes")
+        let plugin = try loader.load(path: path, inspection: inspection)
+        // Only one PluginSDK is mapped: the plugin's libPluginSDK.so dependency resolved to the host's.
+        let sdkCopies = Set(Self.mappedFiles().split(separator: "\n")
+            .compactMap { $0.split(separator: " ", omittingEmptySubsequences: true).last }
+            .filter { $0.hasSuffix("/libPluginSDK.so") })
+        #expect(sdkCopies.count == 1, "PluginSDK mapped from \(sdkCopies)")
+        #expect(type(of: plugin) is any Plugin.Type)
+    }
+
+    @Test("the magic block layout and ABI in the C header agree with the SDK")
+    func headerAgreesWithSDK() {
+        #expect(MagicBlock.host.sdkABI == SDKVersion.abi)
+        #expect(MagicBlock.host.sdkVersion == SDKVersion.version)
+        #expect(MagicBlock.host.toolchain.contains("clang version") || MagicBlock.host.toolchain.contains("swift-toolchain"))
+    }
+
+    @Test("a library built with another SDK ABI is refused before it is loaded, naming both sides")
+    func abiMismatchRefused() throws {
+        let folder = try TemporaryFolder()
+        let copy = try Self.patchedCopy(of: "EchoPlugin", in: folder, field: \.sdk_abi, value: 2)
+        #expect(throws: LoadError.self) { try PluginLibraryLoader().inspect(path: copy) }
+        do {
+            _ = try PluginLibraryLoader().inspect(path: copy)
+        } catch {
+            #expect(error.description == "plugin example.echo was built with SDK ABI 2, this host speaks ABI 1; rebuild it against this host's PluginSDK")
+        }
+        let maps = Self.mappedFiles()
+        #expect(maps.contains("libPluginSDK.so"), "reading the process's mappings works")
+        #expect(!maps.contains(copy), "the refused library must never be mapped")
+    }
+
+    @Test("a library built by another Swift toolchain is refused before it is loaded")
+    func toolchainMismatchRefused() throws {
+        let folder = try TemporaryFolder()
+        let copy = try Self.patchedCopy(of: "EchoPlugin", in: folder, offset: MemoryLayout<plugin_host_magic>.offset(of: \.toolchain)!, bytes: Array("swift-toolchain clang 99.0.0 (other)\0".utf8))
+        do {
+            _ = try PluginLibraryLoader().inspect(path: copy)
+            Issue.record("a toolchain mismatch was accepted")
+        } catch {
+            #expect(error.description.contains("was built with swift-toolchain clang 99.0.0 (other), this host with \(MagicBlock.host.toolchain)"))
+        }
+    }
+
+    @Test("files that are no plugin are refused with a reason")
+    func nonPluginsRefused() throws {
+        let folder = try TemporaryFolder()
+        let text = try folder.file("not-a-library.so", "hello")
+        #expect(throws: LoadError.self) { try PluginLibraryLoader().inspect(path: text) }
+        #expect(throws: LoadError.self) { try PluginLibraryLoader().inspect(path: folder.path + "/missing.so") }
+        // A real shared library without a magic block: the SDK itself.
+        let sdk = try Fixtures.library("NotesPlugin").replacingOccurrences(of: "libNotesPlugin.so", with: "libPluginSDK.so")
+        do {
+            _ = try PluginLibraryLoader().inspect(path: sdk)
+            Issue.record("a library without magic block was accepted")
+        } catch {
+            #expect(error.reason == .magicMissing)
+        }
+    }
+
+    /// The process's memory mappings. Read through a file handle: procfs reports a size of 0, so
+    /// reading it as a sized file would see nothing.
+    static func mappedFiles() -> String {
+        guard let handle = FileHandle(forReadingAtPath: "/proc/self/maps") else { return "" }
+        defer { try? handle.close() }
+        return String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
+    }
+
+    /// A copy of a fixture library with one field of its magic block rewritten in the file.
+    static func patchedCopy(of name: String, in folder: TemporaryFolder, field: WritableKeyPath<plugin_host_magic, UInt32>, value: UInt32) throws -> String {
+        let offset = MemoryLayout<plugin_host_magic>.offset(of: field)!
+        return try patchedCopy(of: name, in: folder, offset: offset, bytes: withUnsafeBytes(of: value.littleEndian, Array.init))
+    }
+
+    static func patchedCopy(of name: String, in folder: TemporaryFolder, offset: Int, bytes: [UInt8]) throws -> String {
+        var data = try Data(contentsOf: URL(fileURLWithPath: try Fixtures.library(name)))
+        let tag = Data("PLUGIN-HOST-MAGC".utf8)
+        let start = try #require(data.range(of: tag)).lowerBound
+        data.replaceSubrange(start + offset ..< start + offset + bytes.count, with: bytes)
+        let copy = folder.path + "/lib\(name)-patched.so"
+        try data.write(to: URL(fileURLWithPath: copy))
+        return copy
+    }
+}

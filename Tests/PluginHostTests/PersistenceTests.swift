@@ -1,0 +1,61 @@
+import Foundation
+import PluginHost
+import Testing
+
+@Suite("Restart persistence")
+struct PersistenceTests {
+    @Test("plugins, tenants, tokens, enablements and plugin data survive a restart")
+    func survivesRestart() async throws {
+        let folder = try TemporaryFolder()
+        var host = try await TestHost.start(data: folder.path)
+        let member: String
+        do {
+            try await host.install(try Fixtures.notes)
+            try await host.tenant("acme", workspaces: ["ws1"])
+            try await host.enable("example.notes", in: "ws1", grants: TestHost.notesGrants, config: ["maxLength": 50])
+            member = try await host.token(tenant: "acme", role: "member", workspaces: ["ws1"])
+            #expect(try await host.request(.POST, "/v1/workspaces/ws1/plugins/example.notes/resources/notes", token: member, json: ["text": "before restart"]).status == 201)
+            try await host.stop()
+        } catch {
+            try? await host.stop()
+            throw error
+        }
+        host = try await TestHost.start(data: folder.path)
+        do {
+            let notes = try await host.request(.GET, "/v1/workspaces/ws1/plugins/example.notes/resources/notes", token: member)
+            #expect(notes.status == 200)
+            #expect((notes.json["notes"] as? [[String: any Sendable]])?.first?["text"] as? String == "before restart")
+            // The config persisted too: maxLength 50 still applies.
+            let long = try await host.request(.POST, "/v1/workspaces/ws1/plugins/example.notes/resources/notes", token: member, json: ["text": String(repeating: "x", count: 51)])
+            #expect(long.status == 400)
+            let plugins = try await host.admin(.GET, "/v1/plugins").json["plugins"] as? [[String: any Sendable]]
+            #expect(plugins?.first?["status"] as? String == "loaded")
+            try await host.stop()
+        } catch {
+            try? await host.stop()
+            throw error
+        }
+    }
+
+    @Test("without a configured admin token the first start generates one, stores only its hash, and never repeats it")
+    func generatedAdminToken() async throws {
+        let folder = try TemporaryFolder()
+        let announced = AnnouncedTokens()
+        let app = try await buildApplication(configuration: HostConfiguration(dataDirectory: folder.path, port: 0), announceAdminToken: { announced.add($0) })
+        _ = app
+        let tokens = announced.all
+        #expect(tokens.count == 1)
+        let database = try Data(contentsOf: URL(fileURLWithPath: folder.path + "/plugin-host.sqlite"))
+        let wal = (try? Data(contentsOf: URL(fileURLWithPath: folder.path + "/plugin-host.sqlite-wal"))) ?? Data()
+        #expect(database.range(of: Data(tokens[0].utf8)) == nil && wal.range(of: Data(tokens[0].utf8)) == nil, "the token's secret must not be stored")
+        _ = try await buildApplication(configuration: HostConfiguration(dataDirectory: folder.path, port: 0), announceAdminToken: { announced.add($0) })
+        #expect(announced.all.count == 1)
+    }
+}
+
+final class AnnouncedTokens: @unchecked Sendable {
+    private let lock = NSLock()
+    private var tokens: [String] = []
+    func add(_ token: String) { lock.withLock { tokens.append(token) } }
+    var all: [String] { lock.withLock { tokens } }
+}

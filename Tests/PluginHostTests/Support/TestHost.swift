@@ -1,0 +1,137 @@
+import AsyncHTTPClient
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import NIOHTTP1
+import PluginHost
+import ServiceLifecycle
+import Testing
+
+/// A real host on a free loopback port, driven over real HTTP.
+final class TestHost: Sendable {
+    let port: Int
+    let adminToken: String
+    let data: String
+    private let group: ServiceGroup
+    private let running: Task<Void, any Error>
+
+    struct Reply: Sendable {
+        var status: Int
+        var body: Data
+        var headers: [String: String]
+
+        var json: [String: any Sendable] { ((try? JSONSerialization.jsonObject(with: body)) as? [String: any Sendable]) ?? [:] }
+        var errorCode: String? { (json["error"] as? [String: any Sendable])?["code"] as? String }
+        var text: String { String(decoding: body, as: UTF8.self) }
+    }
+
+    /// Starts a host on `data` (a new folder when nil) with the admin token `admin-token`.
+    static func start(data: String, configure: (inout HostConfiguration) -> Void = { _ in }) async throws -> TestHost {
+        var configuration = HostConfiguration(dataDirectory: data, port: 0, adminToken: "admin-token")
+        configure(&configuration)
+        var logger = Logger(label: "test-host")
+        logger.logLevel = .critical
+        let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
+        let app = try await buildApplication(configuration: configuration, logger: logger, onServerRunning: { port in portContinuation.yield(port) })
+        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
+        let running = Task { try await group.run() }
+        var iterator = ports.makeAsyncIterator()
+        guard let port = await iterator.next() else { throw CancellationError() }
+        return TestHost(port: port, adminToken: configuration.adminToken ?? "", data: data, group: group, running: running)
+    }
+
+    private init(port: Int, adminToken: String, data: String, group: ServiceGroup, running: Task<Void, any Error>) {
+        self.port = port
+        self.adminToken = adminToken
+        self.data = data
+        self.group = group
+        self.running = running
+    }
+
+    /// Shuts down gracefully, as on SIGTERM, and waits until every service has stopped.
+    func stop() async throws {
+        await group.triggerGracefulShutdown()
+        try await running.value
+    }
+
+    func request(
+        _ method: HTTPMethod, _ path: String, token: String? = nil, json: Any? = nil, body: Data? = nil, contentType: String? = nil
+    ) async throws -> Reply {
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
+        request.method = method
+        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        var payload = body
+        if let json { payload = try JSONSerialization.data(withJSONObject: json) }
+        if let payload {
+            request.headers.add(name: "Content-Type", value: contentType ?? "application/json")
+            request.body = .bytes(ByteBuffer(bytes: payload))
+        }
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        let data = try await response.body.collect(upTo: 32 << 20)
+        var headers: [String: String] = [:]
+        for header in response.headers { headers[header.name.lowercased()] = header.value }
+        return Reply(status: Int(response.status.code), body: Data(buffer: data), headers: headers)
+    }
+
+    /// `request` as the platform admin.
+    func admin(_ method: HTTPMethod, _ path: String, json: Any? = nil, body: Data? = nil, contentType: String? = nil) async throws -> Reply {
+        try await request(method, path, token: adminToken, json: json, body: body, contentType: contentType)
+    }
+
+    /// Installs a manifest over HTTP and expects 201.
+    @discardableResult
+    func install(_ manifest: String, contentType: String = "application/yaml") async throws -> Reply {
+        let reply = try await admin(.POST, "/v1/plugins", body: Data(manifest.utf8), contentType: contentType)
+        #expect(reply.status == 201, "install failed: \(reply.text)")
+        return reply
+    }
+
+    /// Creates a tenant with one workspace per id, via the API, expecting success.
+    func tenant(_ tenant: String, workspaces: [String]) async throws {
+        #expect(try await admin(.POST, "/v1/tenants", json: ["id": tenant, "name": tenant]).status == 201)
+        for workspace in workspaces {
+            #expect(try await admin(.POST, "/v1/tenants/\(tenant)/workspaces", json: ["id": workspace, "name": workspace]).status == 201)
+        }
+    }
+
+    /// Enables a plugin in a workspace as the platform admin, expecting 200.
+    func enable(_ plugin: String, in workspace: String, grants: [String], config: [String: Any] = [:]) async throws {
+        let reply = try await admin(.PUT, "/v1/workspaces/\(workspace)/plugins/\(plugin)", json: ["grants": grants, "config": config])
+        #expect(reply.status == 200, "enable failed: \(reply.text)")
+    }
+
+    /// Creates a token of a tenant and returns its secret.
+    func token(tenant: String, role: String, workspaces: [String] = []) async throws -> String {
+        let reply = try await admin(.POST, "/v1/tenants/\(tenant)/tokens", json: ["role": role, "subject": "\(role)-of-\(tenant)", "workspaces": workspaces])
+        #expect(reply.status == 201, "token failed: \(reply.text)")
+        return reply.json["token"] as? String ?? ""
+    }
+
+    static let notesGrants = ["storage.read", "storage.write", "events.publish:notes.*"]
+    static let auditGrants = ["storage.read", "storage.write", "events.subscribe:notes.*"]
+}
+
+/// Runs `body` with a started host on a fresh folder, and stops the host and removes the folder after.
+func withHost<T>(configure: (inout HostConfiguration) -> Void = { _ in }, _ body: (TestHost) async throws -> T) async throws -> T {
+    let folder = try TemporaryFolder()
+    let host = try await TestHost.start(data: folder.path, configure: configure)
+    do {
+        let result = try await body(host)
+        try await host.stop()
+        return result
+    } catch {
+        try? await host.stop()
+        throw error
+    }
+}
+
+/// Polls until `condition` holds or `timeout` passes; events are delivered asynchronously.
+func eventually(timeout: Duration = .seconds(5), _ condition: () async throws -> Bool) async throws -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try await Task.sleep(for: .milliseconds(25))
+    }
+    return try await condition()
+}
