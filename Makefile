@@ -1,0 +1,52 @@
+# plugin-host: `make run` starts a host with the example plugins, `make test` runs the tests.
+# Every target installs the Debian packages it needs when they are missing.
+
+SWIFT ?= swift
+PORT ?= 8080
+DATA ?= data
+APT := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
+BUILD_PACKAGES := libsqlite3-dev pkg-config
+BENCH_PACKAGES := wrk
+
+# Installs the Debian packages named in $(1) that are not installed yet.
+define ensure_packages
+	@missing=""; for package in $(1); do \
+		dpkg-query -W -f='$${Status}' $$package 2>/dev/null | grep -q "ok installed" || missing="$$missing $$package"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		$(APT) update -qq && DEBIAN_FRONTEND=noninteractive $(APT) install -y -qq $$missing; \
+	fi
+endef
+
+.PHONY: deps build run test bench clean
+
+deps:
+	$(call ensure_packages,$(BUILD_PACKAGES))
+
+## build: release host (.build/release/plugin-host) and example plugins (Plugins/.build/release/*.so)
+build: deps
+	$(SWIFT) build -c release --product plugin-host
+	cd Plugins && $(SWIFT) build -c release
+
+## run: build, then serve on an embedded store in $(DATA) with manifests/ installed
+run: build
+	@cat docs/walkthrough.txt | sed "s/{PORT}/$(PORT)/g"
+	.build/release/plugin-host serve --data $(DATA) --port $(PORT) --manifests manifests
+
+## test: build the plugin packages the tests load, then the Swift Testing suite
+test: deps
+	cd Plugins && $(SWIFT) build
+	cd Tests/Fixtures && $(SWIFT) build
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+## bench: dispatch overhead and HTTP throughput against same-process baselines
+bench: deps
+	$(call ensure_packages,$(BENCH_PACKAGES))
+	$(SWIFT) build -c release --product plugin-host-bench
+	cd Plugins && $(SWIFT) build -c release
+	.build/release/plugin-host-bench --plugins Plugins/.build/release
+
+clean:
+	rm -rf .build Plugins/.build Tests/Fixtures/.build PluginSDK/.build
