@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "plugin-host", targets: ["PluginHostCLI"]),
         .library(name: "PluginHost", targets: ["PluginHost"]),
+        .executable(name: "plugin-host-bench", targets: ["PluginHostBench"]),
     ],
     dependencies: [
         // PluginSDK is its own package with a dynamic product, so the host process holds exactly one copy
@@ -64,6 +65,19 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             path: "Host/PluginHostCLI"
+        ),
+        .executableTarget(
+            name: "PluginHostBench",
+            dependencies: [
+                "PluginHost",
+                .product(name: "PluginSDK", package: "PluginSDK"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Host/PluginHostBench"
         ),
         .testTarget(
             name: "PluginHostTests",

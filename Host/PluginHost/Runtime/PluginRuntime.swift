@@ -64,6 +64,16 @@ public final class PluginRuntime: Sendable {
         self.logger = logger
     }
 
+    /// A runtime without the HTTP layer, on `store`, with the plugins `store` holds loaded: for
+    /// embedding the host in another process and for benchmarks of the dispatch path.
+    public static func standalone(configuration: HostConfiguration, store: any HostStore, logger: Logger) async throws -> PluginRuntime {
+        let runtime = PluginRuntime(
+            configuration: configuration, store: store, loader: PluginLibraryLoader(), bus: InProcessEventBus(), metrics: HostMetrics(), logger: logger
+        )
+        try await runtime.bootstrap()
+        return runtime
+    }
+
     // MARK: Start
 
     /// Loads what the store holds. A plugin whose library no longer passes its checks stays installed but
@@ -320,7 +330,7 @@ public final class PluginRuntime: Sendable {
 
     /// Dispatches a request without the timeout and error mapping of ``handle(_:workspace:pluginID:caller:)``;
     /// the benchmark measures this path against a direct call.
-    func dispatch(_ request: PluginRequest, workspace: Workspace, pluginID: String, caller: Caller) async throws -> PluginResponse {
+    public func dispatch(_ request: PluginRequest, workspace: Workspace, pluginID: String, caller: Caller) async throws -> PluginResponse {
         let call = try prepare(workspace: workspace, pluginID: pluginID, method: request.method, path: request.path, caller: caller, requestID: request.requestID)
         return try await call.instance.handle(request, context: call.context)
     }

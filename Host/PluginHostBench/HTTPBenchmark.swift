@@ -1,0 +1,106 @@
+import AsyncHTTPClient
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import PluginHost
+import ServiceLifecycle
+
+/// Requests/s of `echo` through the whole host (auth, routing, dispatch, timeout guard, metrics) vs a
+/// bare Hummingbird route that echoes the body, both in this process, both loaded by the same wrk run
+/// settings, alternating so that neither gets a warmer machine.
+struct HTTPBenchmark {
+    let pluginsFolder: String
+    let duration = 8
+    let connections = 32
+    let rounds = 3
+
+    struct Result {
+        var hostRequestsPerSecond: [Double]
+        var bareRequestsPerSecond: [Double]
+    }
+
+    func run() async throws -> Result {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("plugin-host-bench-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder.appendingPathComponent("manifests"), withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try echoManifest(pluginsFolder).write(to: folder.appendingPathComponent("manifests/echo.json"), atomically: true, encoding: .utf8)
+
+        var logger = Logger(label: "bench")
+        logger.logLevel = .error
+        let token = "bench-admin-token"
+        let ports = AsyncStream.makeStream(of: Int.self)
+        let host = try await buildApplication(
+            configuration: HostConfiguration(dataDirectory: folder.appendingPathComponent("data").path, port: 0,
+                                             manifestsDirectory: folder.appendingPathComponent("manifests").path, adminToken: token),
+            logger: logger, onServerRunning: { ports.continuation.yield($0) }
+        )
+        let router = Router()
+        router.post("echo") { request, _ -> Response in
+            let body = try await request.body.collect(upTo: 1 << 20)
+            return Response(status: .ok, headers: [.contentType: "text/plain"], body: ResponseBody(byteBuffer: body))
+        }
+        let bare = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+                               onServerRunning: { ports.continuation.yield($0.localAddress?.port ?? 0) }, logger: logger)
+        let group = ServiceGroup(configuration: .init(services: [host, bare], gracefulShutdownSignals: [], logger: logger))
+        let running = Task { try await group.run() }
+        defer { running.cancel() }
+
+        var iterator = ports.stream.makeAsyncIterator()
+        var bound: [Int] = []
+        while bound.count < 2, let port = await iterator.next() { bound.append(port) }
+        // Which port is which: the host answers /health, the bare app does not.
+        var hostPort = bound[0]
+        var barePort = bound[1]
+        if try await status("GET", "http://127.0.0.1:\(hostPort)/health", token: nil, body: nil) != 200 { swap(&hostPort, &barePort) }
+
+        let base = "http://127.0.0.1:\(hostPort)"
+        _ = try await status("POST", base + "/v1/tenants", token: token, body: #"{"id":"bench","name":"bench"}"#)
+        _ = try await status("POST", base + "/v1/tenants/bench/workspaces", token: token, body: #"{"id":"ws","name":"ws"}"#)
+        let enabled = try await status("PUT", base + "/v1/workspaces/ws/plugins/example.echo", token: token, body: #"{"grants":[]}"#)
+        guard enabled == 200 else { throw BenchError("could not enable echo (\(enabled))") }
+
+        let script = folder.appendingPathComponent("post.lua").path
+        try "wrk.method = \"POST\"\nwrk.body = string.rep(\"a\", 64)\nwrk.headers[\"Content-Type\"] = \"text/plain\"\n"
+            .write(toFile: script, atomically: true, encoding: .utf8)
+        var result = Result(hostRequestsPerSecond: [], bareRequestsPerSecond: [])
+        for _ in 0..<rounds {
+            result.hostRequestsPerSecond.append(try wrk(base + "/v1/workspaces/ws/plugins/example.echo/resources/echo", token: token, script: script))
+            result.bareRequestsPerSecond.append(try wrk("http://127.0.0.1:\(barePort)/echo", token: token, script: script))
+        }
+        await group.triggerGracefulShutdown()
+        _ = try? await running.value
+        return result
+    }
+
+    private func status(_ method: String, _ url: String, token: String?, body: String?) async throws -> Int {
+        var request = HTTPClientRequest(url: url)
+        request.method = .init(rawValue: method)
+        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        if let body { request.body = .bytes(ByteBuffer(string: body)) }
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+        _ = try await response.body.collect(upTo: 1 << 20)
+        return Int(response.status.code)
+    }
+
+    /// Runs wrk against `url` and returns its requests/s; non-2xx answers make the run invalid.
+    private func wrk(_ url: String, token: String, script: String) throws -> Double {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/wrk")
+        process.arguments = ["-t1", "-c\(connections)", "-d\(duration)s", "-s", script, "-H", "Authorization: Bearer \(token)", url]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        guard !output.contains("Non-2xx"), let line = output.split(separator: "\n").first(where: { $0.hasPrefix("Requests/sec:") }),
+              let value = Double(line.dropFirst("Requests/sec:".count).trimmingCharacters(in: .whitespaces))
+        else { throw BenchError("wrk failed against \(url):\n\(output)") }
+        return value
+    }
+}
+
+struct BenchError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
