@@ -198,4 +198,19 @@ struct APITests {
             #expect(try await host.request(.POST, "/v1/tenants/acme/tokens", token: admin, json: ["role": "member", "subject": "x"]).status == 400)
         }
     }
+
+    @Test("config values the manifest marks secret are never echoed by the API")
+    func secretConfigMasked() async throws {
+        try await withHost { host in
+            try await host.install(try Fixtures.faulty())
+            try await host.tenant("acme", workspaces: ["ws1"])
+            let enabled = try await host.admin(.PUT, "/v1/workspaces/ws1/plugins/test.faulty", json: ["grants": [], "config": ["apiKey": "s3cret-value"]])
+            #expect(enabled.status == 200)
+            let listed = try await host.admin(.GET, "/v1/workspaces/ws1/plugins")
+            for reply in [enabled, listed] {
+                #expect(!reply.text.contains("s3cret-value"))
+                #expect(reply.text.contains("********"))
+            }
+        }
+    }
 }

@@ -72,6 +72,26 @@ struct IsolationTests {
         }
     }
 
+    @Test("a failing event handler is retried a bounded number of times, and other subscribers still get the event")
+    func failingHandlerRetried() async throws {
+        try await withHost(configure: { $0.eventRetry = .init(maxAttempts: 3, initialDelay: .milliseconds(5)) }) { host in
+            try await host.install(try Fixtures.notes)
+            try await host.install(try Fixtures.audit)
+            try await host.install(try Fixtures.faulty())
+            try await host.tenant("acme", workspaces: ["ws1"])
+            try await host.enable("example.notes", in: "ws1", grants: TestHost.notesGrants)
+            try await host.enable("example.audit", in: "ws1", grants: TestHost.auditGrants)
+            try await host.enable("test.faulty", in: "ws1", grants: ["events.subscribe:notes.*"])
+            #expect(try await host.admin(.POST, "/v1/workspaces/ws1/plugins/example.notes/resources/notes", json: ["text": "x"]).status == 201)
+            let failures = "plugin_host_plugin_errors_total{plugin=\"test.faulty\",kind=\"event\"} 3"
+            #expect(try await eventually { try await host.request(.GET, "/metrics").text.contains(failures) })
+            try await Task.sleep(for: .milliseconds(100))
+            #expect(try await host.request(.GET, "/metrics").text.contains(failures), "no attempt beyond the third")
+            let entries = try await host.admin(.GET, "/v1/workspaces/ws1/plugins/example.audit/resources/entries").json["entries"] as? [Any]
+            #expect(entries?.count == 1)
+        }
+    }
+
     @Test("a subscriber without the subscribe grant receives nothing")
     func subscribeNeedsGrant() async throws {
         try await withHost { host in

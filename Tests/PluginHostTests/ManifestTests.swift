@@ -95,6 +95,9 @@ struct ManifestTests {
         let found = problems(try Fixtures.notes) { $0 == "example.notes" ? "1.0.0" : nil }
         #expect(found.map(\.field) == ["id"])
         #expect(found.first?.message.contains("already installed") == true)
+        let downgrade = problems(try Fixtures.notes) { $0 == "example.notes" ? "1.5.0" : nil }
+        #expect(downgrade.map(\.field) == ["version"])
+        #expect(downgrade.first?.message.contains("would downgrade it") == true)
     }
 
     @Test("subscriptions need a requested subscribe permission; config defaults must fit their type")

@@ -10,10 +10,10 @@ struct NewPluginTests {
         let package = folder.path + "/greeter"
         let cli = Fixtures.root.appendingPathComponent(".build/debug/plugin-host").path
         try #require(FileManager.default.isExecutableFile(atPath: cli), "build the CLI first (make test does)")
-        #expect(try run(cli, ["new", "greeter", "--output", package]).status == 0)
-        let build = try run("/usr/bin/env", ["swift", "build", "-c", "release"], in: package)
+        #expect(try await run(cli, ["new", "greeter", "--output", package]).status == 0)
+        let build = try await run("/usr/bin/env", ["swift", "build", "-c", "release"], in: package)
         #expect(build.status == 0, "the generated package does not build:\n\(build.output)")
-        let validate = try run(cli, ["validate", package + "/plugin.yaml"])
+        let validate = try await run(cli, ["validate", package + "/plugin.yaml"])
         #expect(validate.status == 0, "\(validate.output)")
 
         try await withHost { host in
@@ -29,7 +29,17 @@ struct NewPluginTests {
         }
     }
 
-    private func run(_ executable: String, _ arguments: [String], in directory: String? = nil) throws -> (status: Int32, output: String) {
+    /// Runs a command to completion on a Dispatch thread: waiting for a child process must not hold one
+    /// of the few threads of Swift's cooperative pool that the hosts under test run on.
+    private func run(_ executable: String, _ arguments: [String], in directory: String? = nil) async throws -> (status: Int32, output: String) {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(with: Result { try Self.runBlocking(executable, arguments, in: directory) })
+            }
+        }
+    }
+
+    private static func runBlocking(_ executable: String, _ arguments: [String], in directory: String?) throws -> (status: Int32, output: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments

@@ -123,14 +123,14 @@ struct AdminController {
         let enablement = try await runtime.enable(
             workspace: workspace, pluginID: try context.parameters.require("pluginId"), grants: body.grants ?? [], config: body.config ?? [:], caller: principal.caller
         )
-        return try .json(API.EnablementView(enablement))
+        return try .json(API.EnablementView(runtime.masked(enablement)))
     }
 
     @Sendable func listEnablements(_ request: Request, context: HostRequestContext) async throws -> Response {
         let principal = try context.requirePrincipal()
         let workspace = try visibleWorkspace(runtime, context, principal)
         guard principal.canUse(workspace) else { throw HostError.forbidden("this token may not use workspace \(workspace.id)") }
-        return try .json(API.EnablementList(plugins: runtime.enablements(workspaceID: workspace.id).map(API.EnablementView.init)))
+        return try .json(API.EnablementList(plugins: runtime.enablements(workspaceID: workspace.id).map { API.EnablementView(runtime.masked($0)) }))
     }
 
     @Sendable func disablePlugin(_ request: Request, context: HostRequestContext) async throws -> Response {

@@ -75,8 +75,12 @@ public struct ManifestValidator: Sendable {
         if let runtime {
             inspection = inspectLibrary(runtime, node: top["runtime"], id: id, version: version, reader: &reader)
         }
-        if let id, let version, let installed = installedVersion(id), installed == version {
-            reader.problem("id", top["id"], "\(id) \(version) is already installed; raise version to upgrade it, or uninstall it first")
+        if let id, let version, let installed = installedVersion(id) {
+            if installed == version {
+                reader.problem("id", top["id"], "\(id) \(version) is already installed; raise version to upgrade it, or uninstall it first")
+            } else if let old = SemanticVersion(installed), let new = SemanticVersion(version), new < old {
+                reader.problem("version", top["version"], "\(id) \(installed) is installed; installing \(version) would downgrade it, so uninstall it first")
+            }
         }
         guard reader.problems.isEmpty, let id, let name, let version, let sdk, let runtime, let inspection else {
             return .failure(ManifestErrors(problems: reader.problems))

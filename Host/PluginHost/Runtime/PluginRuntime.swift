@@ -140,7 +140,7 @@ public final class PluginRuntime: Sendable {
     }
 
     /// Validates a manifest and its library, loads it and records the installation; all or nothing.
-    /// Installing a higher version of an installed id upgrades it in place.
+    /// Installing a higher version of an installed id upgrades it in place; a lower one is refused.
     public func install(manifestText: String, baseDirectory: String) async throws -> PluginStatus {
         try await adminLock.withLock {
             let validated: ManifestValidator.Validated
@@ -290,6 +290,16 @@ public final class PluginRuntime: Sendable {
             state.withLock { _ = $0.enablements.removeValue(forKey: key) }
             logger.info("plugin disabled", metadata: ["plugin.id": "\(pluginID)", "workspace.id": "\(workspace.id)"])
         }
+    }
+
+    /// `enablement` with the values of settings the manifest marks `secret` replaced, for API answers.
+    public func masked(_ enablement: Enablement) -> Enablement {
+        let properties = state.withLock { $0.plugins[enablement.pluginID]?.record.manifest.config.properties } ?? [:]
+        var masked = enablement
+        for (key, property) in properties where property.secret && masked.config[key] != nil {
+            masked.config[key] = .string("********")
+        }
+        return masked
     }
 
     public func enablements(workspaceID: String) -> [Enablement] {

@@ -10,7 +10,8 @@ public protocol PluginContext: Sendable {
     var workspaceID: String { get }
     /// The id of the plugin being called, as in its manifest.
     var pluginID: String { get }
-    /// Who caused this call: the API token's subject and role for a request, the host for events and hooks.
+    /// Who caused this call: the API token's subject and role for requests and for the `enabled` and
+    /// `disabled` hooks (the admin who changed the enablement); subject `host` for events and shutdown.
     var caller: Caller { get }
     /// The permissions granted to this plugin in this workspace (a subset of those it requested).
     var grants: PermissionSet { get }

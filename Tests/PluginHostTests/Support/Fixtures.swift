@@ -50,6 +50,7 @@ enum Fixtures {
         config:
           properties:
             refuse: {type: boolean, default: false}
+            apiKey: {type: string, secret: true}
         """
     }
 }
