@@ -39,7 +39,10 @@ public func buildApplication(
         return Application(
             router: router,
             configuration: .init(address: .hostname(configuration.hostname, port: configuration.port), serverName: "plugin-host"),
-            services: [store, PluginSupervisor(runtime: runtime), EventDispatcher(bus: bus, runtime: runtime, logger: logger)],
+            services: [
+                store, PluginSupervisor(runtime: runtime), CallWatchdogService(watchdog: runtime.watchdog),
+                EventDispatcher(bus: bus, runtime: runtime, logger: logger),
+            ],
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
             logger: logger
         )

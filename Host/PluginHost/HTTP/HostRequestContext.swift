@@ -1,5 +1,6 @@
 import Hummingbird
 import Logging
+import Synchronization
 
 /// Per-request state: the request id every log line and error carries, and the authenticated principal.
 public struct HostRequestContext: RequestContext {
@@ -20,8 +21,14 @@ public struct HostRequestContext: RequestContext {
         return principal
     }
 
+    /// A random per-process prefix and a counter: unique, and no system call per request.
     private static func makeRequestID() -> String {
-        var generator = SystemRandomNumberGenerator()
-        return String(generator.next() as UInt64, radix: 36)
+        prefix + String(counter.add(1, ordering: .relaxed).newValue, radix: 36)
     }
+
+    private static let prefix: String = {
+        var generator = SystemRandomNumberGenerator()
+        return String(generator.next() as UInt32, radix: 36) + "-"
+    }()
+    private static let counter = Atomic<UInt64>(0)
 }

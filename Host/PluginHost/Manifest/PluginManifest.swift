@@ -18,19 +18,6 @@ public struct PluginManifest: Sendable, Hashable, Codable {
         /// Segments below `resources/`; `{name}` matches one segment, a final `*` matches the rest.
         public var path: String
         public var minimumRole: CallerRole
-
-        public func matches(method: String, path requestPath: String) -> Bool {
-            guard self.method == "*" || self.method == method else { return false }
-            let pattern = path.split(separator: "/")
-            let segments = requestPath.split(separator: "/")
-            for (index, part) in pattern.enumerated() {
-                if part == "*" && index == pattern.count - 1 { return segments.count >= index }
-                guard index < segments.count else { return false }
-                if part.hasPrefix("{") && part.hasSuffix("}") { continue }
-                if part != segments[index] { return false }
-            }
-            return segments.count == pattern.count
-        }
     }
 
     public var id: String
@@ -46,11 +33,6 @@ public struct PluginManifest: Sendable, Hashable, Codable {
 
     /// The requested permissions, parsed.
     public var requestedPermissions: PermissionSet { PermissionSet(permissions.compactMap(Permission.init)) }
-
-    /// The first route that matches a request, if any.
-    public func route(method: String, path: String) -> Route? {
-        routes.first { $0.matches(method: method, path: path) }
-    }
 
     /// Whether the plugin subscribes to events of `type`.
     public func subscribes(to type: String) -> Bool {

@@ -1,8 +1,6 @@
 import Foundation
 import Logging
 import PluginSDK
-import NIOCore
-import NIOPosix
 import Synchronization
 
 /// The registry of installed plugins and their enablements, and the one path every call into a plugin
@@ -19,7 +17,7 @@ public final class PluginRuntime: Sendable {
     let metrics: HostMetrics
     let logger: Logger
     private let adminLock = AsyncMutex()
-    private let timerLoop: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    let watchdog = CallWatchdog()
     private let state = Mutex(State())
 
     struct LoadedPlugin: Sendable {
@@ -38,6 +36,8 @@ public final class PluginRuntime: Sendable {
         var enablement: Enablement
         /// What was granted and is still requested by the installed version.
         var grants: PermissionSet
+        /// Everything a call needs, made once per enablement; `nil` while the plugin is not loaded.
+        var bound: BoundPlugin?
     }
 
     struct State {
@@ -65,7 +65,8 @@ public final class PluginRuntime: Sendable {
     }
 
     /// A runtime without the HTTP layer, on `store`, with the plugins `store` holds loaded: for
-    /// embedding the host in another process and for benchmarks of the dispatch path.
+    /// embedding the host in another process and for benchmarks of the dispatch path. Plugin call
+    /// timeouts need ``CallWatchdogService`` running on ``watchdog``, as `buildApplication` does.
     public static func standalone(configuration: HostConfiguration, store: any HostStore, logger: Logger) async throws -> PluginRuntime {
         let runtime = PluginRuntime(
             configuration: configuration, store: store, loader: PluginLibraryLoader(), bus: InProcessEventBus(), metrics: HostMetrics(), logger: logger
@@ -105,7 +106,7 @@ public final class PluginRuntime: Sendable {
         var enablements: [EnablementKey: ActiveEnablement] = [:]
         for enablement in try await store.enablements() {
             let key = EnablementKey(workspaceID: enablement.workspaceID, pluginID: enablement.pluginID)
-            enablements[key] = Self.activate(enablement, requested: plugins[enablement.pluginID]?.requested ?? PermissionSet([]))
+            enablements[key] = activate(enablement, plugin: plugins[enablement.pluginID], workspace: workspaces[enablement.workspaceID])
         }
         state.withLock { $0 = State(plugins: plugins, enablements: enablements, workspaces: workspaces) }
     }
@@ -169,7 +170,7 @@ public final class PluginRuntime: Sendable {
                 let loaded = LoadedPlugin(record: record, instance: instance, loadError: nil, requested: manifest.requestedPermissions)
                 state.plugins[manifest.id] = loaded
                 for (key, active) in state.enablements where key.pluginID == manifest.id {
-                    state.enablements[key] = Self.activate(active.enablement, requested: loaded.requested)
+                    state.enablements[key] = activate(active.enablement, plugin: loaded, workspace: state.workspaces[key.workspaceID])
                 }
                 return previous
             }
@@ -261,8 +262,8 @@ public final class PluginRuntime: Sendable {
             case .failure(let errors): throw HostError(400, "INVALID_CONFIG", "config does not fit the plugin's schema", details: errors.problems)
             }
             let enablement = Enablement(workspaceID: workspace.id, pluginID: pluginID, grants: Array(Set(grants)).sorted(), config: checkedConfig, updatedAt: Date())
-            let active = Self.activate(enablement, requested: plugin.requested)
-            let context = makeContext(workspace: workspace, pluginID: pluginID, active: active, caller: caller, requestID: nil)
+            let active = activate(enablement, plugin: plugin, workspace: workspace)
+            let context = CallContext(bound: active.bound!, caller: caller, requestID: nil)
             try await callHook(pluginID: pluginID, hook: "enabled") { try await instance.enabled(context: context) }
             try await store.putEnablement(enablement)
             state.withLock { $0.enablements[EnablementKey(workspaceID: workspace.id, pluginID: pluginID)] = active }
@@ -277,8 +278,8 @@ public final class PluginRuntime: Sendable {
             let key = EnablementKey(workspaceID: workspace.id, pluginID: pluginID)
             let (plugin, active) = state.withLock { ($0.plugins[pluginID], $0.enablements[key]) }
             guard let active else { throw HostError.pluginNotEnabled(pluginID, workspace: workspace.id) }
-            if let instance = plugin?.instance {
-                let context = makeContext(workspace: workspace, pluginID: pluginID, active: active, caller: caller, requestID: nil)
+            if let instance = plugin?.instance, let bound = active.bound {
+                let context = CallContext(bound: bound, caller: caller, requestID: nil)
                 do {
                     try await callHook(pluginID: pluginID, hook: "disabled") { try await instance.disabled(context: context) }
                 } catch {
@@ -307,53 +308,62 @@ public final class PluginRuntime: Sendable {
             .sorted { $0.pluginID < $1.pluginID }
     }
 
-    static func activate(_ enablement: Enablement, requested: PermissionSet) -> ActiveEnablement {
-        ActiveEnablement(enablement: enablement, grants: PermissionSet(enablement.grants.compactMap(Permission.init).filter(requested.contains)))
+    /// Binds an enablement to the loaded plugin: effective grants (granted and still requested), compiled
+    /// routes, and storage and event services confined to the workspace.
+    func activate(_ enablement: Enablement, plugin: LoadedPlugin?, workspace: Workspace?) -> ActiveEnablement {
+        let grants = PermissionSet(enablement.grants.compactMap(Permission.init).filter { plugin?.requested.contains($0) ?? false })
+        var active = ActiveEnablement(enablement: enablement, grants: grants, bound: nil)
+        guard let plugin, let instance = plugin.instance, let workspace else { return active }
+        let scope = StorageScope(workspaceID: workspace.id, pluginID: plugin.record.id)
+        active.bound = BoundPlugin(
+            instance: instance, tenantID: workspace.tenantID, workspaceID: workspace.id, pluginID: plugin.record.id, grants: grants,
+            config: enablement.config,
+            storage: ScopedStorage(store: store, scope: scope, grants: grants, maxKeyBytes: configuration.maxKeyBytes, maxValueBytes: configuration.maxValueBytes),
+            events: ScopedEvents(bus: bus, workspaceID: workspace.id, pluginID: plugin.record.id, grants: grants),
+            routes: plugin.record.manifest.routes.map(CompiledRoute.init), logger: logger
+        )
+        return active
     }
 
     // MARK: Calls
 
-    /// A call ready to run: the plugin instance and a context bound to one workspace.
-    struct PreparedCall {
-        var instance: any Plugin
-        var context: WorkspacePluginContext
-    }
-
-    /// The dispatch path of a request: look up the enablement, check the manifest's route and role,
-    /// and bind a context. Throws the API error the caller should see.
-    func prepare(workspace: Workspace, pluginID: String, method: String, path: String, caller: Caller, requestID: String) throws -> PreparedCall {
+    /// The dispatch path of a request: look up the enablement, check the manifest's route and role, and
+    /// make the call's context from the parts bound at enablement. Throws the API error the caller should see.
+    func prepare(workspace: Workspace, pluginID: String, method: String, path: String, caller: Caller, requestID: String) throws -> CallContext {
         let key = EnablementKey(workspaceID: workspace.id, pluginID: pluginID)
-        let (plugin, active) = state.withLock { ($0.plugins[pluginID], $0.enablements[key]) }
-        guard let plugin, let active else { throw HostError.pluginNotEnabled(pluginID, workspace: workspace.id) }
-        guard let instance = plugin.instance else { throw HostError.pluginUnavailable(pluginID, plugin.loadError ?? "not loaded") }
-        let manifest = plugin.record.manifest
-        if !manifest.routes.isEmpty {
-            guard let route = manifest.route(method: method, path: path) else {
+        guard let active = state.withLock({ $0.enablements[key] }) else { throw HostError.pluginNotEnabled(pluginID, workspace: workspace.id) }
+        guard let bound = active.bound else {
+            throw HostError.pluginUnavailable(pluginID, state.withLock { $0.plugins[pluginID]?.loadError } ?? "not loaded")
+        }
+        if !bound.routes.isEmpty {
+            let segments = path.split(separator: "/")
+            guard let route = bound.routes.first(where: { $0.matches(method: method, segments: segments) }) else {
                 throw HostError(404, "ROUTE_NOT_FOUND", "plugin \(pluginID) has no route for \(method) \(path)")
             }
             guard caller.role >= route.minimumRole else {
                 throw HostError(403, "FORBIDDEN", "\(method) \(path) of plugin \(pluginID) needs the role \(route.minimumRole.rawValue) or above")
             }
         }
-        return PreparedCall(instance: instance, context: makeContext(workspace: workspace, pluginID: pluginID, active: active, caller: caller, requestID: requestID))
+        return CallContext(bound: bound, caller: caller, requestID: requestID)
     }
 
     /// Dispatches a request without the timeout and error mapping of ``handle(_:workspace:pluginID:caller:)``;
     /// the benchmark measures this path against a direct call.
     public func dispatch(_ request: PluginRequest, workspace: Workspace, pluginID: String, caller: Caller) async throws -> PluginResponse {
-        let call = try prepare(workspace: workspace, pluginID: pluginID, method: request.method, path: request.path, caller: caller, requestID: request.requestID)
-        return try await call.instance.handle(request, context: call.context)
+        let context = try prepare(workspace: workspace, pluginID: pluginID, method: request.method, path: request.path, caller: caller, requestID: request.requestID)
+        return try await context.bound.instance.handle(request, context: context)
     }
 
     /// Runs a request through a plugin with the host's timeout and turns every failure into an API error:
     /// ``PluginError`` keeps its status, anything else thrown becomes 500 `PLUGIN_ERROR`.
     public func handle(_ request: PluginRequest, workspace: Workspace, pluginID: String, caller: Caller) async throws -> PluginResponse {
-        let call = try prepare(workspace: workspace, pluginID: pluginID, method: request.method, path: request.path, caller: caller, requestID: request.requestID)
+        let context = try prepare(workspace: workspace, pluginID: pluginID, method: request.method, path: request.path, caller: caller, requestID: request.requestID)
+        let instance = context.bound.instance
         let started = ContinuousClock.now
         var status = 500
         defer { metrics.recordRequest(plugin: pluginID, status: status, duration: ContinuousClock.now - started) }
         do {
-            let response = try await withPluginTimeout(pluginID: pluginID) { try await call.instance.handle(request, context: call.context) }
+            let response = try await withPluginTimeout(pluginID: pluginID) { try await instance.handle(request, context: context) }
             guard (100...599).contains(response.status) else {
                 logger.error("plugin answered with an invalid status", metadata: ["plugin.id": "\(pluginID)", "request.id": "\(request.requestID)", "status": "\(response.status)"])
                 metrics.recordPluginError(plugin: pluginID, kind: "error")
@@ -394,8 +404,8 @@ public final class PluginRuntime: Sendable {
     }
 
     /// Runs plugin code on a task of its own so that a plugin ignoring cancellation cannot hold the
-    /// caller past the timeout: the caller gets 504 and the abandoned task is cancelled. The timer is
-    /// an event-loop timer, cancelled as soon as the plugin answers.
+    /// caller past the timeout: the caller gets 504 and the abandoned task is cancelled. The deadline is
+    /// kept by ``CallWatchdog``, so a call costs no timer of its own.
     func withPluginTimeout<T: Sendable>(pluginID: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
         let timeout = configuration.pluginTimeout
         let outcome = Mutex<CheckedContinuation<T, any Error>?>(nil)
@@ -408,13 +418,13 @@ public final class PluginRuntime: Sendable {
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
                 outcome.withLock { $0 = continuation }
-                let timer = timerLoop.next().scheduleTask(in: .nanoseconds(Int64(timeout.seconds * 1e9))) {
+                let deadline = watchdog.add(deadline: .now + timeout) {
                     if resume(.failure(HostError.pluginTimeout(pluginID, after: timeout))) { work.withLock { $0?.cancel() } }
                 }
-                let task = Task {
+                let task = Task { [watchdog] in
                     let result: Result<T, any Error>
                     do { result = .success(try await body()) } catch { result = .failure(error) }
-                    if resume(result) { timer.cancel() }
+                    if resume(result) { watchdog.remove(deadline) }
                 }
                 work.withLock { $0 = task }
             }
@@ -434,34 +444,21 @@ public final class PluginRuntime: Sendable {
     /// The deliveries an event gets: plugins enabled in its workspace that subscribe to its type and
     /// hold a matching subscribe grant.
     func deliveries(of event: PluginEvent) -> [Delivery] {
-        let (workspace, targets) = state.withLock { state -> (Workspace?, [(LoadedPlugin, ActiveEnablement)]) in
-            let targets = state.enablements.compactMap { key, active -> (LoadedPlugin, ActiveEnablement)? in
-                guard key.workspaceID == event.workspaceID, let plugin = state.plugins[key.pluginID] else { return nil }
-                return (plugin, active)
+        let targets = state.withLock { state in
+            state.enablements.compactMap { key, active -> (BoundPlugin, PluginManifest)? in
+                guard key.workspaceID == event.workspaceID, let bound = active.bound, let plugin = state.plugins[key.pluginID] else { return nil }
+                return (bound, plugin.record.manifest)
             }
-            return (state.workspaces[event.workspaceID], targets)
         }
-        guard let workspace else { return [] }
-        return targets.compactMap { plugin, active in
-            guard let instance = plugin.instance, plugin.record.manifest.subscribes(to: event.type), active.grants.allowsReceiving(event.type) else { return nil }
-            let id = plugin.record.id
-            let context = makeContext(workspace: workspace, pluginID: id, active: active, caller: Self.hostCaller, requestID: nil)
+        return targets.compactMap { bound, manifest in
+            guard manifest.subscribes(to: event.type), bound.grants.allowsReceiving(event.type) else { return nil }
+            let context = CallContext(bound: bound, caller: Self.hostCaller, requestID: nil)
+            let id = bound.pluginID
             return Delivery(pluginID: id) { [self] in
-                try await withPluginTimeout(pluginID: id) { try await instance.handle(event: event, context: context) }
+                try await withPluginTimeout(pluginID: id) { try await bound.instance.handle(event: event, context: context) }
             }
         }
     }
 
     static let hostCaller = Caller(subject: "host", role: .platformAdmin)
-
-    private func makeContext(workspace: Workspace, pluginID: String, active: ActiveEnablement, caller: Caller, requestID: String?) -> WorkspacePluginContext {
-        WorkspacePluginContext(
-            tenantID: workspace.tenantID, workspaceID: workspace.id, pluginID: pluginID, caller: caller, grants: active.grants,
-            config: active.enablement.config,
-            storage: ScopedStorage(store: store, scope: StorageScope(workspaceID: workspace.id, pluginID: pluginID), grants: active.grants,
-                                   maxKeyBytes: configuration.maxKeyBytes, maxValueBytes: configuration.maxValueBytes),
-            events: ScopedEvents(bus: bus, workspaceID: workspace.id, pluginID: pluginID, grants: active.grants),
-            logger: SwiftLogPluginLogger(logger: logger, pluginID: pluginID, workspaceID: workspace.id, requestID: requestID)
-        )
-    }
 }

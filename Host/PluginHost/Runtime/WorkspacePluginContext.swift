@@ -2,18 +2,88 @@ import Foundation
 import Logging
 import PluginSDK
 
-/// The host's ``PluginContext``: everything in it is bound to one (tenant, workspace, plugin) when it is
-/// made, and nothing in it can be re-pointed at another workspace.
-struct WorkspacePluginContext: PluginContext {
+/// What every call into one enabled plugin shares, made once when it is enabled (or the host starts):
+/// the instance, the workspace it is bound to, and services confined to that workspace.
+final class BoundPlugin: Sendable {
+    let instance: any Plugin
     let tenantID: String
     let workspaceID: String
     let pluginID: String
-    let caller: Caller
     let grants: PermissionSet
     let config: [String: JSONValue]
     let storage: any PluginStorage
     let events: any PluginEvents
-    let logger: any PluginLogger
+    let routes: [CompiledRoute]
+    let logger: Logger
+
+    init(instance: any Plugin, tenantID: String, workspaceID: String, pluginID: String, grants: PermissionSet, config: [String: JSONValue],
+         storage: any PluginStorage, events: any PluginEvents, routes: [CompiledRoute], logger: Logger) {
+        self.instance = instance
+        self.tenantID = tenantID
+        self.workspaceID = workspaceID
+        self.pluginID = pluginID
+        self.grants = grants
+        self.config = config
+        self.storage = storage
+        self.events = events
+        self.routes = routes
+        self.logger = logger
+    }
+}
+
+/// The host's ``PluginContext`` for one call: the bound plugin plus who is calling. Nothing in it can
+/// be re-pointed at another workspace.
+struct CallContext: PluginContext {
+    let bound: BoundPlugin
+    let caller: Caller
+    let requestID: String?
+
+    var tenantID: String { bound.tenantID }
+    var workspaceID: String { bound.workspaceID }
+    var pluginID: String { bound.pluginID }
+    var grants: PermissionSet { bound.grants }
+    var config: [String: JSONValue] { bound.config }
+    var storage: any PluginStorage { bound.storage }
+    var events: any PluginEvents { bound.events }
+    var logger: any PluginLogger {
+        SwiftLogPluginLogger(logger: bound.logger, pluginID: bound.pluginID, workspaceID: bound.workspaceID, requestID: requestID)
+    }
+}
+
+/// A manifest route split into segments once, so matching a request allocates nothing per route.
+struct CompiledRoute: Sendable {
+    enum Segment: Sendable, Equatable {
+        case literal(String)
+        case parameter
+        case rest
+    }
+
+    let method: String
+    let segments: [Segment]
+    let minimumRole: CallerRole
+
+    init(_ route: PluginManifest.Route) {
+        method = route.method
+        minimumRole = route.minimumRole
+        let parts = route.path.split(separator: "/")
+        segments = parts.enumerated().map { index, part in
+            if part == "*" && index == parts.count - 1 { return .rest }
+            if part.hasPrefix("{") && part.hasSuffix("}") { return .parameter }
+            return .literal(String(part))
+        }
+    }
+
+    func matches(method: String, segments requested: [Substring]) -> Bool {
+        guard self.method == "*" || self.method == method else { return false }
+        for (index, segment) in segments.enumerated() {
+            switch segment {
+            case .rest: return requested.count >= index
+            case .parameter: guard index < requested.count else { return false }
+            case .literal(let text): guard index < requested.count, requested[index] == text else { return false }
+            }
+        }
+        return requested.count == segments.count
+    }
 }
 
 /// Plugin storage confined to one ``StorageScope`` and checked against the grants.
