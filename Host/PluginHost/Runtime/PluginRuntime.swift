@@ -421,7 +421,9 @@ public final class PluginRuntime: Sendable {
                 let deadline = watchdog.add(deadline: .now + timeout) {
                     if resume(.failure(HostError.pluginTimeout(pluginID, after: timeout))) { work.withLock { $0?.cancel() } }
                 }
-                let task = Task { [watchdog] in
+                // Immediate: a plugin that answers without suspending runs to the end on this thread, so the
+                // common case costs no hand-off between threads; one that suspends continues on its own task.
+                let task = Task.immediate { [watchdog] in
                     let result: Result<T, any Error>
                     do { result = .success(try await body()) } catch { result = .failure(error) }
                     if resume(result) { watchdog.remove(deadline) }
