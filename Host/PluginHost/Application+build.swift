@@ -40,7 +40,9 @@ public func buildApplication(
             router: router,
             configuration: .init(address: .hostname(configuration.hostname, port: configuration.port), serverName: "plugin-host"),
             services: [
-                store, PluginSupervisor(runtime: runtime), CallWatchdogService(watchdog: runtime.watchdog),
+                // Shut down in reverse: server, event dispatcher (drains), plugin shutdown hooks, then the
+                // watchdog that bounds those hooks, then the store.
+                store, CallWatchdogService(watchdog: runtime.watchdog), PluginSupervisor(runtime: runtime),
                 EventDispatcher(bus: bus, runtime: runtime, logger: logger),
             ],
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
