@@ -1,7 +1,7 @@
 import Foundation
 
 /// The little a plugin check needs from an ELF64 little-endian shared object, read from its bytes
-/// without loading it: the dynamic symbol table and the libraries it needs.
+/// without loading it: the dynamic symbol table and the bytes of a symbol.
 struct ELFFile {
     struct Symbol {
         var name: String
@@ -95,21 +95,6 @@ struct ELFFile {
         return bytes[start..<start + Int(symbol.size)]
     }
 
-    /// The `DT_NEEDED` entries: the libraries the dynamic linker loads with this one.
-    func neededLibraries() throws -> [String] {
-        guard let dynamic = sections.first(where: { $0.type == Self.dynamicType }), Int(dynamic.link) < sections.count else { return [] }
-        let strings = sections[Int(dynamic.link)]
-        var needed: [String] = []
-        var base = Int(dynamic.offset)
-        while base + 16 <= Int(dynamic.offset + dynamic.size) {
-            let tag = try Self.read(UInt64.self, bytes, at: base)
-            if tag == 0 { break }
-            if tag == 1 { needed.append(try string(in: strings, at: try Self.read(UInt64.self, bytes, at: base + 8))) }
-            base += 16
-        }
-        return needed
-    }
-
     private func string(in section: Section, at offset: UInt64) throws -> String {
         guard offset < section.size else { throw ParseError.truncated }
         let start = Int(section.offset + offset)
@@ -126,6 +111,5 @@ struct ELFFile {
     }
 
     private static let dynSym: UInt32 = 11
-    private static let dynamicType: UInt32 = 6
     private static let noBits: UInt32 = 8
 }
