@@ -32,12 +32,20 @@ public final class PluginRuntime: Sendable {
         var pluginID: String
     }
 
-    struct ActiveEnablement: Sendable {
-        var enablement: Enablement
+    /// A class, so that the request path's lookup copies one reference out of the registry instead of
+    /// retaining and releasing every field of the enablement.
+    final class ActiveEnablement: Sendable {
+        let enablement: Enablement
         /// What was granted and is still requested by the installed version.
-        var grants: PermissionSet
+        let grants: PermissionSet
         /// Everything a call needs, made once per enablement; `nil` while the plugin is not loaded.
-        var bound: BoundPlugin?
+        let bound: BoundPlugin?
+
+        init(enablement: Enablement, grants: PermissionSet, bound: BoundPlugin?) {
+            self.enablement = enablement
+            self.grants = grants
+            self.bound = bound
+        }
     }
 
     struct State {
@@ -312,17 +320,16 @@ public final class PluginRuntime: Sendable {
     /// routes, and storage and event services confined to the workspace.
     func activate(_ enablement: Enablement, plugin: LoadedPlugin?, workspace: Workspace?) -> ActiveEnablement {
         let grants = PermissionSet(enablement.grants.compactMap(Permission.init).filter { plugin?.requested.contains($0) ?? false })
-        var active = ActiveEnablement(enablement: enablement, grants: grants, bound: nil)
-        guard let plugin, let instance = plugin.instance, let workspace else { return active }
+        guard let plugin, let instance = plugin.instance, let workspace else { return ActiveEnablement(enablement: enablement, grants: grants, bound: nil) }
         let scope = StorageScope(workspaceID: workspace.id, pluginID: plugin.record.id)
-        active.bound = BoundPlugin(
+        let bound = BoundPlugin(
             instance: instance, tenantID: workspace.tenantID, workspaceID: workspace.id, pluginID: plugin.record.id, grants: grants,
             config: enablement.config,
             storage: ScopedStorage(store: store, scope: scope, grants: grants, maxKeyBytes: configuration.maxKeyBytes, maxValueBytes: configuration.maxValueBytes),
             events: ScopedEvents(bus: bus, workspaceID: workspace.id, pluginID: plugin.record.id, grants: grants),
             routes: plugin.record.manifest.routes.map(CompiledRoute.init), logger: logger
         )
-        return active
+        return ActiveEnablement(enablement: enablement, grants: grants, bound: bound)
     }
 
     // MARK: Calls
@@ -336,8 +343,7 @@ public final class PluginRuntime: Sendable {
             throw HostError.pluginUnavailable(pluginID, state.withLock { $0.plugins[pluginID]?.loadError } ?? "not loaded")
         }
         if !bound.routes.isEmpty {
-            let segments = path.split(separator: "/")
-            guard let route = bound.routes.first(where: { $0.matches(method: method, segments: segments) }) else {
+            guard let route = bound.routes.first(where: { $0.matches(method: method, path: path) }) else {
                 throw HostError(404, "ROUTE_NOT_FOUND", "plugin \(pluginID) has no route for \(method) \(path)")
             }
             guard caller.role >= route.minimumRole else {
