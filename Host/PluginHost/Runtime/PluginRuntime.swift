@@ -412,32 +412,31 @@ public final class PluginRuntime: Sendable {
     /// Runs plugin code on a task of its own so that a plugin ignoring cancellation cannot hold the
     /// caller past the timeout: the caller gets 504 and the abandoned task is cancelled. The deadline is
     /// kept by ``CallWatchdog``, so a call costs no timer of its own.
+    ///
+    /// The task starts immediately, so a plugin that answers without suspending has run to its end when
+    /// `Task.immediate` returns; its answer is taken from there, with no deadline registered and no
+    /// continuation, which would suspend the caller and enqueue it again. Only a call still running then
+    /// registers its deadline (counted from the call's start) and waits.
     func withPluginTimeout<T: Sendable>(pluginID: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
         let timeout = configuration.pluginTimeout
-        let outcome = Mutex<CheckedContinuation<T, any Error>?>(nil)
-        let resume: @Sendable (Result<T, any Error>) -> Bool = { result in
-            guard let continuation = outcome.withLock({ $0.take() }) else { return false }
-            continuation.resume(with: result)
-            return true
+        let started = ContinuousClock.now
+        let call = PluginCall<T>()
+        let watchdog = self.watchdog
+        let task = Task.immediate {
+            let result: Result<T, any Error>
+            do { result = .success(try await body()) } catch { result = .failure(error) }
+            call.finish(result, watchdog: watchdog)
         }
-        let work = Mutex<Task<Void, Never>?>(nil)
+        if let result = call.takeResult() { return try result.get() }
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
-                outcome.withLock { $0 = continuation }
-                let deadline = watchdog.add(deadline: .now + timeout) {
-                    if resume(.failure(HostError.pluginTimeout(pluginID, after: timeout))) { work.withLock { $0?.cancel() } }
+                let deadline = watchdog.add(deadline: started + timeout) {
+                    if call.expire(HostError.pluginTimeout(pluginID, after: timeout)) { task.cancel() }
                 }
-                // Immediate: a plugin that answers without suspending runs to the end on this thread, so the
-                // common case costs no hand-off between threads; one that suspends continues on its own task.
-                let task = Task.immediate { [watchdog] in
-                    let result: Result<T, any Error>
-                    do { result = .success(try await body()) } catch { result = .failure(error) }
-                    if resume(result) { watchdog.remove(deadline) }
-                }
-                work.withLock { $0 = task }
+                call.wait(continuation, deadline: deadline, watchdog: watchdog)
             }
         } onCancel: {
-            work.withLock { $0?.cancel() }
+            task.cancel()
         }
     }
 
