@@ -12,8 +12,26 @@ public struct HostRequestContext: RequestContext {
         self.coreContext = .init(source: source)
         self.requestID = Self.makeRequestID()
         self.principal = nil
-        self.logger[metadataKey: "request.id"] = "\(requestID)"
     }
+
+    /// The request's logger, with `request.id` and, once authenticated, `token.id` in its metadata.
+    /// They are added when the logger is asked for, that is when something is about to be logged, not
+    /// on every request: a metadata write makes the log handler rebuild its metadata (the stream
+    /// handler renders it to text on each write), which cost more than routing the request.
+    public var logger: Logger {
+        get {
+            var logger = Self.coreLogger(of: self)
+            logger[metadataKey: "request.id"] = "\(requestID)"
+            if let principal { logger[metadataKey: "token.id"] = "\(principal.tokenID)" }
+            return logger
+        }
+        set { Self.setCoreLogger(of: &self, to: newValue) }
+    }
+
+    // Hummingbird's own `logger` (kept in the core context, which is not ours to read); in a generic
+    // function `logger` names the protocol's, not the one above.
+    private static func coreLogger(of context: some RequestContext) -> Logger { context.logger }
+    private static func setCoreLogger(of context: inout some RequestContext, to logger: Logger) { context.logger = logger }
 
     /// The principal, which the auth middleware has set on every `/v1` route.
     func requirePrincipal() throws -> Principal {
