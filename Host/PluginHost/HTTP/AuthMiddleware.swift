@@ -1,3 +1,5 @@
+import Crypto
+import HTTPTypes
 import Hummingbird
 import Synchronization
 
@@ -7,31 +9,46 @@ struct AuthMiddleware: RouterMiddleware {
     let authenticator: Authenticator
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard let header = request.headers[.authorization], header.hasPrefix("Bearer "),
-              let principal = try await authenticator.principal(token: String(header.dropFirst("Bearer ".count)))
+        guard let header = Self.authorization(request.headers), header.utf8.starts(with: Self.scheme.utf8),
+              let principal = try await authenticator.principal(token: Substring(header.utf8.dropFirst(Self.scheme.utf8.count)))
         else { throw HostError.unauthorized() }
+        // The context's logger adds token.id from the principal when it is used.
         var context = context
         context.principal = principal
-        context.logger[metadataKey: "token.id"] = "\(principal.tokenID)"
         return try await next(request, context)
+    }
+
+    private static let scheme = "Bearer "
+
+    /// The request's one `Authorization` value; none when it is repeated. A scan, because the fields'
+    /// subscript joins every value of a name into a new string.
+    private static func authorization(_ fields: HTTPFields) -> String? {
+        var found: String?
+        for field in fields where field.name == .authorization {
+            guard found == nil else { return nil }
+            found = field.value
+        }
+        return found
     }
 }
 
-/// Looks tokens up by their hash, remembering the ones it has seen so requests skip the store.
+/// Looks tokens up by their hash, remembering the ones it has seen so requests skip the store. The
+/// cache is keyed by the SHA-256 digest, never the token, and the token's bytes are hashed where they
+/// are: no copy of the secret, and no hex text unless the store is asked.
 final class Authenticator: Sendable {
     private let store: any HostStore
-    private let cache = Mutex<[String: Principal]>([:])
+    private let cache = Mutex<[SHA256Digest: Principal]>([:])
 
     init(store: any HostStore) {
         self.store = store
     }
 
-    func principal(token: String) async throws -> Principal? {
-        let hash = APIToken.hash(token)
-        if let principal = cache.withLock({ $0[hash] }) { return principal }
-        guard let record = try await store.token(secretHash: hash) else { return nil }
+    func principal(token: Substring) async throws -> Principal? {
+        let digest = APIToken.digest(token)
+        if let principal = cache.withLock({ $0[digest] }) { return principal }
+        guard let record = try await store.token(secretHash: digest.hexString) else { return nil }
         let principal = Principal(tokenID: record.id, subject: record.subject, role: record.role, tenantID: record.tenantID, workspaces: Set(record.workspaces))
-        cache.withLock { $0[hash] = principal }
+        cache.withLock { $0[digest] = principal }
         return principal
     }
 }

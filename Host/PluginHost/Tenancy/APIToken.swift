@@ -20,7 +20,15 @@ public enum APIToken {
     }
 
     public static func hash(_ token: String) -> String {
-        SHA256.hash(data: Data(token.utf8)).hexString
+        digest(token[...]).hexString
+    }
+
+    /// The SHA-256 of the token's UTF-8 bytes, read in place.
+    static func digest(_ token: Substring) -> SHA256Digest {
+        var token = token
+        var hasher = SHA256()
+        token.withUTF8 { hasher.update(bufferPointer: UnsafeRawBufferPointer($0)) }
+        return hasher.finalize()
     }
 
     private static func randomString(bytes count: Int) -> String {
