@@ -5,7 +5,10 @@ import NIOCore
 extension Request {
     /// The body, refused with 413 `PAYLOAD_TOO_LARGE` beyond `limit` bytes.
     func collectBody(limit: Int) async throws -> ByteBuffer {
-        if let length = headers[.contentLength].flatMap(Int.init), length > limit { throw HostError.bodyTooLarge(limit: limit) }
+        // The first Content-Length, found by a scan: the fields' subscript joins all values into a new string.
+        if let length = headers.first(where: { $0.name == .contentLength }).flatMap({ Int($0.value) }), length > limit {
+            throw HostError.bodyTooLarge(limit: limit)
+        }
         do {
             return try await body.collect(upTo: limit)
         } catch is NIOTooManyBytesError {

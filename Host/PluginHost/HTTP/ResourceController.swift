@@ -24,12 +24,13 @@ struct ResourceController {
         let pluginID = try context.parameters.require("pluginId")
         let body = try await request.collectBody(limit: runtime.configuration.maxBodySize)
         var headers: [String: String] = [:]
+        headers.reserveCapacity(request.headers.count)
         for field in request.headers where field.name != .authorization {
             headers[field.name.canonicalName] = field.value
         }
         let pluginRequest = PluginRequest(
             method: request.method.rawValue,
-            path: context.parameters.getCatchAll().joined(separator: "/"),
+            path: Self.resourcePath(context.parameters[Parameters.recursiveCaptureKey] ?? ""),
             query: Self.query(request.uri),
             headers: headers,
             body: Data(buffer: body),
@@ -38,7 +39,7 @@ struct ResourceController {
         let response = try await runtime.handle(pluginRequest, workspace: workspace, pluginID: pluginID, caller: principal.caller)
         var fields = HTTPFields()
         for (name, value) in response.headers {
-            guard let name = HTTPField.Name(name), !Self.hopByHop.contains(name) else { continue }
+            guard let name = Self.fieldName(name), name != .connection, name != .transferEncoding, name != .contentLength else { continue }
             fields.append(HTTPField(name: name, value: value))
         }
         return Response(
@@ -48,7 +49,25 @@ struct ResourceController {
         )
     }
 
-    private static let hopByHop: Set<HTTPField.Name> = [.connection, .transferEncoding, .contentLength]
+    /// The path below `resources/` with empty segments dropped, as `Parameters.getCatchAll()` splits
+    /// it. Most paths have none, and are taken as they are instead of split into an array and joined.
+    static func resourcePath(_ captured: Substring) -> String {
+        let slash = UInt8(ascii: "/")
+        var previous = slash
+        for byte in captured.utf8 {
+            if byte == slash && previous == slash { return captured.split(separator: "/").joined(separator: "/") }
+            previous = byte
+        }
+        return previous == slash ? captured.split(separator: "/").joined(separator: "/") : String(captured)
+    }
+
+    /// A plugin's header name as a field name; the usual one is matched without parsing.
+    private static func fieldName(_ name: String) -> HTTPField.Name? {
+        switch name {
+        case "content-type", "Content-Type": .contentType
+        default: HTTPField.Name(name)
+        }
+    }
 
     private static func query(_ uri: URI) -> [String: [String]] {
         var query: [String: [String]] = [:]
