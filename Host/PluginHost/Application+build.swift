@@ -29,15 +29,19 @@ public func buildApplication(
             await installManifests(in: folder, runtime: runtime, logger: logger)
         }
 
+        let errors = ErrorMiddleware()
+        let auth = AuthMiddleware(authenticator: Authenticator(store: store))
+        let resources = ResourceController(runtime: runtime)
         let router = Router(context: HostRequestContext.self)
-        router.add(middleware: ErrorMiddleware())
+        router.add(middleware: errors)
         HealthController(store: store, metrics: metrics).addRoutes(to: router)
-        let v1 = router.group("v1").add(middleware: AuthMiddleware(authenticator: Authenticator(store: store)))
+        let v1 = router.group("v1").add(middleware: auth)
         AdminController(runtime: runtime, store: store).addRoutes(to: v1)
-        ResourceController(runtime: runtime).addRoutes(to: v1)
+        resources.addRoutes(to: v1)
 
         return Application(
-            router: router,
+            // The resource route's usual paths are matched ahead of the router, through the same middlewares.
+            responder: HostResponder(router: router.buildResponder(), errors: errors, auth: auth, resources: resources),
             configuration: .init(address: .hostname(configuration.hostname, port: configuration.port), serverName: "plugin-host"),
             services: [
                 // Shut down in reverse: server, event dispatcher (drains), plugin shutdown hooks, then the

@@ -119,6 +119,26 @@ struct APITests {
         }
     }
 
+    @Test("a resource path answers the same whether the host matches it ahead of the router or the router resolves it")
+    func resourcePathsAgree() async throws {
+        try await withHost { host in
+            try await host.install(try Fixtures.echo, contentType: "application/json")
+            try await host.tenant("acme", workspaces: ["ws1"])
+            try await host.enable("example.echo", in: "ws1", grants: [])
+            let base = "/v1/workspaces/ws1/plugins/example.echo/resources"
+            // The first is matched ahead of the router; the others have empty components, which the router resolves.
+            for path in [base + "/echo", base + "//echo", base + "/echo/"] {
+                let reply = try await host.admin(.POST, path, body: Data("hello".utf8), contentType: "text/plain")
+                #expect(reply.status == 200, "\(path)")
+                #expect(reply.text == "hello", "\(path)")
+                #expect(reply.headers["x-request-id"] != nil, "\(path)")
+            }
+            #expect(try await host.request(.POST, base + "/echo", body: Data("hello".utf8), contentType: "text/plain").status == 401)
+            #expect(try await host.request(.POST, base + "/echo", token: "wrong", body: Data("hello".utf8), contentType: "text/plain").errorCode == "UNAUTHORIZED")
+            #expect(try await host.admin(.GET, "/v1/workspaces/nowhere/plugins/example.echo/resources/echo").errorCode == "WORKSPACE_NOT_FOUND")
+        }
+    }
+
     @Test("a plugin that throws gets 500 PLUGIN_ERROR without its details, and the host keeps serving")
     func pluginThrows() async throws {
         try await withHost { host in

@@ -171,7 +171,11 @@ struct AdminController {
 
 /// The workspace of the path as the principal may see it: another tenant's workspace is not found.
 func visibleWorkspace(_ runtime: PluginRuntime, _ context: HostRequestContext, _ principal: Principal) throws -> Workspace {
-    let id = try context.parameters.require("ws")
+    try visibleWorkspace(runtime, id: context.parameters.require("ws"), principal)
+}
+
+/// The workspace `id` as the principal may see it: another tenant's workspace is not found.
+func visibleWorkspace(_ runtime: PluginRuntime, id: String, _ principal: Principal) throws -> Workspace {
     guard let workspace = runtime.workspace(id: id), principal.role == .platformAdmin || principal.tenantID == workspace.tenantID else {
         throw HostError.workspaceNotFound(id)
     }

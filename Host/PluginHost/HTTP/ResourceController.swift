@@ -18,10 +18,19 @@ struct ResourceController {
     }
 
     @Sendable func forward(_ request: Request, context: HostRequestContext) async throws -> Response {
+        let target = ResourceTarget(
+            workspaceID: try context.parameters.require("ws"), pluginID: try context.parameters.require("pluginId"),
+            path: Self.resourcePath(context.parameters[Parameters.recursiveCaptureKey] ?? "")
+        )
+        return try await forward(request, context: context, target: target)
+    }
+
+    /// Hands the request to the plugin `target` names; ``HostResponder`` calls this for the paths it matches.
+    func forward(_ request: Request, context: HostRequestContext, target: ResourceTarget) async throws -> Response {
         let principal = try context.requirePrincipal()
-        let workspace = try visibleWorkspace(runtime, context, principal)
+        let workspace = try visibleWorkspace(runtime, id: target.workspaceID, principal)
         guard principal.canUse(workspace) else { throw HostError.forbidden("this token may not use workspace \(workspace.id)") }
-        let pluginID = try context.parameters.require("pluginId")
+        let pluginID = target.pluginID
         let body = try await request.collectBody(limit: runtime.configuration.maxBodySize)
         var headers: [String: String] = [:]
         headers.reserveCapacity(request.headers.count)
@@ -30,7 +39,7 @@ struct ResourceController {
         }
         let pluginRequest = PluginRequest(
             method: request.method.rawValue,
-            path: Self.resourcePath(context.parameters[Parameters.recursiveCaptureKey] ?? ""),
+            path: target.path,
             query: Self.query(request.uri),
             headers: headers,
             body: Data(buffer: body),
