@@ -32,10 +32,17 @@ let package = Package(
             pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]
         ),
+        .systemLibrary(
+            name: "CLibPQ",
+            path: "Host/CLibPQ",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"])]
+        ),
         .target(
             name: "PluginHost",
             dependencies: [
                 "CSQLite",
+                "CLibPQ",
                 .product(name: "PluginSDK", package: "PluginSDK"),
                 .product(name: "PluginMagic", package: "PluginSDK"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -18,23 +18,35 @@ public func buildApplication(
     announceAdminToken: @escaping @Sendable (String) -> Void = { _ in },
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) async throws -> some ApplicationProtocol {
-    let store = try await SQLiteStore.open(folder: configuration.dataDirectory)
+    // PostgreSQL may be unreachable at start: the server comes up anyway, answers 503 on `/ready` and the
+    // API, and `StoreSupervisor` connects with backoff. The embedded store opens here or not at all.
+    let store: any HostStore & Service
+    if let postgres = configuration.postgres {
+        store = PostgresStore(configuration: postgres, logger: logger)
+    } else {
+        store = try await SQLiteStore.open(folder: configuration.dataDirectory)
+    }
     do {
         let metrics = HostMetrics()
         let bus = InProcessEventBus()
         let runtime = PluginRuntime(configuration: configuration, store: store, loader: PluginLibraryLoader(), bus: bus, metrics: metrics, logger: logger)
-        try await runtime.bootstrap()
-        try await ensureAdminToken(configuration: configuration, store: store, announce: announceAdminToken)
-        if let folder = configuration.manifestsDirectory {
-            await installManifests(in: folder, runtime: runtime, logger: logger)
+        var storeServices: [any Service] = [store]
+        if configuration.postgres != nil {
+            storeServices.append(StoreSupervisor(runtime: runtime, configuration: configuration, announceAdminToken: announceAdminToken, logger: logger))
+        } else {
+            try await runtime.bootstrap()
+            try await ensureAdminToken(configuration: configuration, store: store, announce: announceAdminToken)
+            if let folder = configuration.manifestsDirectory {
+                await installManifests(in: folder, runtime: runtime, logger: logger)
+            }
         }
 
         let errors = ErrorMiddleware()
-        let auth = AuthMiddleware(authenticator: Authenticator(store: store))
+        let auth = AuthMiddleware(authenticator: Authenticator(store: store), runtime: runtime)
         let resources = ResourceController(runtime: runtime)
         let router = Router(context: HostRequestContext.self)
         router.add(middleware: errors)
-        HealthController(store: store, metrics: metrics).addRoutes(to: router)
+        HealthController(runtime: runtime, metrics: metrics).addRoutes(to: router)
         let v1 = router.group("v1").add(middleware: auth)
         AdminController(runtime: runtime, store: store).addRoutes(to: v1)
         resources.addRoutes(to: v1)
@@ -43,10 +55,10 @@ public func buildApplication(
             // The resource route's usual paths are matched ahead of the router, through the same middlewares.
             responder: HostResponder(router: router.buildResponder(), errors: errors, auth: auth, resources: resources),
             configuration: .init(address: .hostname(configuration.hostname, port: configuration.port), serverName: "plugin-host"),
-            services: [
+            services: storeServices + [
                 // Shut down in reverse: server, event dispatcher (drains), plugin shutdown hooks, then the
-                // watchdog that bounds those hooks, then the store.
-                store, CallWatchdogService(watchdog: runtime.watchdog), PluginSupervisor(runtime: runtime),
+                // watchdog that bounds those hooks, then the registry sync and the store.
+                CallWatchdogService(watchdog: runtime.watchdog), PluginSupervisor(runtime: runtime),
                 EventDispatcher(bus: bus, runtime: runtime, logger: logger),
             ],
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },

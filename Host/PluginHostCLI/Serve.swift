@@ -31,6 +31,19 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
+    @Option(help: ArgumentHelp(
+        "Keep all state in PostgreSQL at this URL (or PLUGIN_HOST_DATABASE_URL) instead of the embedded store under --data.",
+        discussion: "Connect as a role without SUPERUSER or BYPASSRLS; row-level security isolates workspaces.", valueName: "url"))
+    var postgres: String?
+
+    @Option(help: ArgumentHelp(
+        "Run migrations as the role of this URL, the tables' owner (or PLUGIN_HOST_DATABASE_MIGRATION_URL); default: the --postgres role.",
+        valueName: "url"))
+    var postgresMigrationUrl: String?
+
+    @Option(help: "PostgreSQL connections (and libpq threads) at most.")
+    var postgresPoolSize: Int = 8
+
     func run() async throws {
         guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("--log-level: unknown level \(logLevel)") }
         LoggingSystem.bootstrap { label in
@@ -42,7 +55,13 @@ struct Serve: AsyncParsableCommand {
         let configuration = HostConfiguration(
             dataDirectory: data, hostname: hostname, port: port, manifestsDirectory: manifests,
             adminToken: adminToken ?? environment["PLUGIN_HOST_ADMIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 },
-            maxBodySize: maxBodySize, pluginTimeout: .milliseconds(Int64(pluginTimeout * 1000))
+            maxBodySize: maxBodySize, pluginTimeout: .milliseconds(Int64(pluginTimeout * 1000)),
+            postgres: (postgres ?? environment["PLUGIN_HOST_DATABASE_URL"]).flatMap { $0.isEmpty ? nil : $0 }.map { url in
+                PostgresConfiguration(
+                    url: url, migrationURL: (postgresMigrationUrl ?? environment["PLUGIN_HOST_DATABASE_MIGRATION_URL"]).flatMap { $0.isEmpty ? nil : $0 },
+                    poolSize: postgresPoolSize
+                )
+            }
         )
         var logger = Logger(label: "plugin-host")
         logger.logLevel = level

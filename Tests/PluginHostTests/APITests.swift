@@ -30,9 +30,9 @@ struct APITests {
         }
     }
 
-    @Test("a manifest installed over HTTP while the host runs is served at once")
-    func installWhileRunning() async throws {
-        try await withHost { host in
+    @Test("a manifest installed over HTTP while the host runs is served at once", arguments: StoreKind.allCases)
+    func installWhileRunning(store: StoreKind) async throws {
+        try await withHost(store: store) { host in
             let installed = try await host.install(try Fixtures.echo, contentType: "application/json")
             #expect(installed.json["status"] as? String == "loaded")
             try await host.tenant("acme", workspaces: ["ws1"])
@@ -45,9 +45,9 @@ struct APITests {
         }
     }
 
-    @Test("a bad manifest over HTTP lists every problem and installs nothing")
-    func badManifestInstallsNothing() async throws {
-        try await withHost { host in
+    @Test("a bad manifest over HTTP lists every problem and installs nothing", arguments: StoreKind.allCases)
+    func badManifestInstallsNothing(store: StoreKind) async throws {
+        try await withHost(store: store) { host in
             let text = try Fixtures.notes.replacingOccurrences(of: "version: 1.0.0", with: "version: one").replacingOccurrences(of: "storage.write", with: "storage.wipe")
             let reply = try await host.admin(.POST, "/v1/plugins", body: Data(text.utf8), contentType: "application/yaml")
             #expect(reply.status == 400)
@@ -66,9 +66,9 @@ struct APITests {
         }
     }
 
-    @Test("grants beyond what the plugin requests are refused with 400 and change nothing")
-    func grantsBeyondRequest() async throws {
-        try await withHost { host in
+    @Test("grants beyond what the plugin requests are refused with 400 and change nothing", arguments: StoreKind.allCases)
+    func grantsBeyondRequest(store: StoreKind) async throws {
+        try await withHost(store: store) { host in
             try await host.install(try Fixtures.notes)
             try await host.tenant("acme", workspaces: ["ws1"])
             let reply = try await host.admin(.PUT, "/v1/workspaces/ws1/plugins/example.notes", json: ["grants": ["storage.read", "events.subscribe:billing.*"]])
@@ -81,9 +81,9 @@ struct APITests {
         }
     }
 
-    @Test("an SDK call beyond the grants fails inside the plugin with 403 PERMISSION_DENIED")
-    func permissionDeniedInsidePlugin() async throws {
-        try await withHost { host in
+    @Test("an SDK call beyond the grants fails inside the plugin with 403 PERMISSION_DENIED", arguments: StoreKind.allCases)
+    func permissionDeniedInsidePlugin(store: StoreKind) async throws {
+        try await withHost(store: store) { host in
             try await host.install(try Fixtures.notes)
             try await host.tenant("acme", workspaces: ["ws1"])
             try await host.enable("example.notes", in: "ws1", grants: ["storage.read"])
@@ -175,9 +175,9 @@ struct APITests {
         }
     }
 
-    @Test("an enabled hook that refuses leaves the plugin disabled; disabling keeps the data")
-    func lifecycleHooks() async throws {
-        try await withHost { host in
+    @Test("an enabled hook that refuses leaves the plugin disabled; disabling keeps the data", arguments: StoreKind.allCases)
+    func lifecycleHooks(store: StoreKind) async throws {
+        try await withHost(store: store) { host in
             try await host.install(try Fixtures.faulty())
             try await host.install(try Fixtures.notes)
             try await host.tenant("acme", workspaces: ["ws1"])
@@ -197,9 +197,9 @@ struct APITests {
         }
     }
 
-    @Test("members use their workspaces' plugins but not admin routes; tenant admins administer only their tenant")
-    func roles() async throws {
-        try await withHost { host in
+    @Test("members use their workspaces' plugins but not admin routes; tenant admins administer only their tenant", arguments: StoreKind.allCases)
+    func roles(store: StoreKind) async throws {
+        try await withHost(store: store) { host in
             try await host.install(try Fixtures.notes)
             try await host.tenant("acme", workspaces: ["ws1", "ws2"])
             try await host.enable("example.notes", in: "ws1", grants: TestHost.notesGrants)

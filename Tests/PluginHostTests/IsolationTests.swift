@@ -4,9 +4,9 @@ import Testing
 
 @Suite("Workspace and tenant isolation")
 struct IsolationTests {
-    @Test("a plugin enabled in two workspaces reads and writes only the calling workspace's notes")
-    func storageIsolatedPerWorkspace() async throws {
-        try await withHost { host in
+    @Test("a plugin enabled in two workspaces reads and writes only the calling workspace's notes", arguments: StoreKind.allCases)
+    func storageIsolatedPerWorkspace(store: StoreKind) async throws {
+        try await withHost(store: store) { host in
             try await host.install(try Fixtures.notes)
             try await host.tenant("acme", workspaces: ["ws-a", "ws-b"])
             for workspace in ["ws-a", "ws-b"] { try await host.enable("example.notes", in: workspace, grants: TestHost.notesGrants) }
@@ -18,9 +18,9 @@ struct IsolationTests {
         }
     }
 
-    @Test("another tenant's workspace is not found for its admins and members, and its data never shows")
-    func tenantIsolation() async throws {
-        try await withHost { host in
+    @Test("another tenant's workspace is not found for its admins and members, and its data never shows", arguments: StoreKind.allCases)
+    func tenantIsolation(store: StoreKind) async throws {
+        try await withHost(store: store) { host in
             try await host.install(try Fixtures.notes)
             try await host.tenant("acme", workspaces: ["acme-ws"])
             try await host.tenant("globex", workspaces: ["globex-ws"])
@@ -46,9 +46,9 @@ struct IsolationTests {
         }
     }
 
-    @Test("events reach only subscribers enabled in the publishing workspace")
-    func eventsIsolated() async throws {
-        try await withHost { host in
+    @Test("events reach only subscribers enabled in the publishing workspace", arguments: StoreKind.allCases)
+    func eventsIsolated(store: StoreKind) async throws {
+        try await withHost(store: store) { host in
             try await host.install(try Fixtures.notes)
             try await host.install(try Fixtures.audit)
             try await host.tenant("acme", workspaces: ["ws-a", "ws-b"])
@@ -72,9 +72,9 @@ struct IsolationTests {
         }
     }
 
-    @Test("a failing event handler is retried a bounded number of times, and other subscribers still get the event")
-    func failingHandlerRetried() async throws {
-        try await withHost(configure: { $0.eventRetry = .init(maxAttempts: 3, initialDelay: .milliseconds(5)) }) { host in
+    @Test("a failing event handler is retried a bounded number of times, and other subscribers still get the event", arguments: StoreKind.allCases)
+    func failingHandlerRetried(store: StoreKind) async throws {
+        try await withHost(store: store, configure: { $0.eventRetry = .init(maxAttempts: 3, initialDelay: .milliseconds(5)) }) { host in
             try await host.install(try Fixtures.notes)
             try await host.install(try Fixtures.audit)
             try await host.install(try Fixtures.faulty())
@@ -92,9 +92,9 @@ struct IsolationTests {
         }
     }
 
-    @Test("a subscriber without the subscribe grant receives nothing")
-    func subscribeNeedsGrant() async throws {
-        try await withHost { host in
+    @Test("a subscriber without the subscribe grant receives nothing", arguments: StoreKind.allCases)
+    func subscribeNeedsGrant(store: StoreKind) async throws {
+        try await withHost(store: store) { host in
             try await host.install(try Fixtures.notes)
             try await host.install(try Fixtures.audit)
             try await host.tenant("acme", workspaces: ["ws1"])
@@ -107,15 +107,14 @@ struct IsolationTests {
         }
     }
 
-    @Test("storage keeps keys as data: quotes, backslashes, NUL and SQL round-trip within one scope")
-    func storageKeysAreData() async throws {
-        let folder = try TemporaryFolder()
-        let store = try await SQLiteStore.open(folder: folder.path)
-        let scope = StorageScope(workspaceID: "ws-a", pluginID: "p")
-        let other = StorageScope(workspaceID: "ws-b", pluginID: "p")
-        let keys = ["plain", "it's \"quoted\"", "back\\slash", "nul\u{0}inside", "'); DROP TABLE kv; --", "ünïcødé/😀"]
-        for (index, key) in keys.enumerated() {
-            #expect(try await store.put(scope, key: key, value: Data([UInt8(index), 0, 255]), expectedVersion: nil) == 1)
+    @Test("storage keeps keys as data: quotes, backslashes, NUL and SQL round-trip within one scope", arguments: StoreKind.allCases)
+    func storageKeysAreData(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            let scope = StorageScope(workspaceID: "ws-a", pluginID: "p")
+            let other = StorageScope(workspaceID: "ws-b", pluginID: "p")
+            let keys = ["plain", "it's \"quoted\"", "back\\slash", "nul\u{0}inside", "'); DROP TABLE kv; --", "ünïcødé/😀"]
+            for (index, key) in keys.enumerated() {
+                #expect(try await store.put(scope, key: key, value: Data([UInt8(index), 0, 255]), expectedVersion: nil) == 1)
         }
         for (index, key) in keys.enumerated() {
             #expect(try await store.get(scope, key: key)?.value == Data([UInt8(index), 0, 255]))
@@ -134,6 +133,8 @@ struct IsolationTests {
         #expect(first.entries.count + second.entries.count == keys.count + 1)
         #expect(try await store.delete(scope, key: "nul\u{0}inside"))
         #expect(try await store.get(scope, key: "nul\u{0}inside") == nil)
-        await store.close()
+        // Prefix listing is exact on bytes: "back" matches only the key that starts with it.
+        #expect(try await store.list(scope, prefix: "back", limit: 10, after: nil).entries.map(\.key) == ["back\\slash"])
+        }
     }
 }

@@ -4,10 +4,21 @@ import Testing
 
 @Suite("Restart persistence")
 struct PersistenceTests {
-    @Test("plugins, tenants, tokens, enablements and plugin data survive a restart")
-    func survivesRestart() async throws {
+    @Test("plugins, tenants, tokens, enablements and plugin data survive a restart", arguments: StoreKind.allCases)
+    func survivesRestart(store: StoreKind) async throws {
+        let database = store == .postgres ? try await TestDatabase.create() : nil
+        do {
+            try await survivesRestart(database: database)
+            await database?.drop()
+        } catch {
+            await database?.drop()
+            throw error
+        }
+    }
+
+    private func survivesRestart(database: TestDatabase?) async throws {
         let folder = try TemporaryFolder()
-        var host = try await TestHost.start(data: folder.path)
+        var host = try await TestHost.start(data: folder.path, postgres: database?.hostConfiguration())
         let member: String
         do {
             try await host.install(try Fixtures.notes)
@@ -20,7 +31,7 @@ struct PersistenceTests {
             try? await host.stop()
             throw error
         }
-        host = try await TestHost.start(data: folder.path)
+        host = try await TestHost.start(data: folder.path, postgres: database?.hostConfiguration())
         do {
             let notes = try await host.request(.GET, "/v1/workspaces/ws1/plugins/example.notes/resources/notes", token: member)
             #expect(notes.status == 200)

@@ -13,6 +13,8 @@ public struct HostConfiguration: Sendable {
 
     /// Folder of the embedded store.
     public var dataDirectory: String
+    /// Keep all state in PostgreSQL instead of the embedded store.
+    public var postgres: PostgresConfiguration?
     public var hostname: String
     /// 0 picks a free port.
     public var port: Int
@@ -40,9 +42,11 @@ public struct HostConfiguration: Sendable {
         pluginTimeout: Duration = .seconds(10),
         maxKeyBytes: Int = 1024,
         maxValueBytes: Int = 1 << 20,
-        eventRetry: RetryPolicy = RetryPolicy()
+        eventRetry: RetryPolicy = RetryPolicy(),
+        postgres: PostgresConfiguration? = nil
     ) {
         self.dataDirectory = dataDirectory
+        self.postgres = postgres
         self.hostname = hostname
         self.port = port
         self.manifestsDirectory = manifestsDirectory

@@ -7,8 +7,12 @@ import Synchronization
 struct AuthMiddleware: RouterMiddleware {
     typealias Context = HostRequestContext
     let authenticator: Authenticator
+    /// Until it has read its registry from the store (PostgreSQL not reached yet), the API answers 503
+    /// `STORE_UNAVAILABLE` rather than as if nothing were installed.
+    let runtime: PluginRuntime
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard runtime.isReady else { throw HostError.storeUnavailable() }
         guard let header = Self.authorization(request.headers), header.utf8.starts(with: Self.scheme.utf8),
               let principal = try await authenticator.principal(token: Substring(header.utf8.dropFirst(Self.scheme.utf8.count)))
         else { throw HostError.unauthorized() }

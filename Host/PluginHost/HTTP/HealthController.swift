@@ -1,15 +1,17 @@
 import Hummingbird
 
-/// `/health` (the process answers), `/ready` (its store answers) and `/metrics` (Prometheus text).
+/// `/health` (the process answers), `/ready` (the registry is loaded and the store answers) and
+/// `/metrics` (Prometheus text).
 struct HealthController {
-    let store: any HostStore
+    let runtime: PluginRuntime
     let metrics: HostMetrics
 
     func addRoutes(to router: Router<HostRequestContext>) {
         router.get("health") { _, _ in try Response.json(API.Health(status: "ok")) }
         router.get("ready") { _, _ in
             do {
-                _ = try await store.setting("schema")
+                guard runtime.isReady else { throw StoreError.unavailable("the registry is not loaded yet") }
+                _ = try await runtime.store.setting("schema")
                 return try Response.json(API.Health(status: "ready"))
             } catch {
                 return try Response.json(API.Health(status: "unavailable"), status: .serviceUnavailable)

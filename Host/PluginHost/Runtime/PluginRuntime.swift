@@ -16,9 +16,13 @@ public final class PluginRuntime: Sendable {
     let bus: any EventBus
     let metrics: HostMetrics
     let logger: Logger
-    private let adminLock = AsyncMutex()
+    let adminLock = AsyncMutex()
     let watchdog = CallWatchdog()
-    private let state = Mutex(State())
+    let state = Mutex(State())
+    private let readiness = Atomic<Bool>(false)
+
+    /// Whether the registry has been read from the store; until then `/ready` and the API answer 503.
+    public var isReady: Bool { readiness.load(ordering: .acquiring) }
 
     struct LoadedPlugin: Sendable {
         var record: InstalledPluginRecord
@@ -79,6 +83,7 @@ public final class PluginRuntime: Sendable {
         let runtime = PluginRuntime(
             configuration: configuration, store: store, loader: PluginLibraryLoader(), bus: InProcessEventBus(), metrics: HostMetrics(), logger: logger
         )
+        try await store.prepare()
         try await runtime.bootstrap()
         return runtime
     }
@@ -90,22 +95,7 @@ public final class PluginRuntime: Sendable {
     func bootstrap() async throws {
         var plugins: [String: LoadedPlugin] = [:]
         for record in try await store.plugins() {
-            let manifest = record.manifest
-            var loaded = LoadedPlugin(record: record, instance: nil, loadError: nil, requested: manifest.requestedPermissions)
-            let started = ContinuousClock.now
-            do {
-                let inspection = try loader.inspect(path: manifest.runtime.resolvedPath)
-                guard inspection.magic.pluginID == manifest.id, inspection.magic.pluginVersion == manifest.version else {
-                    throw LoadError(path: manifest.runtime.resolvedPath, pluginID: manifest.id, reason: .magicUnreadable(
-                        "the library now declares \(inspection.magic.pluginID) \(inspection.magic.pluginVersion), installed was \(manifest.id) \(manifest.version)"))
-                }
-                loaded.instance = try loader.load(path: manifest.runtime.resolvedPath, inspection: inspection)
-                metrics.recordLoad(plugin: manifest.id, duration: ContinuousClock.now - started)
-            } catch {
-                loaded.loadError = String(describing: error)
-                logger.error("installed plugin could not be loaded", metadata: ["plugin.id": "\(manifest.id)", "error": "\(error)"])
-            }
-            plugins[manifest.id] = loaded
+            plugins[record.id] = load(record)
         }
         var workspaces: [String: Workspace] = [:]
         for tenant in try await store.tenants() {
@@ -117,6 +107,28 @@ public final class PluginRuntime: Sendable {
             enablements[key] = activate(enablement, plugin: plugins[enablement.pluginID], workspace: workspaces[enablement.workspaceID])
         }
         state.withLock { $0 = State(plugins: plugins, enablements: enablements, workspaces: workspaces) }
+        readiness.store(true, ordering: .releasing)
+    }
+
+    /// Checks and loads the library of an installed plugin. One that no longer passes its checks stays
+    /// installed but unavailable, with the reason.
+    func load(_ record: InstalledPluginRecord) -> LoadedPlugin {
+        let manifest = record.manifest
+        var loaded = LoadedPlugin(record: record, instance: nil, loadError: nil, requested: manifest.requestedPermissions)
+        let started = ContinuousClock.now
+        do {
+            let inspection = try loader.inspect(path: manifest.runtime.resolvedPath)
+            guard inspection.magic.pluginID == manifest.id, inspection.magic.pluginVersion == manifest.version else {
+                throw LoadError(path: manifest.runtime.resolvedPath, pluginID: manifest.id, reason: .magicUnreadable(
+                    "the library now declares \(inspection.magic.pluginID) \(inspection.magic.pluginVersion), installed was \(manifest.id) \(manifest.version)"))
+            }
+            loaded.instance = try loader.load(path: manifest.runtime.resolvedPath, inspection: inspection)
+            metrics.recordLoad(plugin: manifest.id, duration: ContinuousClock.now - started)
+        } catch {
+            loaded.loadError = String(describing: error)
+            logger.error("installed plugin could not be loaded", metadata: ["plugin.id": "\(manifest.id)", "error": "\(error)"])
+        }
+        return loaded
     }
 
     /// Calls every loaded plugin's shutdown hook, each bounded by the plugin timeout.
@@ -208,6 +220,7 @@ public final class PluginRuntime: Sendable {
 
     public func createTenant(id: String, name: String) async throws -> Tenant {
         try Self.checkIdentifier(id, field: "id")
+        try Self.checkName(name)
         let tenant = Tenant(id: id, name: name, createdAt: Date())
         do {
             try await store.createTenant(tenant)
@@ -219,19 +232,29 @@ public final class PluginRuntime: Sendable {
 
     public func createWorkspace(id: String, name: String, tenantID: String) async throws -> Workspace {
         try Self.checkIdentifier(id, field: "id")
+        try Self.checkName(name)
         guard try await store.tenant(id: tenantID) != nil else { throw HostError.tenantNotFound(tenantID) }
         let workspace = Workspace(id: id, tenantID: tenantID, name: name, createdAt: Date())
-        do {
-            try await store.createWorkspace(workspace)
-        } catch let error as StoreError where error.code == .alreadyExists {
-            throw HostError(409, "WORKSPACE_EXISTS", "workspace \(id) already exists")
+        // Under the admin lock, so a registry resync running meanwhile cannot overwrite it.
+        try await adminLock.withLock {
+            do {
+                try await store.createWorkspace(workspace)
+            } catch let error as StoreError where error.code == .alreadyExists {
+                throw HostError(409, "WORKSPACE_EXISTS", "workspace \(id) already exists")
+            }
+            state.withLock { $0.workspaces[id] = workspace }
         }
-        state.withLock { $0.workspaces[id] = workspace }
         return workspace
     }
 
     public func workspace(id: String) -> Workspace? {
         state.withLock { $0.workspaces[id] }
+    }
+
+    static func checkName(_ name: String) throws {
+        guard (1...200).contains(name.count), !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw HostError.badRequest("name must be 1 to 200 characters without control characters")
+        }
     }
 
     static func checkIdentifier(_ id: String, field: String) throws {
@@ -389,6 +412,8 @@ public final class PluginRuntime: Sendable {
         case let error as HostError:
             if error.code == "PLUGIN_TIMEOUT" { metrics.recordPluginError(plugin: pluginID, kind: "timeout") }
             return error
+        case let error as PluginError where error == ScopedStorage.unavailable:
+            return HostError.storeUnavailable()
         case let error as PluginError:
             return HostError.from(error)
         default:

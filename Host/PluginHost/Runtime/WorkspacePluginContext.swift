@@ -161,12 +161,15 @@ struct ScopedStorage: PluginStorage {
         }
     }
 
+    /// What a plugin gets while the store is unreachable; passed on, the caller sees 503 `STORE_UNAVAILABLE`.
+    static let unavailable = PluginError.unavailable("storage is unavailable; retry shortly")
+
     /// Store outages reach the plugin as ``PluginError/unavailable(_:)``, which it may pass on.
     private func mapped<T>(_ body: () async throws -> T) async throws -> T {
         do {
             return try await body()
         } catch let error as StoreError where error.code == .unavailable {
-            throw PluginError.unavailable("storage is unavailable; retry shortly")
+            throw Self.unavailable
         }
     }
 }

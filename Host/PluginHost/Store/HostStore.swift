@@ -34,6 +34,23 @@ public protocol HostStore: Sendable {
     func put(_ scope: StorageScope, key: String, value: Data, expectedVersion: UInt64?) async throws -> UInt64
     func delete(_ scope: StorageScope, key: String) async throws -> Bool
     func list(_ scope: StorageScope, prefix: String, limit: Int, after cursor: String?) async throws -> StoragePage
+
+    /// Connects and migrates when that can fail transiently (a server database); the host retries it
+    /// with backoff and reports not ready until it succeeds. The embedded store is ready once opened.
+    func prepare() async throws
+    /// Releases connections and threads; the store is unusable afterwards.
+    func close() async
+    /// Yields when another host process may have changed the registry; a store only this process uses
+    /// never yields.
+    var registryChanges: AsyncStream<Void> { get }
+    /// How often to re-read the registry in case a change notification was missed; `nil`: never.
+    var registryResyncInterval: Duration? { get }
+}
+
+extension HostStore {
+    public func prepare() async throws {}
+    public var registryChanges: AsyncStream<Void> { AsyncStream { $0.finish() } }
+    public var registryResyncInterval: Duration? { nil }
 }
 
 public struct StoreError: Error, Sendable, CustomStringConvertible {

@@ -26,9 +26,13 @@ final class TestHost: Sendable {
         var text: String { String(decoding: body, as: UTF8.self) }
     }
 
-    /// Starts a host on `data` (a new folder when nil) with the admin token `admin-token`.
-    static func start(data: String, configure: (inout HostConfiguration) -> Void = { _ in }) async throws -> TestHost {
+    /// Starts a host on `data`, or on PostgreSQL when `postgres` is given, with the admin token
+    /// `admin-token`, and waits until it is ready.
+    static func start(
+        data: String, postgres: PostgresConfiguration? = nil, waitUntilReady: Bool = true, configure: (inout HostConfiguration) -> Void = { _ in }
+    ) async throws -> TestHost {
         var configuration = HostConfiguration(dataDirectory: data, port: 0, adminToken: "admin-token")
+        configuration.postgres = postgres
         configure(&configuration)
         var logger = Logger(label: "test-host")
         logger.logLevel = .critical
@@ -38,7 +42,16 @@ final class TestHost: Sendable {
         let running = Task { try await group.run() }
         var iterator = ports.makeAsyncIterator()
         guard let port = await iterator.next() else { throw CancellationError() }
-        return TestHost(port: port, adminToken: configuration.adminToken ?? "", data: data, group: group, running: running)
+        let host = TestHost(port: port, adminToken: configuration.adminToken ?? "", data: data, group: group, running: running)
+        if configuration.postgres != nil && waitUntilReady {
+            let ready = try await eventually(timeout: .seconds(30)) { try await host.request(.GET, "/ready").status == 200 }
+            if !ready {
+                try? await host.stop()
+                Issue.record("the host did not become ready on PostgreSQL within 30 s")
+                throw CancellationError()
+            }
+        }
+        return host
     }
 
     private init(port: Int, adminToken: String, data: String, group: ServiceGroup, running: Task<Void, any Error>) {
@@ -57,6 +70,13 @@ final class TestHost: Sendable {
 
     func request(
         _ method: HTTPMethod, _ path: String, token: String? = nil, json: Any? = nil, body: Data? = nil, contentType: String? = nil
+    ) async throws -> Reply {
+        try await Self.request(port: port, method, path, token: token, json: json, body: body, contentType: contentType)
+    }
+
+    /// An HTTP request to a host listening on `port` of 127.0.0.1.
+    static func request(
+        port: Int, _ method: HTTPMethod, _ path: String, token: String? = nil, json: Any? = nil, body: Data? = nil, contentType: String? = nil
     ) async throws -> Reply {
         var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
         request.method = method
@@ -112,16 +132,24 @@ final class TestHost: Sendable {
     static let auditGrants = ["storage.read", "storage.write", "events.subscribe:notes.*"]
 }
 
-/// Runs `body` with a started host on a fresh folder, and stops the host and removes the folder after.
-func withHost<T>(configure: (inout HostConfiguration) -> Void = { _ in }, _ body: (TestHost) async throws -> T) async throws -> T {
+/// Runs `body` with a started host on a fresh folder (and a fresh PostgreSQL database for `.postgres`),
+/// and stops the host and removes the folder and database after.
+func withHost<T>(store: StoreKind = .sqlite, configure: (inout HostConfiguration) -> Void = { _ in }, _ body: (TestHost) async throws -> T) async throws -> T {
     let folder = try TemporaryFolder()
-    let host = try await TestHost.start(data: folder.path, configure: configure)
+    let database = store == .postgres ? try await TestDatabase.create() : nil
     do {
-        let result = try await body(host)
-        try await host.stop()
-        return result
+        let host = try await TestHost.start(data: folder.path, postgres: database?.hostConfiguration(), configure: configure)
+        do {
+            let result = try await body(host)
+            try await host.stop()
+            await database?.drop()
+            return result
+        } catch {
+            try? await host.stop()
+            throw error
+        }
     } catch {
-        try? await host.stop()
+        await database?.drop()
         throw error
     }
 }

@@ -1,0 +1,316 @@
+import CLibPQ
+import Foundation
+
+/// A value bound to or read from PostgreSQL. Parameters are always bound, never spliced into SQL text:
+/// text, numbers and booleans travel in text format, `bytea` in binary format so every byte (NUL
+/// included) survives. Results are read in binary format.
+enum PostgresValue: Sendable, Hashable {
+    case null
+    case text(String)
+    case bytea(Data)
+    case int(Int64)
+    case double(Double)
+    case bool(Bool)
+
+    var string: String? { if case .text(let value) = self { value } else { nil } }
+    var int64: Int64? { if case .int(let value) = self { value } else { nil } }
+    var double: Double? {
+        switch self {
+        case .double(let value): value
+        case .int(let value): Double(value)
+        default: nil
+        }
+    }
+    var data: Data? {
+        switch self {
+        case .bytea(let value): value
+        case .text(let value): Data(value.utf8)
+        default: nil
+        }
+    }
+}
+
+typealias PostgresRow = [PostgresValue]
+
+/// One SQL statement with its parameters (`$1`, `$2`, ...).
+struct PostgresStatement: Sendable {
+    var sql: String
+    var parameters: [PostgresValue]
+
+    init(_ sql: String, _ parameters: [PostgresValue] = []) {
+        self.sql = sql
+        self.parameters = parameters
+    }
+}
+
+struct PostgresError: Error, CustomStringConvertible {
+    /// The SQLSTATE the server reported, for example `23505` for a unique violation.
+    var sqlState: String?
+    var message: String
+    /// The connection is gone (server down or restarted, network): the pool discards it.
+    var connectionLost: Bool
+
+    var description: String { sqlState.map { "PostgreSQL error \($0): \(message)" } ?? "PostgreSQL: \(message)" }
+
+    static let uniqueViolation = "23505"
+    static let foreignKeyViolation = "23503"
+    static let queryCanceled = "57014"
+}
+
+/// One libpq connection with a cache of prepared statements. Every call blocks, so it is only ever used
+/// from a thread of ``PostgresPool``'s own thread pool, by one caller at a time (a pool lease).
+final class PostgresConnection: @unchecked Sendable {
+    private let handle: OpaquePointer
+    private var prepared: [String: String] = [:]
+    private var nextStatement = 0
+
+    /// Connects with `url` (a `postgresql://` URL or `key=value` string) and sets the session's statement timeout.
+    init(url: String, statementTimeout: Duration, connectTimeoutSeconds: Int = 5) throws {
+        // Settings before `dbname` are defaults; what the URL says (expanded from `dbname`) overrides them.
+        let keywords = ["connect_timeout", "application_name", "dbname"]
+        let values = [String(connectTimeoutSeconds), "plugin-host", url]
+        let handle = withCStrings(keywords) { keywords in
+            withCStrings(values) { values in PQconnectdbParams(keywords, values, 1) }
+        }
+        guard let handle else { throw PostgresError(message: "out of memory while connecting", connectionLost: true) }
+        guard PQstatus(handle) == CONNECTION_OK else {
+            let message = String(cString: PQerrorMessage(handle)).trimmingCharacters(in: .whitespacesAndNewlines)
+            PQfinish(handle)
+            throw PostgresError(message: message, connectionLost: true)
+        }
+        self.handle = handle
+        // Server notices (NOTICE, WARNING) would go to stderr; the host logs what matters itself.
+        PQsetNoticeProcessor(handle, { _, _ in }, nil)
+        let milliseconds = statementTimeout.components.seconds * 1000 + statementTimeout.components.attoseconds / 1_000_000_000_000_000
+        try execute("SET statement_timeout = \(max(1, milliseconds))")
+    }
+
+    deinit {
+        PQfinish(handle)
+    }
+
+    /// Usable for the next lease: connected and outside any transaction.
+    var isReusable: Bool {
+        PQstatus(handle) == CONNECTION_OK && PQtransactionStatus(handle) == PQTRANS_IDLE
+    }
+
+    /// Reads whatever the server sent while the connection sat idle; a server that restarted or closed
+    /// the connection shows up here, before a statement is lost on it.
+    func checkAlive() -> Bool {
+        PQconsumeInput(handle) == 1 && PQstatus(handle) == CONNECTION_OK
+    }
+
+    /// The socket, for waiting on notifications.
+    var socket: Int32 { PQsocket(handle) }
+
+    /// Runs SQL text without parameters through the simple protocol (several statements allowed):
+    /// for migrations and session settings only, never for values.
+    func execute(_ sql: String) throws {
+        guard let result = PQexec(handle, sql) else { throw lostError() }
+        defer { PQclear(result) }
+        switch PQresultStatus(result) {
+        case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY: return
+        default: throw error(from: result)
+        }
+    }
+
+    /// One statement; its rows.
+    @discardableResult
+    func query(_ sql: String, _ parameters: [PostgresValue] = []) throws -> [PostgresRow] {
+        try pipeline([PostgresStatement(sql, parameters)])[0]
+    }
+
+    /// Runs `statements` in order in one round trip (libpq pipeline mode) and returns each one's rows.
+    /// After the first failure the rest do not run and the error is thrown; a transaction the
+    /// statements opened is rolled back.
+    func pipeline(_ statements: [PostgresStatement]) throws -> [[PostgresRow]] {
+        guard PQenterPipelineMode(handle) == 1 else { throw lostError() }
+        var fresh: [String] = []
+        var firstError: PostgresError?
+        var results: [[PostgresRow]] = []
+        do {
+            var expectsRows: [Bool] = []
+            for statement in statements {
+                let name: String
+                if let existing = prepared[statement.sql] {
+                    name = existing
+                } else {
+                    nextStatement += 1
+                    name = "ph\(nextStatement)"
+                    guard PQsendPrepare(handle, name, statement.sql, 0, nil) == 1 else { throw lostError() }
+                    prepared[statement.sql] = name
+                    fresh.append(statement.sql)
+                    expectsRows.append(false)
+                }
+                try send(prepared: name, parameters: statement.parameters)
+                expectsRows.append(true)
+            }
+            guard PQpipelineSync(handle) == 1 else { throw lostError() }
+            for wantsRows in expectsRows {
+                guard let result = PQgetResult(handle) else { throw lostError() }
+                switch PQresultStatus(result) {
+                case PGRES_TUPLES_OK, PGRES_COMMAND_OK:
+                    if wantsRows { results.append(rows(of: result)) }
+                case PGRES_PIPELINE_ABORTED:
+                    break
+                default:
+                    if firstError == nil { firstError = error(from: result) }
+                }
+                PQclear(result)
+                // The NULL that ends this statement's results.
+                while let extra = PQgetResult(handle) { PQclear(extra) }
+                if PQstatus(handle) != CONNECTION_OK { throw lostError() }
+            }
+            guard let sync = PQgetResult(handle) else { throw lostError() }
+            let synced = PQresultStatus(sync) == PGRES_PIPELINE_SYNC
+            PQclear(sync)
+            guard synced, PQexitPipelineMode(handle) == 1 else { throw lostError() }
+        } catch let error as PostgresError {
+            for sql in fresh { prepared[sql] = nil }
+            throw error
+        }
+        if let firstError {
+            for sql in fresh { prepared[sql] = nil }
+            if PQtransactionStatus(handle) == PQTRANS_INERROR { try? execute("ROLLBACK") }
+            throw firstError
+        }
+        return results
+    }
+
+    /// Runs `body` inside `BEGIN` / `COMMIT`, rolling back when it throws.
+    func transaction<T>(_ body: () throws -> T) throws -> T {
+        try execute("BEGIN")
+        do {
+            let value = try body()
+            try execute("COMMIT")
+            return value
+        } catch {
+            if PQstatus(handle) == CONNECTION_OK { try? execute("ROLLBACK") }
+            throw error
+        }
+    }
+
+    /// Notifications received so far (after `checkAlive` or a wait on ``socket``).
+    func notifications() -> [(channel: String, payload: String)] {
+        var received: [(String, String)] = []
+        while let notify = PQnotifies(handle) {
+            received.append((String(cString: notify.pointee.relname), String(cString: notify.pointee.extra)))
+            PQfreemem(notify)
+        }
+        return received
+    }
+
+    // MARK: Wire details
+
+    private func send(prepared name: String, parameters: [PostgresValue]) throws {
+        var bytes: [UInt8] = []
+        var spans: [(offset: Int, length: Int)?] = []
+        var formats: [Int32] = []
+        for parameter in parameters {
+            switch parameter {
+            case .null:
+                spans.append(nil)
+                formats.append(0)
+            case .bytea(let data):
+                spans.append((bytes.count, data.count))
+                bytes.append(contentsOf: data)
+                formats.append(1)
+            case .text(let text):
+                guard !text.utf8.contains(0) else {
+                    throw PostgresError(message: "a text value contains a NUL character, which PostgreSQL text cannot hold", connectionLost: false)
+                }
+                spans.append(appendText(text, to: &bytes))
+                formats.append(0)
+            case .int(let value):
+                spans.append(appendText(String(value), to: &bytes))
+                formats.append(0)
+            case .double(let value):
+                spans.append(appendText(value.isFinite ? "\(value)" : (value.isNaN ? "NaN" : (value > 0 ? "Infinity" : "-Infinity")), to: &bytes))
+                formats.append(0)
+            case .bool(let value):
+                spans.append(appendText(value ? "t" : "f", to: &bytes))
+                formats.append(0)
+            }
+        }
+        bytes.append(0)
+        let sent = bytes.withUnsafeBufferPointer { buffer -> Int32 in
+            let base = UnsafeRawPointer(buffer.baseAddress!).assumingMemoryBound(to: CChar.self)
+            let values: [UnsafePointer<CChar>?] = spans.map { span in span.map { base + $0.offset } }
+            let lengths: [Int32] = spans.map { Int32($0?.length ?? 0) }
+            return PQsendQueryPrepared(handle, name, Int32(parameters.count), values, lengths, formats, 1)
+        }
+        guard sent == 1 else { throw lostError() }
+    }
+
+    private func appendText(_ text: String, to bytes: inout [UInt8]) -> (offset: Int, length: Int) {
+        let offset = bytes.count
+        bytes.append(contentsOf: text.utf8)
+        bytes.append(0)
+        return (offset, bytes.count - offset - 1)
+    }
+
+    private func rows(of result: OpaquePointer) -> [PostgresRow] {
+        let rowCount = PQntuples(result)
+        let columnCount = PQnfields(result)
+        let types = (0..<columnCount).map { PQftype(result, $0) }
+        var rows: [PostgresRow] = []
+        rows.reserveCapacity(Int(rowCount))
+        for row in 0..<rowCount {
+            var values: PostgresRow = []
+            values.reserveCapacity(Int(columnCount))
+            for column in 0..<columnCount {
+                if PQgetisnull(result, row, column) == 1 {
+                    values.append(.null)
+                    continue
+                }
+                let raw = UnsafeRawBufferPointer(start: PQgetvalue(result, row, column), count: Int(PQgetlength(result, row, column)))
+                values.append(Self.decode(raw, type: types[Int(column)]))
+            }
+            rows.append(values)
+        }
+        return rows
+    }
+
+    private static func decode(_ raw: UnsafeRawBufferPointer, type: Oid) -> PostgresValue {
+        switch type {
+        case 17: return .bytea(Data(raw))
+        case 16: return .bool(raw.first.map { $0 != 0 } ?? false)
+        case 20 where raw.count == 8: return .int(Int64(bigEndian: raw.loadUnaligned(as: Int64.self)))
+        case 23 where raw.count == 4: return .int(Int64(Int32(bigEndian: raw.loadUnaligned(as: Int32.self))))
+        case 21 where raw.count == 2: return .int(Int64(Int16(bigEndian: raw.loadUnaligned(as: Int16.self))))
+        case 701 where raw.count == 8: return .double(Double(bitPattern: UInt64(bigEndian: raw.loadUnaligned(as: UInt64.self))))
+        default: return .text(String(decoding: raw, as: UTF8.self))
+        }
+    }
+
+    private func error(from result: OpaquePointer) -> PostgresError {
+        let state = PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) }
+        let message = String(cString: PQresultErrorMessage(result)).trimmingCharacters(in: .whitespacesAndNewlines)
+        return PostgresError(sqlState: state, message: message, connectionLost: PQstatus(handle) != CONNECTION_OK)
+    }
+
+    private func lostError() -> PostgresError {
+        let message = String(cString: PQerrorMessage(handle)).trimmingCharacters(in: .whitespacesAndNewlines)
+        return PostgresError(message: message.isEmpty ? "the connection failed" : message, connectionLost: true)
+    }
+}
+
+/// Calls `body` with a NULL-terminated C array of the strings, valid for the call only.
+private func withCStrings<T>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> T) -> T {
+    let copies = strings.map { strdup($0) }
+    defer { copies.forEach { free($0) } }
+    let pointers: [UnsafePointer<CChar>?] = copies.map { UnsafePointer($0) } + [nil]
+    return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+}
+
+/// A database URL with its password hidden, for logs and error messages.
+func redactedDatabaseURL(_ url: String) -> String {
+    if var components = URLComponents(string: url), components.scheme?.hasPrefix("postgres") == true {
+        if components.password != nil { components.password = "***" }
+        if let items = components.queryItems {
+            components.queryItems = items.map { $0.name == "password" ? URLQueryItem(name: "password", value: "***") : $0 }
+        }
+        return components.string ?? "postgresql://***"
+    }
+    return url.replacingOccurrences(of: #"password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)"#, with: "password=***", options: .regularExpression)
+}

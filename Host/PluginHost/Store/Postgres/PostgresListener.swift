@@ -1,0 +1,71 @@
+import Foundation
+import Logging
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `LISTEN`s on a channel on a connection and a thread of its own (waiting in `poll`, never on the
+/// cooperative pool) and yields once per burst of notifications. After every (re)connect it yields too,
+/// since notifications sent while it was disconnected are lost; the consumer then re-reads everything.
+final class PostgresListener: Sendable {
+    let changes: AsyncStream<Void>
+    private let continuation: AsyncStream<Void>.Continuation
+    private let url: String
+    private let channel: String
+    private let logger: Logger
+    private let stopped = Atomic<Bool>(false)
+    private let started = Atomic<Bool>(false)
+
+    init(url: String, channel: String, logger: Logger) {
+        (changes, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        self.url = url
+        self.channel = channel
+        self.logger = logger
+    }
+
+    func start() {
+        guard !started.exchange(true, ordering: .relaxed) else { return }
+        let thread = Thread { [self] in listen() }
+        thread.name = "plugin-host-listen"
+        thread.start()
+    }
+
+    func stop() {
+        stopped.store(true, ordering: .relaxed)
+        if !started.load(ordering: .relaxed) { continuation.finish() }
+    }
+
+    private var isStopped: Bool { stopped.load(ordering: .relaxed) }
+
+    private func listen() {
+        var backoff = 0.25
+        while !isStopped {
+            do {
+                let connection = try PostgresConnection(url: url, statementTimeout: .seconds(5))
+                try connection.query("SELECT set_config('application_name', 'plugin-host-listen', false)")
+                try connection.execute("LISTEN \(channel)")
+                continuation.yield()
+                backoff = 0.25
+                while !isStopped {
+                    var descriptor = pollfd(fd: connection.socket, events: Int16(POLLIN), revents: 0)
+                    let ready = poll(&descriptor, 1, 250)
+                    if ready < 0 && errno != EINTR { break }
+                    guard connection.checkAlive() else { break }
+                    if !connection.notifications().isEmpty { continuation.yield() }
+                }
+                if !isStopped { logger.warning("lost the registry notification connection; reconnecting") }
+            } catch {
+                logger.warning("cannot listen for registry changes; retrying", metadata: ["error": "\(error)", "retry.seconds": "\(backoff)"])
+            }
+            var slept = 0.0
+            while !isStopped && slept < backoff {
+                Thread.sleep(forTimeInterval: 0.05)
+                slept += 0.05
+            }
+            backoff = min(backoff * 2, 5)
+        }
+        continuation.finish()
+    }
+}

@@ -1,0 +1,75 @@
+/// The PostgreSQL schema as numbered migrations, recorded in `plugin_host_migrations`.
+///
+/// Isolation lives in the database: the tables that hold workspace data (`kv`, `enablements`) have
+/// row-level security enabled *and forced*, so the policies bind the tables' owner too. A row is visible
+/// only inside a transaction that has set `plugin_host.workspace` (and, for plugin storage,
+/// `plugin_host.plugin`) with `set_config(..., true)`, which is `SET LOCAL` with bound values. The
+/// registry reads enablements of every workspace by setting `plugin_host.registry`, which no plugin call
+/// path sets. A query without any of them sees no rows and cannot write any.
+enum PostgresSchema {
+    /// `pg_advisory_lock` key held while migrating, so hosts starting together migrate once.
+    static let migrationLock: Int64 = 0x706c_7567_696e_0001
+
+    static let migrations: [String] = [
+        """
+        CREATE TABLE plugins (
+            id text PRIMARY KEY, version text NOT NULL, manifest text NOT NULL, sha256 text NOT NULL,
+            installed_at double precision NOT NULL);
+        CREATE TABLE tenants (id text PRIMARY KEY, name text NOT NULL, created_at double precision NOT NULL);
+        CREATE TABLE workspaces (
+            id text PRIMARY KEY, tenant_id text NOT NULL REFERENCES tenants (id), name text NOT NULL,
+            created_at double precision NOT NULL);
+        CREATE INDEX workspaces_by_tenant ON workspaces (tenant_id);
+        CREATE TABLE tokens (
+            secret_hash text PRIMARY KEY, id text NOT NULL UNIQUE, role text NOT NULL, subject text NOT NULL,
+            tenant_id text REFERENCES tenants (id), workspaces text NOT NULL, created_at double precision NOT NULL);
+        CREATE TABLE enablements (
+            workspace_id text NOT NULL REFERENCES workspaces (id), plugin_id text NOT NULL, grants text NOT NULL,
+            config text NOT NULL, updated_at double precision NOT NULL, PRIMARY KEY (workspace_id, plugin_id));
+        CREATE TABLE kv (
+            workspace_id text NOT NULL, plugin_id text NOT NULL, key bytea NOT NULL, value bytea NOT NULL,
+            version bigint NOT NULL, updated_at double precision NOT NULL, PRIMARY KEY (workspace_id, plugin_id, key));
+        CREATE TABLE settings (key text PRIMARY KEY, value text NOT NULL);
+
+        ALTER TABLE kv ENABLE ROW LEVEL SECURITY;
+        ALTER TABLE kv FORCE ROW LEVEL SECURITY;
+        CREATE POLICY kv_one_workspace_one_plugin ON kv
+            USING (workspace_id = current_setting('plugin_host.workspace', true)
+                   AND plugin_id = current_setting('plugin_host.plugin', true))
+            WITH CHECK (workspace_id = current_setting('plugin_host.workspace', true)
+                   AND plugin_id = current_setting('plugin_host.plugin', true));
+
+        ALTER TABLE enablements ENABLE ROW LEVEL SECURITY;
+        ALTER TABLE enablements FORCE ROW LEVEL SECURITY;
+        CREATE POLICY enablements_workspace_or_registry ON enablements
+            USING (current_setting('plugin_host.registry', true) = 'on'
+                   OR workspace_id = current_setting('plugin_host.workspace', true))
+            WITH CHECK (current_setting('plugin_host.registry', true) = 'on'
+                   OR workspace_id = current_setting('plugin_host.workspace', true));
+        """,
+    ]
+
+    /// Applies pending migrations under the advisory lock, then grants the serving role what it needs
+    /// when migrations run as another role (the tables' owner). Idempotent; safe from several hosts at once.
+    static func migrate(_ connection: PostgresConnection, servingRole: String?) throws {
+        try connection.query("SELECT pg_advisory_lock($1)", [.int(migrationLock)])
+        defer { _ = try? connection.query("SELECT pg_advisory_unlock($1)", [.int(migrationLock)]) }
+        try connection.execute("CREATE TABLE IF NOT EXISTS plugin_host_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
+        let applied = Set(try connection.query("SELECT version FROM plugin_host_migrations").compactMap { $0[0].int64 })
+        for (index, migration) in migrations.enumerated() where !applied.contains(Int64(index + 1)) {
+            try connection.transaction {
+                try connection.execute(migration)
+                try connection.query("INSERT INTO plugin_host_migrations (version) VALUES ($1)", [.int(Int64(index + 1))])
+            }
+        }
+        if let servingRole {
+            // Identifiers cannot be bound as parameters; quote_ident quotes the role name server-side.
+            guard let quoted = try connection.query("SELECT quote_ident($1)", [.text(servingRole)]).first?[0].string else { return }
+            try connection.execute("""
+                GRANT USAGE ON SCHEMA public TO \(quoted);
+                GRANT SELECT, INSERT, UPDATE, DELETE ON plugins, tenants, workspaces, tokens, enablements, kv, settings TO \(quoted);
+                GRANT SELECT ON plugin_host_migrations TO \(quoted);
+                """)
+        }
+    }
+}

@@ -1,0 +1,212 @@
+import CLibPQ
+import Foundation
+import Logging
+import PluginHost
+import PluginSDK
+import Synchronization
+
+/// KV get and put through the SDK (a plugin's `context.storage`, with grants, scope and the host's pool)
+/// on PostgreSQL, against the same statements sent through raw libpq by the same number of connections,
+/// and the same SDK calls on the embedded SQLite store.
+struct StorageBenchmark {
+    let pluginsFolder: String
+    /// The serving role's URL and the owner's, of a database the benchmark may fill.
+    let postgresURL: String?
+    let migrationURL: String?
+    let connections = 4
+    let duration: Duration = .seconds(4)
+    let keys = 100
+
+    struct Figures {
+        var getsPerSecond: Double
+        var putsPerSecond: Double
+    }
+
+    struct Result {
+        var sdkPostgres: Figures?
+        var rawPostgres: Figures?
+        var sdkSQLite: Figures
+    }
+
+    func run() async throws -> Result {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("plugin-host-bench-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        var logger = Logger(label: "bench")
+        logger.logLevel = .error
+
+        let sqlite = try await SQLiteStore.open(folder: folder)
+        let sdkSQLite = try await sdk(store: sqlite, folder: folder, logger: logger)
+        await sqlite.close()
+
+        guard let postgresURL else { return Result(sdkPostgres: nil, rawPostgres: nil, sdkSQLite: sdkSQLite) }
+        let postgres = PostgresStore(
+            configuration: PostgresConfiguration(url: postgresURL, migrationURL: migrationURL, poolSize: connections), logger: logger)
+        let sdkPostgres = try await sdk(store: postgres, folder: folder, logger: logger)
+        await postgres.close()
+        let rawPostgres = try raw(url: postgresURL)
+        return Result(sdkPostgres: sdkPostgres, rawPostgres: rawPostgres, sdkSQLite: sdkSQLite)
+    }
+
+    // MARK: Through the SDK
+
+    private func sdk(store: any HostStore, folder: String, logger: Logger) async throws -> Figures {
+        let runtime = try await PluginRuntime.standalone(configuration: HostConfiguration(dataDirectory: folder), store: store, logger: logger)
+        if runtime.plugin(id: "example.notes") == nil {
+            _ = try await runtime.install(manifestText: notesManifest(pluginsFolder), baseDirectory: pluginsFolder)
+        }
+        let workspace: Workspace
+        if let existing = runtime.workspace(id: "bench-ws") {
+            workspace = existing
+        } else {
+            _ = try await runtime.createTenant(id: "bench", name: "bench")
+            workspace = try await runtime.createWorkspace(id: "bench-ws", name: "bench", tenantID: "bench")
+        }
+        let caller = Caller(subject: "bench", role: .member)
+        _ = try await runtime.enable(workspace: workspace, pluginID: "example.notes", grants: ["storage.read", "storage.write"], config: [:], caller: caller)
+        let storage = try runtime.context(workspace: workspace, pluginID: "example.notes", caller: caller).storage
+        let value = Data(repeating: 0x61, count: 128)
+        for key in 0..<keys { _ = try await storage.put("bench/\(key)", value) }
+
+        let puts = try await measure { worker, index in _ = try await storage.put("bench/\((worker * 31 + index) % keys)", value) }
+        let gets = try await measure { worker, index in _ = try await storage.get("bench/\((worker * 31 + index) % keys)") }
+        return Figures(getsPerSecond: gets, putsPerSecond: puts)
+    }
+
+    /// Operations per second of `connections` concurrent workers for `duration`.
+    private func measure(_ operation: @escaping @Sendable (Int, Int) async throws -> Void) async throws -> Double {
+        let deadline = ContinuousClock.now + duration
+        let started = ContinuousClock.now
+        let total = try await withThrowingTaskGroup(of: Int.self) { group in
+            for worker in 0..<connections {
+                group.addTask {
+                    var count = 0
+                    while ContinuousClock.now < deadline {
+                        try await operation(worker, count)
+                        count += 1
+                    }
+                    return count
+                }
+            }
+            return try await group.reduce(0, +)
+        }
+        return Double(total) / (ContinuousClock.now - started).seconds
+    }
+
+    // MARK: Raw libpq, the same statements
+
+    private static let scope = "SELECT set_config('plugin_host.workspace', $1, true), set_config('plugin_host.plugin', $2, true)"
+    private static let get = "SELECT value, version FROM kv WHERE workspace_id = $1 AND plugin_id = $2 AND key = $3"
+    private static let put = "INSERT INTO kv (workspace_id, plugin_id, key, value, version, updated_at) VALUES ($1, $2, $3, $4, 1, $5) "
+        + "ON CONFLICT (workspace_id, plugin_id, key) DO UPDATE SET value = excluded.value, version = kv.version + 1, updated_at = excluded.updated_at "
+        + "RETURNING version"
+
+    private func raw(url: String) throws -> Figures {
+        let puts = try rawMeasure(url: url, put: true)
+        let gets = try rawMeasure(url: url, put: false)
+        return Figures(getsPerSecond: gets, putsPerSecond: puts)
+    }
+
+    /// `connections` threads, each with its own connection, each operation one pipeline:
+    /// BEGIN, the scope, the statement, COMMIT, as the host sends it.
+    private func rawMeasure(url: String, put: Bool) throws -> Double {
+        let total = Atomic<Int>(0)
+        let failure = Mutex<String?>(nil)
+        let deadline = ContinuousClock.now + duration
+        let started = ContinuousClock.now
+        let (keys, connections) = (self.keys, self.connections)
+        let finished = DispatchGroup()
+        for worker in 0..<connections {
+            finished.enter()
+            Thread {
+                defer { finished.leave() }
+                guard let connection = PQconnectdb(url), PQstatus(connection) == CONNECTION_OK else {
+                    failure.withLock { $0 = "cannot connect" }
+                    return
+                }
+                defer { PQfinish(connection) }
+                for (name, sql) in [("b", "BEGIN"), ("s", Self.scope), ("q", put ? Self.put : Self.get), ("c", "COMMIT")] {
+                    let result = PQprepare(connection, name, sql, 0, nil)
+                    let ok = PQresultStatus(result) == PGRES_COMMAND_OK
+                    PQclear(result)
+                    if !ok {
+                        failure.withLock { $0 = String(cString: PQerrorMessage(connection)) }
+                        return
+                    }
+                }
+                var count = 0
+                let value = [UInt8](repeating: 0x61, count: 128)
+                while ContinuousClock.now < deadline {
+                    let key = Array("bench/\((worker * 31 + count) % keys)".utf8)
+                    guard Self.pipeline(connection, key: key, value: put ? value : nil) else {
+                        failure.withLock { $0 = String(cString: PQerrorMessage(connection)) }
+                        return
+                    }
+                    count += 1
+                }
+                total.add(count, ordering: .relaxed)
+            }.start()
+        }
+        finished.wait()
+        if let message = failure.withLock({ $0 }) { throw BenchError("raw libpq: \(message)") }
+        return Double(total.load(ordering: .relaxed)) / (ContinuousClock.now - started).seconds
+    }
+
+    private static func pipeline(_ connection: OpaquePointer, key: [UInt8], value: [UInt8]?) -> Bool {
+        guard PQenterPipelineMode(connection) == 1 else { return false }
+        var parameters: [[UInt8]] = [Array("bench-ws\0".utf8), Array("example.notes\0".utf8), key]
+        var formats: [Int32] = [0, 0, 1]
+        if let value {
+            parameters.append(value)
+            parameters.append(Array("\(Date().timeIntervalSince1970)\0".utf8))
+            formats += [1, 0]
+        }
+        let sent = withPointers(parameters) { pointers in
+            let lengths = parameters.map { Int32($0.count) }
+            return PQsendQueryPrepared(connection, "b", 0, nil, nil, nil, 1) == 1
+                && PQsendQueryPrepared(connection, "s", 2, pointers, lengths, formats, 1) == 1
+                && PQsendQueryPrepared(connection, "q", Int32(parameters.count), pointers, lengths, formats, 1) == 1
+                && PQsendQueryPrepared(connection, "c", 0, nil, nil, nil, 1) == 1
+                && PQpipelineSync(connection) == 1
+        }
+        guard sent else { return false }
+        var ok = true
+        for _ in 0..<4 {
+            guard let result = PQgetResult(connection) else { return false }
+            let status = PQresultStatus(result)
+            ok = ok && (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK)
+            PQclear(result)
+            while let extra = PQgetResult(connection) { PQclear(extra) }
+        }
+        guard let sync = PQgetResult(connection) else { return false }
+        PQclear(sync)
+        return ok && PQexitPipelineMode(connection) == 1
+    }
+
+    private static func withPointers<T>(_ buffers: [[UInt8]], _ body: ([UnsafePointer<CChar>?]) -> T) -> T {
+        var pointers: [UnsafePointer<CChar>?] = []
+        func next(_ index: Int) -> T {
+            guard index < buffers.count else { return body(pointers) }
+            return buffers[index].withUnsafeBufferPointer { buffer in
+                pointers.append(UnsafeRawPointer(buffer.baseAddress!).assumingMemoryBound(to: CChar.self))
+                return next(index + 1)
+            }
+        }
+        return next(0)
+    }
+}
+
+func notesManifest(_ folder: String) -> String {
+    """
+    {"id": "example.notes", "name": "Notes", "version": "1.0.0", "sdk": "^1.0.0",
+     "runtime": {"kind": "library", "path": "\(folder)/libNotesPlugin.so"},
+     "permissions": ["storage.read", "storage.write", "events.publish:notes.*"],
+     "routes": [{"method": "*", "path": "notes"}]}
+    """
+}
+
+extension Duration {
+    fileprivate var seconds: Double {
+        let (seconds, attoseconds) = components
+        return Double(seconds) + Double(attoseconds) / 1e18
+    }
+}

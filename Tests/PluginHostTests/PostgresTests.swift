@@ -1,0 +1,223 @@
+import Foundation
+import Logging
+@testable import PluginHost
+import ServiceLifecycle
+import Testing
+
+@Suite("PostgreSQL store")
+struct PostgresTests {
+    @Test("row-level security: without the workspace set a query sees and writes no plugin data, even as the tables' owner")
+    func rowLevelSecurity() async throws {
+        let database = try await TestDatabase.create()
+        let folder = try TemporaryFolder()
+        do {
+            let host = try await TestHost.start(data: folder.path, postgres: database.hostConfiguration())
+            do {
+                try await host.install(try Fixtures.notes)
+                try await host.tenant("acme", workspaces: ["ws-a", "ws-b"])
+                for workspace in ["ws-a", "ws-b"] {
+                    try await host.enable("example.notes", in: workspace, grants: TestHost.notesGrants)
+                    #expect(try await host.admin(.POST, "/v1/workspaces/\(workspace)/plugins/example.notes/resources/notes", json: ["text": workspace]).status == 201)
+                }
+                try await host.stop()
+            } catch {
+                try? await host.stop()
+                throw error
+            }
+
+            let count = PostgresStatement("SELECT count(*) FROM kv")
+            // The data is there: a superuser (exempt from RLS) sees both notes.
+            #expect(try await database.query(as: database.superuserURL, [count])[0].first?[0] == .int(2))
+            // The serving role and the owner see nothing without the workspace set.
+            for role in [database.servingURL, database.ownerURL] {
+                #expect(try await database.query(as: role, [count])[0].first?[0] == .int(0))
+                #expect(try await database.query(as: role, [PostgresStatement("SELECT count(*) FROM enablements")])[0].first?[0] == .int(0))
+            }
+            // With ws-a set, only ws-a's row; writes aimed at ws-b touch nothing.
+            let scoped = try await database.query(as: database.servingURL, [
+                PostgresStatement("BEGIN"),
+                PostgresStatement("SELECT set_config('plugin_host.workspace', 'ws-a', true), set_config('plugin_host.plugin', 'example.notes', true)"),
+                PostgresStatement("SELECT workspace_id FROM kv"),
+                PostgresStatement("UPDATE kv SET value = '\\x00'::bytea WHERE workspace_id = 'ws-b' RETURNING key"),
+                PostgresStatement("DELETE FROM kv WHERE workspace_id = 'ws-b' RETURNING key"),
+                PostgresStatement("COMMIT"),
+            ])
+            #expect(scoped[2].map { $0[0] } == [.text("ws-a")])
+            #expect(scoped[3].isEmpty && scoped[4].isEmpty)
+            // Inserting without the workspace set is refused by the policy, and the serving role cannot turn RLS off.
+            let insert = PostgresStatement("INSERT INTO kv (workspace_id, plugin_id, key, value, version, updated_at) VALUES ('ws-b', 'example.notes', 'x'::bytea, 'x'::bytea, 1, 0)")
+            await #expect { try await database.query(as: database.servingURL, [insert]) } throws: { ($0 as? PostgresError)?.sqlState == "42501" }
+            await #expect { try await database.query(as: database.servingURL, [PostgresStatement("ALTER TABLE kv DISABLE ROW LEVEL SECURITY")]) } throws: {
+                ($0 as? PostgresError)?.sqlState == "42501"
+            }
+            #expect(try await database.query(as: database.superuserURL, [count])[0].first?[0] == .int(2))
+            await database.drop()
+        } catch {
+            await database.drop()
+            throw error
+        }
+    }
+
+    @Test("a serving role that bypasses row-level security is refused with a clear error")
+    func superuserRefused() async throws {
+        let database = try await TestDatabase.create()
+        let folder = try TemporaryFolder()
+        var configuration = HostConfiguration(dataDirectory: folder.path, port: 0, adminToken: "admin-token")
+        configuration.postgres = PostgresConfiguration(url: database.superuserURL, poolSize: 2)
+        var logger = Logger(label: "test-host")
+        logger.logLevel = .critical
+        let app = try await buildApplication(configuration: configuration, logger: logger)
+        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
+        await #expect { try await group.run() } throws: { "\($0)".contains("BYPASSRLS") }
+        await database.drop()
+    }
+
+    @Test("two host processes on one database: what one installs and enables the other serves within a second", .timeLimit(.minutes(2)))
+    func twoHosts() async throws {
+        let database = try await TestDatabase.create()
+        let folder = try TemporaryFolder()
+        var hosts: [HostProcess] = []
+        do {
+            let a = try await HostProcess.start(data: folder.path + "/a", postgres: database, log: folder.path + "/a.log")
+            hosts.append(a)
+            let b = try await HostProcess.start(data: folder.path + "/b", postgres: database, log: folder.path + "/b.log")
+            hosts.append(b)
+
+            #expect(try await a.admin(.POST, "/v1/plugins", body: Data(try Fixtures.notes.utf8), contentType: "application/yaml").status == 201)
+            #expect(try await a.admin(.POST, "/v1/tenants", json: ["id": "acme", "name": "Acme"]).status == 201)
+            #expect(try await a.admin(.POST, "/v1/tenants/acme/workspaces", json: ["id": "ws1", "name": "One"]).status == 201)
+            let enable = try await a.admin(.PUT, "/v1/workspaces/ws1/plugins/example.notes", json: ["grants": TestHost.notesGrants])
+            #expect(enable.status == 200, "\(enable.text)")
+            let notes = "/v1/workspaces/ws1/plugins/example.notes/resources/notes"
+            let servedByB = try await eventually(timeout: .seconds(1)) { try await b.admin(.POST, notes, json: ["text": "via b"]).status == 201 }
+            #expect(servedByB, "host B did not serve the plugin host A enabled within 1 s")
+            // Both read the same data.
+            #expect((try await a.admin(.GET, notes).json["notes"] as? [Any])?.count == 1)
+
+            // The other way round: B installs and enables, A serves.
+            #expect(try await b.admin(.POST, "/v1/plugins", body: Data(try Fixtures.audit.utf8), contentType: "application/yaml").status == 201)
+            #expect(try await b.admin(.PUT, "/v1/workspaces/ws1/plugins/example.audit", json: ["grants": TestHost.auditGrants]).status == 200)
+            let servedByA = try await eventually(timeout: .seconds(1)) {
+                try await a.admin(.GET, "/v1/workspaces/ws1/plugins/example.audit/resources/entries").status == 200
+            }
+            #expect(servedByA, "host A did not serve the plugin host B enabled within 1 s")
+            // And a disable through A stops B from serving it.
+            #expect(try await a.admin(.DELETE, "/v1/workspaces/ws1/plugins/example.notes").status == 204)
+            #expect(try await eventually(timeout: .seconds(1)) { try await b.admin(.GET, notes).errorCode == "PLUGIN_NOT_ENABLED" })
+        } catch {
+            Issue.record("host logs:\n\((try? String(contentsOfFile: folder.path + "/a.log", encoding: .utf8)) ?? "")\n\((try? String(contentsOfFile: folder.path + "/b.log", encoding: .utf8)) ?? "")")
+            for host in hosts { await host.terminate() }
+            await database.drop()
+            throw error
+        }
+        for host in hosts { await host.terminate() }
+        await database.drop()
+    }
+
+    @Test("PostgreSQL down at start or restarted while serving: 503 STORE_UNAVAILABLE at once, then served again without a host restart",
+          .timeLimit(.minutes(3)))
+    func outageRecovery() async throws {
+        let folder = try TemporaryFolder()
+        let script = Fixtures.root.appendingPathComponent("Tests/support/throwaway-postgres.sh").path
+        let cluster = folder.path + "/pg"
+        func postgres(_ command: String) async throws -> String {
+            let result = try await runCommand("/bin/bash", [script, command, cluster])
+            try #require(result.status == 0, "throwaway-postgres.sh \(command) failed: \(result.output)")
+            return result.output.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        let server = try await postgres("start")
+        let database = try await TestDatabase.create(serverURL: server)
+        _ = try await postgres("stop")
+        var host: TestHost?
+        do {
+            // Unreachable at start: the host serves 503 and retries with backoff.
+            let started = try await TestHost.start(data: folder.path, postgres: database.hostConfiguration(), waitUntilReady: false)
+            host = started
+            #expect(try await started.request(.GET, "/ready").status == 503)
+            let early = try await started.admin(.GET, "/v1/plugins")
+            #expect(early.status == 503 && early.errorCode == "STORE_UNAVAILABLE")
+
+            _ = try await postgres("start")
+            #expect(try await eventually(timeout: .seconds(30)) { try await started.request(.GET, "/ready").status == 200 })
+            try await started.install(try Fixtures.notes)
+            try await started.tenant("acme", workspaces: ["ws1"])
+            try await started.enable("example.notes", in: "ws1", grants: TestHost.notesGrants)
+            let notes = "/v1/workspaces/ws1/plugins/example.notes/resources/notes"
+            #expect(try await started.admin(.POST, notes, json: ["text": "before"]).status == 201)
+
+            // Restarted under the host: requests fail fast with 503 while it is down...
+            _ = try await postgres("stop")
+            let clock = ContinuousClock()
+            var outage: TestHost.Reply?
+            let elapsed = try await clock.measure { outage = try await started.admin(.POST, notes, json: ["text": "during"]) }
+            #expect(outage?.status == 503 && outage?.errorCode == "STORE_UNAVAILABLE", "\(outage?.text ?? "")")
+            #expect(elapsed < .seconds(2), "the outage answer took \(elapsed)")
+            #expect(try await started.request(.GET, "/ready").status == 503)
+
+            // ...and succeed again once it is back, with no host restart.
+            _ = try await postgres("start")
+            #expect(try await eventually(timeout: .seconds(20)) { try await started.admin(.POST, notes, json: ["text": "after"]).status == 201 })
+            let texts = (try await started.admin(.GET, notes).json["notes"] as? [[String: any Sendable]])?.compactMap { $0["text"] as? String }
+            #expect(texts == ["before", "after"])
+            try await started.stop()
+        } catch {
+            try? await host?.stop()
+            _ = try? await postgres("stop")
+            throw error
+        }
+        _ = try await postgres("stop")
+    }
+
+    @Test("kill -9 of the host during a write loop loses no write that was answered 2xx", .timeLimit(.minutes(3)), arguments: StoreKind.allCases)
+    func killDuringWrites(store: StoreKind) async throws {
+        let folder = try TemporaryFolder()
+        let database = store == .postgres ? try await TestDatabase.create() : nil
+        var running: HostProcess?
+        do {
+            let host = try await HostProcess.start(data: folder.path + "/data", postgres: database, log: folder.path + "/first.log")
+            running = host
+            #expect(try await host.admin(.POST, "/v1/plugins", body: Data(try Fixtures.notes.utf8), contentType: "application/yaml").status == 201)
+            #expect(try await host.admin(.POST, "/v1/tenants", json: ["id": "acme", "name": "Acme"]).status == 201)
+            #expect(try await host.admin(.POST, "/v1/tenants/acme/workspaces", json: ["id": "ws1", "name": "One"]).status == 201)
+            #expect(try await host.admin(.PUT, "/v1/workspaces/ws1/plugins/example.notes", json: ["grants": TestHost.notesGrants]).status == 200)
+            let notes = "/v1/workspaces/ws1/plugins/example.notes/resources/notes"
+
+            // Four writers until the host dies under them; every 201 names a note that must survive.
+            let acknowledged = try await withThrowingTaskGroup(of: [String].self) { group in
+                for writer in 0..<4 {
+                    group.addTask {
+                        var ids: [String] = []
+                        for index in 0... {
+                            guard let reply = try? await host.admin(.POST, notes, json: ["text": "w\(writer)-\(index)"]) else { return ids }
+                            if reply.status == 201, let id = reply.json["id"] as? String { ids.append(id) }
+                        }
+                        return ids
+                    }
+                }
+                try await Task.sleep(for: .milliseconds(1500))
+                await host.kill()
+                return try await group.reduce(into: []) { $0 += $1 }
+            }
+            running = nil
+            #expect(acknowledged.count > 20, "too few writes before the kill to mean anything: \(acknowledged.count)")
+
+            let restarted = try await HostProcess.start(data: folder.path + "/data", postgres: database, log: folder.path + "/second.log")
+            running = restarted
+            var stored: Set<String> = []
+            var after: String?
+            repeat {
+                let page = try await restarted.admin(.GET, notes + "?limit=1000" + (after.map { "&after=\($0)" } ?? "")).json
+                for note in page["notes"] as? [[String: any Sendable]] ?? [] { if let id = note["id"] as? String { stored.insert(id) } }
+                after = page["next"] as? String
+            } while after != nil
+            let lost = Set(acknowledged).subtracting(stored)
+            #expect(lost.isEmpty, "\(lost.count) of \(acknowledged.count) acknowledged writes were lost")
+            await restarted.terminate()
+        } catch {
+            await running?.kill()
+            await database?.drop()
+            throw error
+        }
+        await database?.drop()
+    }
+}

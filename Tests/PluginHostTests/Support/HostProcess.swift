@@ -1,0 +1,122 @@
+import Foundation
+import NIOHTTP1
+import PluginHost
+import Synchronization
+import Testing
+
+/// A `plugin-host serve` child process (the debug CLI that `make test` builds), for tests that need
+/// several hosts or a host killed with SIGKILL.
+final class HostProcess: Sendable {
+    let port: Int
+    let adminToken = "admin-token"
+    private let process: Process
+    private let log: String
+
+    static var executable: String { Fixtures.root.appendingPathComponent(".build/debug/plugin-host").path }
+
+    /// Starts `plugin-host serve` on a free port with the given store and waits until it is ready.
+    static func start(data: String, postgres database: TestDatabase? = nil, log: String) async throws -> HostProcess {
+        try #require(FileManager.default.isExecutableFile(atPath: executable), "build the CLI first (make test does)")
+        var arguments = ["serve", "--port", "0", "--data", data, "--admin-token", "admin-token", "--log-level", "warning"]
+        if let database {
+            arguments += ["--postgres", database.servingURL, "--postgres-migration-url", database.ownerURL, "--postgres-pool-size", "4"]
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        for name in ["PLUGIN_HOST_DATABASE_URL", "PLUGIN_HOST_DATABASE_MIGRATION_URL", "PLUGIN_HOST_ADMIN_TOKEN"] { environment[name] = nil }
+        process.environment = environment
+        let output = Pipe()
+        process.standardOutput = output
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        let printed = Mutex(Data())
+        output.fileHandleForReading.readabilityHandler = { handle in
+            let chunk = handle.availableData
+            printed.withLock { $0.append(chunk) }
+        }
+        try process.run()
+
+        let deadline = ContinuousClock.now + .seconds(30)
+        var port: Int?
+        while port == nil, ContinuousClock.now < deadline, process.isRunning {
+            let text = String(decoding: printed.withLock { $0 }, as: UTF8.self)
+            if let range = text.range(of: #"listening on http://127\.0\.0\.1:(\d+)"#, options: .regularExpression) {
+                port = Int(text[range].split(separator: ":").last ?? "")
+            } else {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
+        guard let port else {
+            if process.isRunning { process.interrupt() }
+            Issue.record("plugin-host serve did not start: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+            throw CancellationError()
+        }
+        let host = HostProcess(port: port, process: process, log: log)
+        let ready = try await eventually(timeout: .seconds(30)) { (try? await host.request(.GET, "/ready").status) == 200 }
+        if !ready {
+            await host.kill()
+            Issue.record("plugin-host serve did not become ready: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+            throw CancellationError()
+        }
+        return host
+    }
+
+    private init(port: Int, process: Process, log: String) {
+        self.port = port
+        self.process = process
+        self.log = log
+    }
+
+    func request(_ method: HTTPMethod, _ path: String, token: String? = nil, json: Any? = nil, body: Data? = nil, contentType: String? = nil) async throws -> TestHost.Reply {
+        try await TestHost.request(port: port, method, path, token: token, json: json, body: body, contentType: contentType)
+    }
+
+    func admin(_ method: HTTPMethod, _ path: String, json: Any? = nil, body: Data? = nil, contentType: String? = nil) async throws -> TestHost.Reply {
+        try await request(method, path, token: adminToken, json: json, body: body, contentType: contentType)
+    }
+
+    /// SIGKILL: no drain, no shutdown hooks, nothing flushed.
+    func kill() async {
+        Foundation.kill(process.processIdentifier, SIGKILL)
+        await waitForExit()
+    }
+
+    /// SIGTERM, then waits for the graceful shutdown to finish.
+    func terminate() async {
+        process.terminate()
+        await waitForExit()
+    }
+
+    /// Waits on a Dispatch thread: blocking in `waitUntilExit` must not hold a cooperative-pool thread.
+    private func waitForExit() async {
+        let process = self.process
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                process.waitUntilExit()
+                continuation.resume()
+            }
+        }
+    }
+}
+
+/// Runs a command to completion on a Dispatch thread and returns its status and output.
+func runCommand(_ executable: String, _ arguments: [String]) async throws -> (status: Int32, output: String) {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global().async {
+            continuation.resume(with: Result {
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: executable)
+                process.arguments = arguments
+                let pipe = Pipe()
+                process.standardOutput = pipe
+                process.standardError = pipe
+                try process.run()
+                let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                process.waitUntilExit()
+                return (process.terminationStatus, output)
+            })
+        }
+    }
+}
