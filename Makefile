@@ -5,8 +5,11 @@ SWIFT ?= swift
 PORT ?= 8080
 DATA ?= data
 APT := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
-BUILD_PACKAGES := libsqlite3-dev pkg-config
-BENCH_PACKAGES := wrk
+BUILD_PACKAGES := libsqlite3-dev libpq-dev pkg-config
+# The tests and benchmarks start a throwaway PostgreSQL server of their own.
+POSTGRES_PACKAGES := postgresql
+BENCH_PACKAGES := wrk $(POSTGRES_PACKAGES)
+WITH_POSTGRES := Tests/support/throwaway-postgres.sh run
 
 # Installs the Debian packages named in $(1) that are not installed yet.
 define ensure_packages
@@ -34,19 +37,21 @@ run: build
 	@cat docs/walkthrough.txt | sed "s/{PORT}/$(PORT)/g"
 	.build/release/plugin-host serve --data $(DATA) --port $(PORT) --manifests manifests
 
-## test: build the plugin packages the tests load, then the Swift Testing suite
+## test: build the plugin packages the tests load, then the Swift Testing suite against SQLite and a
+## throwaway PostgreSQL (or the server PLUGIN_HOST_TEST_DATABASE_URL names)
 test: deps
+	$(call ensure_packages,$(POSTGRES_PACKAGES))
 	cd Plugins && $(SWIFT) build
 	cd Tests/Fixtures && $(SWIFT) build
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
+	$(WITH_POSTGRES) $(SWIFT) test --skip-build
 
 ## bench: dispatch overhead and HTTP throughput against same-process baselines
 bench: deps
 	$(call ensure_packages,$(BENCH_PACKAGES))
 	$(SWIFT) build -c release --product plugin-host-bench
 	cd Plugins && $(SWIFT) build -c release
-	.build/release/plugin-host-bench --plugins Plugins/.build/release
+	$(WITH_POSTGRES) .build/release/plugin-host-bench --plugins Plugins/.build/release
 
 clean:
 	rm -rf .build Plugins/.build Tests/Fixtures/.build PluginSDK/.build

@@ -77,6 +77,7 @@ let package = Package(
             name: "PluginHostBench",
             dependencies: [
                 "PluginHost",
+                "CLibPQ",
                 .product(name: "PluginSDK", package: "PluginSDK"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

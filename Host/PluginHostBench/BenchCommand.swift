@@ -12,6 +12,26 @@ struct BenchCommand: AsyncParsableCommand {
     @Flag(help: "Skip the HTTP benchmark (needs wrk).")
     var skipHTTP = false
 
+    /// KV through the SDK on PostgreSQL vs raw libpq, and on SQLite. PostgreSQL is measured when
+    /// PLUGIN_HOST_BENCH_DATABASE_URL (serving role) is set, as `make bench` does with a throwaway server.
+    private func storage(_ folder: String) async throws {
+        let environment = ProcessInfo.processInfo.environment
+        let benchmark = StorageBenchmark(
+            pluginsFolder: folder, postgresURL: environment["PLUGIN_HOST_BENCH_DATABASE_URL"], migrationURL: environment["PLUGIN_HOST_BENCH_MIGRATION_URL"])
+        print("\n3. KV through the SDK (context.storage, 128-byte values, 100 keys): PostgreSQL vs the same statements through raw libpq, "
+            + "\(benchmark.connections) connections each, \(benchmark.duration) per figure; and SQLite")
+        let result = try await benchmark.run()
+        if let sdk = result.sdkPostgres, let raw = result.rawPostgres {
+            print(String(format: "   get: SDK on PostgreSQL %8.0f ops/s   raw libpq %8.0f ops/s   ratio %.3f (target >= 0.8)  %@",
+                         sdk.getsPerSecond, raw.getsPerSecond, sdk.getsPerSecond / raw.getsPerSecond, sdk.getsPerSecond / raw.getsPerSecond >= 0.8 ? "MET" : "MISSED"))
+            print(String(format: "   put: SDK on PostgreSQL %8.0f ops/s   raw libpq %8.0f ops/s   ratio %.3f (target >= 0.8)  %@",
+                         sdk.putsPerSecond, raw.putsPerSecond, sdk.putsPerSecond / raw.putsPerSecond, sdk.putsPerSecond / raw.putsPerSecond >= 0.8 ? "MET" : "MISSED"))
+        } else {
+            print("   PostgreSQL skipped: PLUGIN_HOST_BENCH_DATABASE_URL is not set (make bench starts a throwaway server and sets it)")
+        }
+        print(String(format: "   SDK on SQLite: get %8.0f ops/s   put %8.0f ops/s", result.sdkSQLite.getsPerSecond, result.sdkSQLite.putsPerSecond))
+    }
+
     func run() async throws {
         let folder = URL(fileURLWithPath: plugins).standardizedFileURL.path
         print("1. echo handler: direct call vs the host's dispatch path (median of 7 rounds of 200,000 calls)")
@@ -21,6 +41,7 @@ struct BenchCommand: AsyncParsableCommand {
         print(String(format: "   dispatch %8.1f ns/call", dispatch.dispatchNanoseconds))
         print(String(format: "   overhead %8.1f ns/call (target <= 250 ns)  ratio dispatch/direct %.2f  %@", overhead,
                      dispatch.dispatchNanoseconds / dispatch.directNanoseconds, overhead <= 250 ? "MET" : "MISSED"))
+        try await storage(folder)
         guard !skipHTTP else { return }
         print("\n2. echo over HTTP: full host path vs a bare Hummingbird route in the same process (wrk -t1 -c32 -d8s, 64-byte POST, 3 alternating rounds)")
         let http = try await HTTPBenchmark(pluginsFolder: folder).run()

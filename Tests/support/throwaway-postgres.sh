@@ -77,6 +77,14 @@ case "${1:-}" in
         trap 'stop "$dir"; rm -rf "$dir"' EXIT
         PLUGIN_HOST_TEST_DATABASE_URL=$(start "$dir")
         export PLUGIN_HOST_TEST_DATABASE_URL
+        # The two roles of a deployment (see README): the owner runs migrations, the host serves as the
+        # other one, which row-level security binds. The benchmarks use them.
+        port=$(cat "$dir/port")
+        "$(bin_dir)/psql" "$PLUGIN_HOST_TEST_DATABASE_URL" -v ON_ERROR_STOP=1 -q \
+            -c "CREATE ROLE plugin_host_owner LOGIN" -c "CREATE ROLE plugin_host LOGIN" \
+            -c "CREATE DATABASE plugin_host OWNER plugin_host_owner" >/dev/null
+        export PLUGIN_HOST_BENCH_DATABASE_URL="postgresql://plugin_host@127.0.0.1:$port/plugin_host"
+        export PLUGIN_HOST_BENCH_MIGRATION_URL="postgresql://plugin_host_owner@127.0.0.1:$port/plugin_host"
         echo "throwaway PostgreSQL at $PLUGIN_HOST_TEST_DATABASE_URL" >&2
         "$@"
         ;;
