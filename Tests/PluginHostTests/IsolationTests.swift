@@ -107,6 +107,21 @@ struct IsolationTests {
         }
     }
 
+    @Test("a value over the storage limit is refused with 413 VALUE_TOO_LARGE and nothing is stored", arguments: StoreKind.allCases)
+    func valueOverLimit(store: StoreKind) async throws {
+        try await withHost(store: store, configure: { $0.maxValueBytes = 256 }) { host in
+            try await host.install(try Fixtures.notes)
+            try await host.tenant("acme", workspaces: ["ws1"])
+            try await host.enable("example.notes", in: "ws1", grants: TestHost.notesGrants)
+            let notes = "/v1/workspaces/ws1/plugins/example.notes/resources/notes"
+            let big = try await host.admin(.POST, notes, json: ["text": String(repeating: "x", count: 300)])
+            #expect(big.status == 413 && big.errorCode == "VALUE_TOO_LARGE", "\(big.text)")
+            #expect(big.text.contains("256"), "the error names the limit: \(big.text)")
+            #expect(try await host.admin(.POST, notes, json: ["text": "small"]).status == 201)
+            #expect((try await host.admin(.GET, notes).json["notes"] as? [Any])?.count == 1)
+        }
+    }
+
     @Test("storage keeps keys as data: quotes, backslashes, NUL and SQL round-trip within one scope", arguments: StoreKind.allCases)
     func storageKeysAreData(kind: StoreKind) async throws {
         try await withStore(kind) { store in
