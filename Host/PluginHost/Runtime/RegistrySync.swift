@@ -71,7 +71,8 @@ struct StoreSupervisor: Service {
     func run() async throws {
         try await cancelWhenGracefulShutdown {
             var delay: Duration = .milliseconds(250)
-            while !runtime.isReady {
+            var started = false
+            while !started {
                 do {
                     try await runtime.store.prepare()
                     try await runtime.bootstrap()
@@ -80,6 +81,7 @@ struct StoreSupervisor: Service {
                         await installManifests(in: folder, runtime: runtime, logger: logger)
                     }
                     logger.info("connected to the store; serving")
+                    started = true
                 } catch let error as HostConfigurationError {
                     logger.critical("cannot serve with this store configuration", metadata: ["error": "\(error)"])
                     throw error

@@ -74,8 +74,12 @@ final class PostgresConnection: @unchecked Sendable {
         }
         guard let handle else { throw PostgresError(message: "out of memory while connecting", connectionLost: true) }
         guard PQstatus(handle) == CONNECTION_OK else {
-            let message = String(cString: PQerrorMessage(handle)).trimmingCharacters(in: .whitespacesAndNewlines)
+            var message = String(cString: PQerrorMessage(handle)).trimmingCharacters(in: .whitespacesAndNewlines)
             PQfinish(handle)
+            // libpq may quote a malformed URL back; never let its password reach a log.
+            if let password = URLComponents(string: url)?.password, !password.isEmpty {
+                message = message.replacingOccurrences(of: password, with: "***")
+            }
             throw PostgresError(message: message, connectionLost: true)
         }
         self.handle = handle
