@@ -12,6 +12,9 @@ struct BenchCommand: AsyncParsableCommand {
     @Flag(help: "Skip the HTTP benchmark (needs wrk).")
     var skipHTTP = false
 
+    @Flag(help: "Run only the storage benchmark.")
+    var onlyStorage = false
+
     /// KV through the SDK on PostgreSQL vs raw libpq, and on SQLite. PostgreSQL is measured when
     /// PLUGIN_HOST_BENCH_DATABASE_URL (serving role) is set, as `make bench` does with a throwaway server.
     private func storage(_ folder: String) async throws {
@@ -34,6 +37,7 @@ struct BenchCommand: AsyncParsableCommand {
 
     func run() async throws {
         let folder = URL(fileURLWithPath: plugins).standardizedFileURL.path
+        if onlyStorage { return try await storage(folder) }
         print("1. echo handler: direct call vs the host's dispatch path (median of 7 rounds of 200,000 calls)")
         let dispatch = try await DispatchBenchmark(pluginsFolder: folder).run()
         let overhead = dispatch.dispatchNanoseconds - dispatch.directNanoseconds
