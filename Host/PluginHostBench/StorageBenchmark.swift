@@ -14,6 +14,10 @@ struct StorageBenchmark {
     let postgresURL: String?
     let migrationURL: String?
     let connections = 4
+    /// Plugin calls in flight on the SDK side: more than connections, as when many requests share the
+    /// host's pool. Raw libpq can have only one statement in flight per connection, so its side runs one
+    /// thread per connection, which keeps every connection busy.
+    let callers = 16
     let duration: Duration = .seconds(4)
     let keys = 100
 
@@ -72,12 +76,12 @@ struct StorageBenchmark {
         return Figures(getsPerSecond: gets, putsPerSecond: puts)
     }
 
-    /// Operations per second of `connections` concurrent workers for `duration`.
+    /// Operations per second of `callers` concurrent tasks for `duration`.
     private func measure(_ operation: @escaping @Sendable (Int, Int) async throws -> Void) async throws -> Double {
         let deadline = ContinuousClock.now + duration
         let started = ContinuousClock.now
         let total = try await withThrowingTaskGroup(of: Int.self) { group in
-            for worker in 0..<connections {
+            for worker in 0..<callers {
                 group.addTask {
                     var count = 0
                     while ContinuousClock.now < deadline {
