@@ -5,15 +5,7 @@ import Synchronization
 /// as text at `/metrics`.
 public final class HostMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
-    private struct RequestKey: Hashable {
-        var plugin: String
-        var status: Int
-    }
-    private struct RequestHandles {
-        var count: Counter
-        var latency: DurationHistogram
-    }
-    private let handles = Mutex<[RequestKey: RequestHandles]>([:])
+    private let plugins = Mutex<[String: PluginRequestMetrics]>([:])
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
@@ -21,19 +13,17 @@ public final class HostMetrics: Sendable {
 
     /// Counts a request to a plugin and records its latency.
     public func recordRequest(plugin: String, status: Int, duration: Duration) {
-        let key = RequestKey(plugin: plugin, status: status)
-        let handle = handles.withLock { handles in
-            if let handle = handles[key] { return handle }
-            let labels = [("plugin", plugin), ("status", String(status))]
-            let handle = RequestHandles(
-                count: registry.makeCounter(descriptor: Self.requests, labels: labels),
-                latency: registry.makeDurationHistogram(descriptor: Self.latency, labels: labels, buckets: Self.buckets)
-            )
-            handles[key] = handle
-            return handle
+        requests(plugin: plugin).record(status: status, duration: duration)
+    }
+
+    /// The request metrics of `plugin`, made once; the request path keeps them with the bound plugin.
+    func requests(plugin: String) -> PluginRequestMetrics {
+        plugins.withLock { plugins in
+            if let metrics = plugins[plugin] { return metrics }
+            let metrics = PluginRequestMetrics(plugin: plugin, registry: registry)
+            plugins[plugin] = metrics
+            return metrics
         }
-        handle.count.increment()
-        handle.latency.record(duration)
     }
 
     /// Counts a plugin failure: `kind` is `error` (it threw), `timeout`, or `event` (a delivery failed).
@@ -51,11 +41,11 @@ public final class HostMetrics: Sendable {
         registry.emitToString()
     }
 
-    private static var requests: MetricNameDescriptor {
+    static var requests: MetricNameDescriptor {
         MetricNameDescriptor(
             namespace: "plugin_host", metricName: "plugin_requests", unitName: "total", helpText: "Requests routed to plugins, by plugin and status.")
     }
-    private static var latency: MetricNameDescriptor {
+    static var latency: MetricNameDescriptor {
         MetricNameDescriptor(
             namespace: "plugin_host", metricName: "plugin_request_duration", unitName: "seconds", helpText: "Latency of requests routed to plugins.")
     }
@@ -67,7 +57,7 @@ public final class HostMetrics: Sendable {
         MetricNameDescriptor(
             namespace: "plugin_host", metricName: "plugin_load_duration", unitName: "seconds", helpText: "Time to check and load a plugin library.")
     }
-    private static let buckets: [Duration] = [
+    static let buckets: [Duration] = [
         .microseconds(100), .microseconds(500), .milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(50),
         .milliseconds(100), .milliseconds(500), .seconds(1), .seconds(5), .seconds(10),
     ]

@@ -350,7 +350,7 @@ public final class PluginRuntime: Sendable {
             config: enablement.config,
             storage: ScopedStorage(store: store, scope: scope, grants: grants, maxKeyBytes: configuration.maxKeyBytes, maxValueBytes: configuration.maxValueBytes),
             events: ScopedEvents(bus: bus, workspaceID: workspace.id, pluginID: plugin.record.id, grants: grants),
-            routes: plugin.record.manifest.routes.map(CompiledRoute.init), logger: logger
+            routes: plugin.record.manifest.routes.map(CompiledRoute.init), logger: logger, requestMetrics: metrics.requests(plugin: plugin.record.id)
         )
         return ActiveEnablement(enablement: enablement, grants: grants, bound: bound)
     }
@@ -390,9 +390,9 @@ public final class PluginRuntime: Sendable {
         let instance = context.bound.instance
         let started = ContinuousClock.now
         var status = 500
-        defer { metrics.recordRequest(plugin: pluginID, status: status, duration: ContinuousClock.now - started) }
+        defer { context.bound.requestMetrics.record(status: status, duration: ContinuousClock.now - started) }
         do {
-            let response = try await withPluginTimeout(pluginID: pluginID) { try await instance.handle(request, context: context) }
+            let response = try await withPluginTimeout(pluginID: pluginID, started: started) { try await instance.handle(request, context: context) }
             guard (100...599).contains(response.status) else {
                 logger.error("plugin answered with an invalid status", metadata: ["plugin.id": "\(pluginID)", "request.id": "\(request.requestID)", "status": "\(response.status)"])
                 metrics.recordPluginError(plugin: pluginID, kind: "error")
@@ -442,9 +442,10 @@ public final class PluginRuntime: Sendable {
     /// `Task.immediate` returns; its answer is taken from there, with no deadline registered and no
     /// continuation, which would suspend the caller and enqueue it again. Only a call still running then
     /// registers its deadline (counted from the call's start) and waits.
-    func withPluginTimeout<T: Sendable>(pluginID: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    func withPluginTimeout<T: Sendable>(
+        pluginID: String, started: ContinuousClock.Instant = .now, _ body: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
         let timeout = configuration.pluginTimeout
-        let started = ContinuousClock.now
         let call = PluginCall<T>()
         let watchdog = self.watchdog
         let task = Task.immediate {

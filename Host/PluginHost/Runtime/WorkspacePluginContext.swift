@@ -15,9 +15,10 @@ final class BoundPlugin: Sendable {
     let events: any PluginEvents
     let routes: [CompiledRoute]
     let logger: Logger
+    let requestMetrics: PluginRequestMetrics
 
     init(instance: any Plugin, tenantID: String, workspaceID: String, pluginID: String, grants: PermissionSet, config: [String: JSONValue],
-         storage: any PluginStorage, events: any PluginEvents, routes: [CompiledRoute], logger: Logger) {
+         storage: any PluginStorage, events: any PluginEvents, routes: [CompiledRoute], logger: Logger, requestMetrics: PluginRequestMetrics) {
         self.instance = instance
         self.tenantID = tenantID
         self.workspaceID = workspaceID
@@ -28,6 +29,7 @@ final class BoundPlugin: Sendable {
         self.events = events
         self.routes = routes
         self.logger = logger
+        self.requestMetrics = requestMetrics
     }
 }
 
