@@ -39,11 +39,23 @@ public struct HostRequestContext: RequestContext {
         return principal
     }
 
-    /// A random per-process prefix and a counter: unique, and no system call per request.
+    /// A random per-process prefix and a counter in base 36: unique, and no system call per request.
+    /// The digits are written into a stack buffer; `String(_:radix:)` cost more than the rest of the
+    /// context's setup.
     private static func makeRequestID() -> String {
-        prefix + String(counter.add(1, ordering: .relaxed).newValue, radix: 36)
+        var value = counter.add(1, ordering: .relaxed).newValue
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 13) { digits in
+            var start = digits.count
+            repeat {
+                start -= 1
+                digits[start] = base36[Int(value % 36)]
+                value /= 36
+            } while value > 0
+            return prefix + String(decoding: UnsafeBufferPointer(rebasing: digits[start...]), as: UTF8.self)
+        }
     }
 
+    private static let base36 = Array("0123456789abcdefghijklmnopqrstuvwxyz".utf8)
     private static let prefix: String = {
         var generator = SystemRandomNumberGenerator()
         return String(generator.next() as UInt32, radix: 36) + "-"
