@@ -110,8 +110,8 @@ struct StorageBenchmark {
         return Figures(getsPerSecond: gets, putsPerSecond: puts)
     }
 
-    /// `connections` threads, each with its own connection, each operation one pipeline:
-    /// BEGIN, the scope, the statement, COMMIT, as the host sends it.
+    /// `connections` threads, each with its own connection, each operation one pipeline of the scope
+    /// and the statement, committed at its sync point, as the host sends it.
     private func rawMeasure(url: String, put: Bool) throws -> Double {
         let total = Atomic<Int>(0)
         let failure = Mutex<String?>(nil)
@@ -128,7 +128,7 @@ struct StorageBenchmark {
                     return
                 }
                 defer { PQfinish(connection) }
-                for (name, sql) in [("b", "BEGIN"), ("s", Self.scope), ("q", put ? Self.put : Self.get), ("c", "COMMIT")] {
+                for (name, sql) in [("s", Self.scope), ("q", put ? Self.put : Self.get)] {
                     let result = PQprepare(connection, name, sql, 0, nil)
                     let ok = PQresultStatus(result) == PGRES_COMMAND_OK
                     PQclear(result)
@@ -166,15 +166,13 @@ struct StorageBenchmark {
         }
         let sent = withPointers(parameters) { pointers in
             let lengths = parameters.map { Int32($0.count) }
-            return PQsendQueryPrepared(connection, "b", 0, nil, nil, nil, 1) == 1
-                && PQsendQueryPrepared(connection, "s", 2, pointers, lengths, formats, 1) == 1
+            return PQsendQueryPrepared(connection, "s", 2, pointers, lengths, formats, 1) == 1
                 && PQsendQueryPrepared(connection, "q", Int32(parameters.count), pointers, lengths, formats, 1) == 1
-                && PQsendQueryPrepared(connection, "c", 0, nil, nil, nil, 1) == 1
                 && PQpipelineSync(connection) == 1
         }
         guard sent else { return false }
         var ok = true
-        for _ in 0..<4 {
+        for _ in 0..<2 {
             guard let result = PQgetResult(connection) else { return false }
             let status = PQresultStatus(result)
             ok = ok && (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK)

@@ -44,6 +44,17 @@ struct PostgresTests {
             ])
             #expect(scoped[2].map { $0[0] } == [.text("ws-a")])
             #expect(scoped[3].isEmpty && scoped[4].isEmpty)
+            // The setting lasts for its own transaction only: the next one on the same connection sees nothing.
+            let serving = database.servingURL
+            let (inside, after) = try await TestPostgres.blocking {
+                let connection = try PostgresConnection(url: serving, statementTimeout: .seconds(10))
+                let inside = try connection.pipeline([
+                    PostgresStatement("SELECT set_config('plugin_host.workspace', 'ws-a', true), set_config('plugin_host.plugin', 'example.notes', true)"),
+                    count,
+                ])[1]
+                return (inside, try connection.pipeline([count])[0])
+            }
+            #expect(inside.first?[0] == .int(1) && after.first?[0] == .int(0))
             // Inserting without the workspace set is refused by the policy, and the serving role cannot turn RLS off.
             let insert = PostgresStatement("INSERT INTO kv (workspace_id, plugin_id, key, value, version, updated_at) VALUES ('ws-b', 'example.notes', 'x'::bytea, 'x'::bytea, 1, 0)")
             await #expect { try await database.query(as: database.servingURL, [insert]) } throws: { ($0 as? PostgresError)?.sqlState == "42501" }

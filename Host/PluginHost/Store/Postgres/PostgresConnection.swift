@@ -124,61 +124,80 @@ final class PostgresConnection: @unchecked Sendable {
         try pipeline([PostgresStatement(sql, parameters)])[0]
     }
 
-    /// Runs `statements` in order in one round trip (libpq pipeline mode) and returns each one's rows.
-    /// After the first failure the rest do not run and the error is thrown; a transaction the
-    /// statements opened is rolled back.
+    /// Runs `statements` in order in one round trip (libpq pipeline mode) as one implicit transaction,
+    /// and returns each one's rows. After the first failure the rest do not run, what ran is rolled
+    /// back, and the error is thrown.
     func pipeline(_ statements: [PostgresStatement]) throws -> [[PostgresRow]] {
+        try pipeline(batch: [statements])[0].get()
+    }
+
+    /// Runs several groups of statements in one round trip. Each group is its own implicit transaction
+    /// (a pipeline sync point ends it): it commits as a whole or not at all, and a failing group does not
+    /// affect the others. Throws only when the connection fails, which fails every group.
+    func pipeline(batch groups: [[PostgresStatement]]) throws -> [Result<[[PostgresRow]], PostgresError>] {
         guard PQenterPipelineMode(handle) == 1 else { throw lostError() }
         var fresh: [String] = []
-        var firstError: PostgresError?
-        var results: [[PostgresRow]] = []
         do {
-            var expectsRows: [Bool] = []
-            for statement in statements {
-                let name: String
-                if let existing = prepared[statement.sql] {
-                    name = existing
+            var plans: [[Bool]] = []
+            for group in groups {
+                var expectsRows: [Bool] = []
+                for statement in group {
+                    let name: String
+                    if let existing = prepared[statement.sql] {
+                        name = existing
+                    } else {
+                        nextStatement += 1
+                        name = "ph\(nextStatement)"
+                        guard PQsendPrepare(handle, name, statement.sql, 0, nil) == 1 else { throw lostError() }
+                        prepared[statement.sql] = name
+                        fresh.append(statement.sql)
+                        expectsRows.append(false)
+                    }
+                    try send(prepared: name, parameters: statement.parameters)
+                    expectsRows.append(true)
+                }
+                guard PQpipelineSync(handle) == 1 else { throw lostError() }
+                plans.append(expectsRows)
+            }
+            var outcomes: [Result<[[PostgresRow]], PostgresError>] = []
+            var failed = false
+            for expectsRows in plans {
+                var results: [[PostgresRow]] = []
+                var firstError: PostgresError?
+                for wantsRows in expectsRows {
+                    guard let result = PQgetResult(handle) else { throw lostError() }
+                    switch PQresultStatus(result) {
+                    case PGRES_TUPLES_OK, PGRES_COMMAND_OK:
+                        if wantsRows { results.append(rows(of: result)) }
+                    case PGRES_PIPELINE_ABORTED:
+                        break
+                    default:
+                        if firstError == nil { firstError = error(from: result) }
+                    }
+                    PQclear(result)
+                    // The NULL that ends this statement's results.
+                    while let extra = PQgetResult(handle) { PQclear(extra) }
+                    if PQstatus(handle) != CONNECTION_OK { throw lostError() }
+                }
+                guard let sync = PQgetResult(handle) else { throw lostError() }
+                let synced = PQresultStatus(sync) == PGRES_PIPELINE_SYNC
+                PQclear(sync)
+                guard synced else { throw lostError() }
+                if let firstError {
+                    failed = true
+                    outcomes.append(.failure(firstError))
                 } else {
-                    nextStatement += 1
-                    name = "ph\(nextStatement)"
-                    guard PQsendPrepare(handle, name, statement.sql, 0, nil) == 1 else { throw lostError() }
-                    prepared[statement.sql] = name
-                    fresh.append(statement.sql)
-                    expectsRows.append(false)
+                    outcomes.append(.success(results))
                 }
-                try send(prepared: name, parameters: statement.parameters)
-                expectsRows.append(true)
             }
-            guard PQpipelineSync(handle) == 1 else { throw lostError() }
-            for wantsRows in expectsRows {
-                guard let result = PQgetResult(handle) else { throw lostError() }
-                switch PQresultStatus(result) {
-                case PGRES_TUPLES_OK, PGRES_COMMAND_OK:
-                    if wantsRows { results.append(rows(of: result)) }
-                case PGRES_PIPELINE_ABORTED:
-                    break
-                default:
-                    if firstError == nil { firstError = error(from: result) }
-                }
-                PQclear(result)
-                // The NULL that ends this statement's results.
-                while let extra = PQgetResult(handle) { PQclear(extra) }
-                if PQstatus(handle) != CONNECTION_OK { throw lostError() }
-            }
-            guard let sync = PQgetResult(handle) else { throw lostError() }
-            let synced = PQresultStatus(sync) == PGRES_PIPELINE_SYNC
-            PQclear(sync)
-            guard synced, PQexitPipelineMode(handle) == 1 else { throw lostError() }
+            guard PQexitPipelineMode(handle) == 1 else { throw lostError() }
+            // A statement prepared here may be the one that failed; prepare those again next time.
+            if failed { for sql in fresh { prepared[sql] = nil } }
+            return outcomes
         } catch let error as PostgresError {
             for sql in fresh { prepared[sql] = nil }
             throw error
         }
-        if let firstError {
-            for sql in fresh { prepared[sql] = nil }
-            if PQtransactionStatus(handle) == PQTRANS_INERROR { try? execute("ROLLBACK") }
-            throw firstError
-        }
-        return results
     }
 
     /// Runs `body` inside `BEGIN` / `COMMIT`, rolling back when it throws.

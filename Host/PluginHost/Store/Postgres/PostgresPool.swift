@@ -1,142 +1,188 @@
 import Foundation
-import NIOPosix
 import Synchronization
 
-/// A bounded pool of libpq connections and a thread pool of the same size that runs every libpq call,
-/// so blocking I/O never touches an event loop or Swift's cooperative pool.
+/// A bounded pool of libpq connections, each driven by a thread of its own, so blocking libpq calls never
+/// run on an event loop or Swift's cooperative pool.
 ///
-/// Connections open lazily and are checked before reuse: one that the server closed (a restart) is
-/// replaced, and with it every idle sibling, which the same restart has made stale. While the server is
-/// unreachable each call fails at once with ``StoreError/unavailable(_:)``; nothing queues behind it.
+/// Callers queue work; an idle connection thread takes it. Statement groups that wait in the queue
+/// together are sent together: one pipeline, one round trip, each group still its own transaction. So
+/// under load a thread hop and a round trip serve several calls, and a failing group affects no other.
+///
+/// Each thread checks its connection before use: one the server closed (a restart) is replaced. While
+/// the server is unreachable, work fails at once with a lost-connection error; nothing waits for it.
 final class PostgresPool: Sendable {
-    private struct State {
-        var idle: [PostgresConnection] = []
-        /// Connections out on lease or being opened.
-        var leased = 0
-        var waiters: [CheckedContinuation<PostgresConnection?, any Error>] = []
+    private enum Job {
+        case statements([PostgresStatement], CheckedContinuation<[[PostgresRow]], any Error>)
+        case exclusive(@Sendable (PostgresConnection) throws -> Void, CheckedContinuation<Void, any Error>)
+    }
+
+    private struct Queue {
+        var jobs: [Job] = []
+        var head = 0
         var closed = false
+        var running = 0
+
+        var isEmpty: Bool { head == jobs.count }
+
+        mutating func take(upTo limit: Int) -> [Job] {
+            guard !isEmpty else { return [] }
+            if case .exclusive = jobs[head] {
+                head += 1
+                return [jobs[head - 1]]
+            }
+            var taken: [Job] = []
+            while head < jobs.count, taken.count < limit, case .statements = jobs[head] {
+                taken.append(jobs[head])
+                head += 1
+            }
+            if head > 64 && head * 2 > jobs.count {
+                jobs.removeFirst(head)
+                head = 0
+            }
+            return taken
+        }
     }
 
     let url: String
     let size: Int
     let statementTimeout: Duration
-    private let state = Mutex(State())
-    private let threadPool: NIOThreadPool
+    /// Statement groups sent in one round trip at most.
+    let batchLimit = 16
+    private let queue = Mutex(Queue())
+    private let wakeUp = NSCondition()
+    private let stopped = Atomic<Int>(0)
 
     init(url: String, size: Int, statementTimeout: Duration) {
         self.url = url
         self.size = max(1, size)
         self.statementTimeout = statementTimeout
-        self.threadPool = NIOThreadPool(numberOfThreads: max(1, size))
-        threadPool.start()
+        for index in 0..<self.size {
+            let thread = Thread { [self] in drive() }
+            thread.name = "plugin-host-pq-\(index)"
+            thread.start()
+        }
     }
 
-    /// Runs `body` with a connection of its own, on a thread of the pool.
+    /// Runs `statements` in one round trip as one transaction; their rows.
+    func run(_ statements: [PostgresStatement]) async throws -> [[PostgresRow]] {
+        try await withCheckedThrowingContinuation { continuation in
+            enqueue(.statements(statements, continuation))
+        }
+    }
+
+    /// Runs `body` with a connection to itself (migrations, checks), on a thread of the pool.
     func withConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
-        let reused = try await acquire()
-        do {
-            return try await threadPool.runIfActive { [self] in
-                let connection: PostgresConnection
-                if let reused, reused.checkAlive() {
-                    connection = reused
-                } else {
-                    if reused != nil { dropIdle() }
-                    do {
-                        connection = try PostgresConnection(url: url, statementTimeout: statementTimeout)
-                    } catch {
-                        release(nil)
-                        throw error
-                    }
-                }
-                do {
-                    let value = try body(connection)
-                    release(connection)
-                    return value
-                } catch {
-                    release(connection)
-                    throw error
-                }
-            }
-        } catch let error as PostgresError {
-            throw error
-        } catch {
-            // The thread pool is shut down: the host is stopping.
-            throw PostgresError(message: "the connection pool is closed", connectionLost: true)
+        let result = Mutex<T?>(nil)
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            enqueue(.exclusive({ connection in
+                let value = try body(connection)
+                result.withLock { $0 = value }
+            }, continuation))
         }
+        return result.withLock { $0.take()! }
     }
 
-    /// Closes idle connections, fails waiters and stops the threads. Leases in flight finish first.
+    /// Fails what is queued, lets the threads finish what they run, and closes the connections.
     func close() async {
-        let (idle, waiters) = state.withLock { state in
-            state.closed = true
-            defer { state.idle = []; state.waiters = [] }
-            return (state.idle, state.waiters)
+        let abandoned = queue.withLock { queue -> [Job] in
+            queue.closed = true
+            defer { queue.jobs = []; queue.head = 0 }
+            return Array(queue.jobs[queue.head...])
         }
-        for waiter in waiters { waiter.resume(throwing: PostgresError(message: "the connection pool is closed", connectionLost: true)) }
-        try? await threadPool.shutdownGracefully()
-        _ = idle
+        for job in abandoned { Self.fail(job, with: PostgresError(message: "the connection pool is closed", connectionLost: true)) }
+        wakeAll()
+        // Wait until every thread has left, so no libpq call outlives the store.
+        while stopped.load(ordering: .acquiring) < size {
+            try? await Task.sleep(for: .milliseconds(5))
+        }
     }
 
-    /// A connection to reuse, or `nil` with the right to open one.
-    private func acquire() async throws -> PostgresConnection? {
-        enum Decision { case reuse(PostgresConnection), open, closed, wait }
-        let decision = state.withLock { state -> Decision in
-            if state.closed { return .closed }
-            if let connection = state.idle.popLast() {
-                state.leased += 1
-                return .reuse(connection)
-            }
-            if state.leased < size {
-                state.leased += 1
-                return .open
-            }
-            return .wait
+    private func wakeAll() {
+        wakeUp.lock()
+        wakeUp.broadcast()
+        wakeUp.unlock()
+    }
+
+    private func enqueue(_ job: Job) {
+        let accepted = queue.withLock { queue -> Bool in
+            guard !queue.closed else { return false }
+            queue.jobs.append(job)
+            return true
         }
-        switch decision {
-        case .reuse(let connection): return connection
-        case .open: return nil
-        case .closed: throw PostgresError(message: "the connection pool is closed", connectionLost: true)
-        case .wait:
-            return try await withCheckedThrowingContinuation { continuation in
-                let rejected = state.withLock { state -> Bool in
-                    if state.closed { return true }
-                    // A lease may have ended between the two locks.
-                    if let connection = state.idle.popLast() {
-                        state.leased += 1
-                        continuation.resume(returning: connection)
-                    } else if state.leased < size {
-                        state.leased += 1
-                        continuation.resume(returning: nil)
-                    } else {
-                        state.waiters.append(continuation)
+        guard accepted else {
+            Self.fail(job, with: PostgresError(message: "the connection pool is closed", connectionLost: true))
+            return
+        }
+        wakeUp.lock()
+        wakeUp.signal()
+        wakeUp.unlock()
+    }
+
+    /// One connection's thread: take queued work, run it, repeat until the pool closes.
+    private func drive() {
+        var connection: PostgresConnection?
+        while true {
+            var jobs = queue.withLock { $0.take(upTo: batchLimit) }
+            if jobs.isEmpty {
+                wakeUp.lock()
+                while true {
+                    let (taken, closed) = queue.withLock { ($0.take(upTo: batchLimit), $0.closed) }
+                    if !taken.isEmpty || closed {
+                        jobs = taken
+                        break
                     }
-                    return false
+                    wakeUp.wait()
                 }
-                if rejected { continuation.resume(throwing: PostgresError(message: "the connection pool is closed", connectionLost: true)) }
+                wakeUp.unlock()
+                if jobs.isEmpty { break }
             }
+            // Others may be waiting too: let another thread look at the queue.
+            if !queue.withLock({ $0.isEmpty }) {
+                wakeUp.lock()
+                wakeUp.signal()
+                wakeUp.unlock()
+            }
+            if let current = connection, !current.checkAlive() || !current.isReusable { connection = nil }
+            if connection == nil {
+                do {
+                    connection = try PostgresConnection(url: url, statementTimeout: statementTimeout)
+                } catch {
+                    for job in jobs { Self.fail(job, with: error) }
+                    continue
+                }
+            }
+            run(jobs, on: connection!)
+            if let current = connection, !current.isReusable { connection = nil }
+        }
+        connection = nil
+        stopped.add(1, ordering: .releasing)
+    }
+
+    private func run(_ jobs: [Job], on connection: PostgresConnection) {
+        if case .exclusive(let body, let continuation) = jobs[0] {
+            continuation.resume(with: Result { try body(connection) })
+            return
+        }
+        var groups: [[PostgresStatement]] = []
+        var continuations: [CheckedContinuation<[[PostgresRow]], any Error>] = []
+        for case .statements(let statements, let continuation) in jobs {
+            groups.append(statements)
+            continuations.append(continuation)
+        }
+        do {
+            let outcomes = try connection.pipeline(batch: groups)
+            for (continuation, outcome) in zip(continuations, outcomes) {
+                continuation.resume(with: outcome.mapError { $0 as any Error })
+            }
+        } catch {
+            for continuation in continuations { continuation.resume(throwing: error) }
         }
     }
 
-    /// Ends a lease: a reusable connection goes to the next waiter or the idle list; anything else is
-    /// closed and its slot handed on.
-    private func release(_ connection: PostgresConnection?) {
-        let keep = connection.flatMap { $0.isReusable ? $0 : nil }
-        let waiter = state.withLock { state -> CheckedContinuation<PostgresConnection?, any Error>? in
-            if !state.waiters.isEmpty && !state.closed {
-                return state.waiters.removeFirst()
-            }
-            state.leased -= 1
-            if let keep, !state.closed { state.idle.append(keep) }
-            return nil
+    private static func fail(_ job: Job, with error: any Error) {
+        switch job {
+        case .statements(_, let continuation): continuation.resume(throwing: error)
+        case .exclusive(_, let continuation): continuation.resume(throwing: error)
         }
-        waiter?.resume(returning: keep)
-    }
-
-    private func dropIdle() {
-        let stale = state.withLock { state in
-            defer { state.idle = [] }
-            return state.idle
-        }
-        _ = stale
     }
 }

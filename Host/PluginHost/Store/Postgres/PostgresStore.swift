@@ -27,9 +27,9 @@ public struct PostgresConfiguration: Sendable {
 
 /// The store of a real deployment: all state in PostgreSQL, shared by any number of host processes.
 ///
-/// Plugin storage runs as `BEGIN; set_config(workspace, plugin, local); statement; COMMIT` in one round
-/// trip (libpq pipeline mode); the row-level security policies of ``PostgresSchema`` refuse everything
-/// outside that scope. Registry writes send `NOTIFY plugin_host_registry` in their transaction, which
+/// Plugin storage runs as one transaction of `set_config(workspace, plugin, local); statement` in one
+/// round trip (a libpq pipeline whose sync point commits it); the row-level security policies of
+/// ``PostgresSchema`` refuse everything outside that scope. Registry writes send `NOTIFY plugin_host_registry` in their transaction, which
 /// other hosts receive through ``PostgresListener``.
 public final class PostgresStore: HostStore, Service {
     static let channel = "plugin_host_registry"
@@ -197,11 +197,10 @@ public final class PostgresStore: HostStore, Service {
 
     public func enablements() async throws -> [Enablement] {
         let results = try await pipeline([
-            PostgresStatement("BEGIN"), Self.registryScope,
+            Self.registryScope,
             PostgresStatement("SELECT workspace_id, plugin_id, grants, config, updated_at FROM enablements ORDER BY workspace_id, plugin_id"),
-            PostgresStatement("COMMIT"),
         ])
-        return try results[2].map { row in
+        return try results[1].map { row in
             Enablement(
                 workspaceID: row[0].string ?? "", pluginID: row[1].string ?? "",
                 grants: try JSONDecoder().decode([String].self, from: row[2].data ?? Data()),
@@ -304,26 +303,23 @@ public final class PostgresStore: HostStore, Service {
 
     static let registryScope = PostgresStatement("SELECT set_config('plugin_host.registry', 'on', true)")
 
-    /// `statement` in a transaction that can see only `scope`'s rows.
+    /// `statement` in a transaction that can see only `scope`'s rows: the pipeline's sync point ends the
+    /// transaction, so the `set_config(…, true)` (that is, `SET LOCAL`) holds for `statement` and no longer.
     private func scoped(_ scope: StorageScope, _ statement: PostgresStatement) async throws -> [PostgresRow] {
         try await pipeline([
-            PostgresStatement("BEGIN"),
             PostgresStatement(
                 "SELECT set_config('plugin_host.workspace', $1, true), set_config('plugin_host.plugin', $2, true)",
                 [.text(scope.workspaceID), .text(scope.pluginID)]),
             statement,
-            PostgresStatement("COMMIT"),
-        ])[2]
+        ])[1]
     }
 
     /// A registry change and its notification to the other hosts, committed together.
     @discardableResult
     private func registryWrite(_ what: String, _ statement: PostgresStatement) async throws -> [PostgresRow] {
         try await pipeline([
-            PostgresStatement("BEGIN"), Self.registryScope, statement,
-            PostgresStatement("SELECT pg_notify($1, $2)", [.text(Self.channel), .text(what)]),
-            PostgresStatement("COMMIT"),
-        ], uniqueMeans: what)[2]
+            Self.registryScope, statement, PostgresStatement("SELECT pg_notify($1, $2)", [.text(Self.channel), .text(what)]),
+        ], uniqueMeans: what)[1]
     }
 
     @discardableResult
@@ -332,7 +328,7 @@ public final class PostgresStore: HostStore, Service {
     }
 
     private func pipeline(_ statements: [PostgresStatement], uniqueMeans what: String? = nil) async throws -> [[PostgresRow]] {
-        try await mapped(uniqueMeans: what) { try await pool.withConnection { try $0.pipeline(statements) } }
+        try await mapped(uniqueMeans: what) { try await pool.run(statements) }
     }
 
     /// Turns libpq failures into ``StoreError``s: lost connections, timeouts and a server shutting down
