@@ -39,6 +39,7 @@ public func buildApplication(
             if let folder = configuration.manifestsDirectory {
                 await installManifests(in: folder, runtime: runtime, logger: logger)
             }
+            runtime.markReady()
         }
 
         let errors = ErrorMiddleware()

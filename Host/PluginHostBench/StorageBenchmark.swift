@@ -123,8 +123,14 @@ struct StorageBenchmark {
             finished.enter()
             Thread {
                 defer { finished.leave() }
-                guard let connection = PQconnectdb(url), PQstatus(connection) == CONNECTION_OK else {
+                guard let connection = PQconnectdb(url) else {
                     failure.withLock { $0 = "cannot connect" }
+                    return
+                }
+                guard PQstatus(connection) == CONNECTION_OK else {
+                    let message = String(cString: PQerrorMessage(connection))
+                    PQfinish(connection)
+                    failure.withLock { $0 = "cannot connect: \(message)" }
                     return
                 }
                 defer { PQfinish(connection) }
@@ -180,8 +186,9 @@ struct StorageBenchmark {
             while let extra = PQgetResult(connection) { PQclear(extra) }
         }
         guard let sync = PQgetResult(connection) else { return false }
+        let synced = PQresultStatus(sync) == PGRES_PIPELINE_SYNC
         PQclear(sync)
-        return ok && PQexitPipelineMode(connection) == 1
+        return ok && synced && PQexitPipelineMode(connection) == 1
     }
 
     private static func withPointers<T>(_ buffers: [[UInt8]], _ body: ([UnsafePointer<CChar>?]) -> T) -> T {

@@ -69,6 +69,16 @@ struct PostgresTests {
         }
     }
 
+    @Test("a database password never reaches an error message, raw, percent-decoded or as password=")
+    func passwordRedaction() {
+        let url = "postgresql://app:50%off%40x@db.example:5432/plugin_host"
+        let message = #"invalid percent-encoded token: "50%off%40x"; decoded 50%off@x; password=50%off%40x"#
+        let redacted = redactingPassword(of: url, in: message)
+        #expect(!redacted.contains("50%off"))
+        #expect(!redactedDatabaseURL("postgresql://app:s3cret@db/x").contains("s3cret"))
+        #expect(!redactedDatabaseURL("host=db user=app password='s3 cret' dbname=x").contains("s3"))
+    }
+
     @Test("a serving role that bypasses row-level security is refused with a clear error")
     func superuserRefused() async throws {
         let database = try await TestDatabase.create()

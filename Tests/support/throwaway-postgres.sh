@@ -27,7 +27,8 @@ bin_dir() {
 }
 
 as_postgres() {
-    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+    # From /, which the postgres user can always read (the caller's folder may be /root).
+    if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
 free_port() {
@@ -53,7 +54,7 @@ start() {
     [ -f "$dir/port" ] || free_port >"$dir/port"
     port=$(cat "$dir/port")
     if ! as_postgres "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-        -o "-p $port -c listen_addresses=127.0.0.1 -k $dir -c max_connections=300" start >/dev/null; then
+        -o "-p $port -c listen_addresses=127.0.0.1 -k '$dir' -c max_connections=300" start >/dev/null; then
         cat "$dir/server.log" >&2
         exit 1
     fi
@@ -75,6 +76,7 @@ case "${1:-}" in
         if [ -n "${PLUGIN_HOST_TEST_DATABASE_URL:-}" ]; then exec "$@"; fi
         dir=$(mktemp -d /tmp/plugin-host-pg.XXXXXX)
         trap 'stop "$dir"; rm -rf "$dir"' EXIT
+        trap 'exit 130' INT TERM
         PLUGIN_HOST_TEST_DATABASE_URL=$(start "$dir")
         export PLUGIN_HOST_TEST_DATABASE_URL
         # The two roles of a deployment (see README): the owner runs migrations, the host serves as the

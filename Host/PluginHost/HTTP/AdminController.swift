@@ -98,7 +98,9 @@ struct AdminController {
         guard let role = CallerRole(rawValue: body.role), role != .platformAdmin else {
             throw HostError.badRequest("role must be tenant-admin or member, not \"\(body.role)\"")
         }
-        guard !body.subject.isEmpty, body.subject.count <= 200 else { throw HostError.badRequest("subject must have 1 to 200 characters") }
+        guard !body.subject.isEmpty, body.subject.count <= 200, !body.subject.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw HostError.badRequest("subject must have 1 to 200 characters without control characters")
+        }
         let workspaces = body.workspaces ?? []
         if role == .member && workspaces.isEmpty {
             throw HostError.badRequest("a member token needs the workspaces it may use: give workspaces: [\"...\"]")

@@ -85,6 +85,7 @@ public final class PluginRuntime: Sendable {
         )
         try await store.prepare()
         try await runtime.bootstrap()
+        runtime.markReady()
         return runtime
     }
 
@@ -107,6 +108,10 @@ public final class PluginRuntime: Sendable {
             enablements[key] = activate(enablement, plugin: plugins[enablement.pluginID], workspace: workspaces[enablement.workspaceID])
         }
         state.withLock { $0 = State(plugins: plugins, enablements: enablements, workspaces: workspaces) }
+    }
+
+    /// Opens the API: called once the registry is loaded and the admin token and manifests are in place.
+    func markReady() {
         readiness.store(true, ordering: .releasing)
     }
 

@@ -71,23 +71,28 @@ struct StoreSupervisor: Service {
     func run() async throws {
         try await cancelWhenGracefulShutdown {
             var delay: Duration = .milliseconds(250)
-            var started = false
-            while !started {
+            var bootstrapped = false
+            while !runtime.isReady {
                 do {
-                    try await runtime.store.prepare()
-                    try await runtime.bootstrap()
+                    if !bootstrapped {
+                        try await runtime.store.prepare()
+                        try await runtime.bootstrap()
+                        bootstrapped = true
+                    }
                     try await ensureAdminToken(configuration: configuration, store: runtime.store, announce: announceAdminToken)
                     if let folder = configuration.manifestsDirectory {
                         await installManifests(in: folder, runtime: runtime, logger: logger)
                     }
+                    runtime.markReady()
                     logger.info("connected to the store; serving")
-                    started = true
                 } catch let error as HostConfigurationError {
                     logger.critical("cannot serve with this store configuration", metadata: ["error": "\(error)"])
                     throw error
                 } catch {
                     if Task.isCancelled { return }
-                    logger.error("store not reachable; retrying", metadata: ["error": "\(error)", "retry.seconds": "\(delay.seconds)"])
+                    logger.error("store not reachable; retrying", metadata: [
+                        "database": "\(configuration.postgres.map { redactedDatabaseURL($0.url) } ?? "-")", "error": "\(error)", "retry.seconds": "\(delay.seconds)",
+                    ])
                     if (try? await Task.sleep(for: delay)) == nil { return }
                     delay = min(delay * 2, .seconds(30))
                 }

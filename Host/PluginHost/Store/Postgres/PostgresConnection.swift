@@ -63,24 +63,25 @@ final class PostgresConnection: @unchecked Sendable {
     private let handle: OpaquePointer
     private var prepared: [String: String] = [:]
     private var nextStatement = 0
+    /// Left in a state no later call can rely on (a pipeline abandoned midway): never reused.
+    private var broken = false
 
     /// Connects with `url` (a `postgresql://` URL or `key=value` string) and sets the session's statement timeout.
     init(url: String, statementTimeout: Duration, connectTimeoutSeconds: Int = 5) throws {
         // Settings before `dbname` are defaults; what the URL says (expanded from `dbname`) overrides them.
-        let keywords = ["connect_timeout", "application_name", "dbname"]
-        let values = [String(connectTimeoutSeconds), "plugin-host", url]
+        // Keepalives and a TCP user timeout bound how long a call can hang on a half-open connection.
+        let keywords = ["connect_timeout", "application_name", "keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count",
+                        "tcp_user_timeout", "dbname"]
+        let values = [String(connectTimeoutSeconds), "plugin-host", "1", "10", "5", "3", "15000", url]
         let handle = withCStrings(keywords) { keywords in
             withCStrings(values) { values in PQconnectdbParams(keywords, values, 1) }
         }
         guard let handle else { throw PostgresError(message: "out of memory while connecting", connectionLost: true) }
         guard PQstatus(handle) == CONNECTION_OK else {
-            var message = String(cString: PQerrorMessage(handle)).trimmingCharacters(in: .whitespacesAndNewlines)
+            let message = String(cString: PQerrorMessage(handle)).trimmingCharacters(in: .whitespacesAndNewlines)
             PQfinish(handle)
             // libpq may quote a malformed URL back; never let its password reach a log.
-            if let password = URLComponents(string: url)?.password, !password.isEmpty {
-                message = message.replacingOccurrences(of: password, with: "***")
-            }
-            throw PostgresError(message: message, connectionLost: true)
+            throw PostgresError(message: redactingPassword(of: url, in: message), connectionLost: true)
         }
         self.handle = handle
         // Server notices (NOTICE, WARNING) would go to stderr; the host logs what matters itself.
@@ -95,7 +96,7 @@ final class PostgresConnection: @unchecked Sendable {
 
     /// Usable for the next lease: connected and outside any transaction.
     var isReusable: Bool {
-        PQstatus(handle) == CONNECTION_OK && PQtransactionStatus(handle) == PQTRANS_IDLE
+        !broken && PQstatus(handle) == CONNECTION_OK && PQtransactionStatus(handle) == PQTRANS_IDLE && PQpipelineStatus(handle) == PQ_PIPELINE_OFF
     }
 
     /// Reads whatever the server sent while the connection sat idle; a server that restarted or closed
@@ -135,40 +136,58 @@ final class PostgresConnection: @unchecked Sendable {
     /// (a pipeline sync point ends it): it commits as a whole or not at all, and a failing group does not
     /// affect the others. Throws only when the connection fails, which fails every group.
     func pipeline(batch groups: [[PostgresStatement]]) throws -> [Result<[[PostgresRow]], PostgresError>] {
+        // A group that cannot be sent fails alone, before anything is sent.
+        var outcomes: [Result<[[PostgresRow]], PostgresError>?] = groups.map { group in
+            group.contains { $0.parameters.contains { if case .text(let text) = $0 { text.utf8.contains(0) } else { false } } }
+                ? .failure(PostgresError(message: "a text value contains a NUL character, which PostgreSQL text cannot hold", connectionLost: false))
+                : nil
+        }
         guard PQenterPipelineMode(handle) == 1 else { throw lostError() }
-        var fresh: [String] = []
         do {
-            var plans: [[Bool]] = []
-            for group in groups {
-                var expectsRows: [Bool] = []
-                for statement in group {
-                    let name: String
-                    if let existing = prepared[statement.sql] {
-                        name = existing
-                    } else {
-                        nextStatement += 1
-                        name = "ph\(nextStatement)"
-                        guard PQsendPrepare(handle, name, statement.sql, 0, nil) == 1 else { throw lostError() }
-                        prepared[statement.sql] = name
-                        fresh.append(statement.sql)
-                        expectsRows.append(false)
-                    }
-                    try send(prepared: name, parameters: statement.parameters)
-                    expectsRows.append(true)
+            // New statements are prepared in a segment of their own, so one that fails cannot take a
+            // group of another caller with it, and a name is cached only once the server has it.
+            var preparing: [(sql: String, name: String)] = []
+            for (index, group) in groups.enumerated() where outcomes[index] == nil {
+                for statement in group where prepared[statement.sql] == nil && !preparing.contains(where: { $0.sql == statement.sql }) {
+                    nextStatement += 1
+                    let name = "ph\(nextStatement)"
+                    guard PQsendPrepare(handle, name, statement.sql, 0, nil) == 1 else { throw lostError() }
+                    preparing.append((statement.sql, name))
                 }
-                guard PQpipelineSync(handle) == 1 else { throw lostError() }
-                plans.append(expectsRows)
             }
-            var outcomes: [Result<[[PostgresRow]], PostgresError>] = []
-            var failed = false
-            for expectsRows in plans {
+            if !preparing.isEmpty {
+                guard PQpipelineSync(handle) == 1 else { throw lostError() }
+            }
+            var plans: [(index: Int, statements: Int)] = []
+            var names: [String: String] = prepared
+            for (sql, name) in preparing { names[sql] = name }
+            for (index, group) in groups.enumerated() where outcomes[index] == nil {
+                for statement in group { try send(prepared: names[statement.sql]!, parameters: statement.parameters) }
+                guard PQpipelineSync(handle) == 1 else { throw lostError() }
+                plans.append((index, group.count))
+            }
+            var failedToPrepare: [String: PostgresError] = [:]
+            if !preparing.isEmpty {
+                for (sql, name) in preparing {
+                    guard let result = PQgetResult(handle) else { throw lostError() }
+                    if PQresultStatus(result) == PGRES_COMMAND_OK {
+                        prepared[sql] = name
+                    } else if PQresultStatus(result) != PGRES_PIPELINE_ABORTED {
+                        failedToPrepare[sql] = error(from: result)
+                    }
+                    PQclear(result)
+                    while let extra = PQgetResult(handle) { PQclear(extra) }
+                }
+                try readSync()
+            }
+            for plan in plans {
                 var results: [[PostgresRow]] = []
                 var firstError: PostgresError?
-                for wantsRows in expectsRows {
+                for _ in 0..<plan.statements {
                     guard let result = PQgetResult(handle) else { throw lostError() }
                     switch PQresultStatus(result) {
                     case PGRES_TUPLES_OK, PGRES_COMMAND_OK:
-                        if wantsRows { results.append(rows(of: result)) }
+                        results.append(rows(of: result))
                     case PGRES_PIPELINE_ABORTED:
                         break
                     default:
@@ -179,25 +198,31 @@ final class PostgresConnection: @unchecked Sendable {
                     while let extra = PQgetResult(handle) { PQclear(extra) }
                     if PQstatus(handle) != CONNECTION_OK { throw lostError() }
                 }
-                guard let sync = PQgetResult(handle) else { throw lostError() }
-                let synced = PQresultStatus(sync) == PGRES_PIPELINE_SYNC
-                PQclear(sync)
-                guard synced else { throw lostError() }
+                try readSync()
                 if let firstError {
-                    failed = true
-                    outcomes.append(.failure(firstError))
+                    // A statement the server no longer knows, or whose plan no longer fits the schema
+                    // (another host migrated): prepare it again next time.
+                    if firstError.sqlState == "26000" || firstError.sqlState == "0A000" {
+                        for statement in groups[plan.index] { prepared[statement.sql] = nil }
+                    }
+                    outcomes[plan.index] = .failure(groups[plan.index].lazy.compactMap { failedToPrepare[$0.sql] }.first ?? firstError)
                 } else {
-                    outcomes.append(.success(results))
+                    outcomes[plan.index] = .success(results)
                 }
             }
             guard PQexitPipelineMode(handle) == 1 else { throw lostError() }
-            // A statement prepared here may be the one that failed; prepare those again next time.
-            if failed { for sql in fresh { prepared[sql] = nil } }
-            return outcomes
-        } catch let error as PostgresError {
-            for sql in fresh { prepared[sql] = nil }
+            return outcomes.map { $0! }
+        } catch {
+            broken = true
             throw error
         }
+    }
+
+    private func readSync() throws {
+        guard let sync = PQgetResult(handle) else { throw lostError() }
+        let synced = PQresultStatus(sync) == PGRES_PIPELINE_SYNC
+        PQclear(sync)
+        guard synced else { throw lostError() }
     }
 
     /// Runs `body` inside `BEGIN` / `COMMIT`, rolling back when it throws.
@@ -324,6 +349,36 @@ private func withCStrings<T>(_ strings: [String], _ body: (UnsafePointer<UnsafeP
     defer { copies.forEach { free($0) } }
     let pointers: [UnsafePointer<CChar>?] = copies.map { UnsafePointer($0) } + [nil]
     return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+}
+
+/// `message` without the password of `url`, raw or percent-decoded, nor any `password=` setting.
+func redactingPassword(of url: String, in message: String) -> String {
+    var message = message.replacingOccurrences(of: #"password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)"#, with: "password=***", options: .regularExpression)
+    if let scheme = url.range(of: "://"), let at = url.range(of: "@", options: .backwards), scheme.upperBound <= at.lowerBound {
+        let userinfo = url[scheme.upperBound..<at.lowerBound]
+        if let colon = userinfo.firstIndex(of: ":") {
+            let raw = String(userinfo[userinfo.index(after: colon)...])
+            for form in [raw, lenientlyPercentDecoded(raw)] where !form.isEmpty {
+                message = message.replacingOccurrences(of: form, with: "***")
+            }
+        }
+    }
+    return message
+}
+
+/// `text` with every valid `%XX` decoded and anything else kept, as libpq reads a URL's password.
+private func lenientlyPercentDecoded(_ text: String) -> String {
+    var bytes: [UInt8] = []
+    var utf8 = Array(text.utf8)[...]
+    while let byte = utf8.popFirst() {
+        if byte == UInt8(ascii: "%"), utf8.count >= 2, let value = UInt8(String(decoding: utf8.prefix(2), as: UTF8.self), radix: 16) {
+            bytes.append(value)
+            utf8 = utf8.dropFirst(2)
+        } else {
+            bytes.append(byte)
+        }
+    }
+    return String(decoding: bytes, as: UTF8.self)
 }
 
 /// A database URL with its password hidden, for logs and error messages.
