@@ -136,8 +136,8 @@ final class PostgresPool: Sendable {
                 wakeUp.unlock()
                 if jobs.isEmpty { break }
             }
-            // Others may be waiting too: let another thread look at the queue.
-            if !queue.withLock({ $0.isEmpty }) {
+            // More is queued than one batch takes: let another thread look at the queue.
+            if jobs.count == batchLimit, !queue.withLock({ $0.isEmpty }) {
                 wakeUp.lock()
                 wakeUp.signal()
                 wakeUp.unlock()
