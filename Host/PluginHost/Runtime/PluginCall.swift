@@ -40,8 +40,11 @@ final class PluginCall<T: Sendable>: Sendable {
     /// The outcome if the call is already settled and nobody waits for it.
     func takeResult() -> Result<T, any Error>? {
         state.withLock { state in
-            guard case .finished(let result) = state.phase else { return nil }
-            state.phase = .settled
+            guard case .finished = state.phase else { return nil }
+            // Moved out, not copied: the answer is released once, by the caller.
+            var phase = Phase.settled
+            swap(&phase, &state.phase)
+            guard case .finished(let result) = consume phase else { return nil }
             return result
         }
     }
