@@ -17,7 +17,12 @@ struct ErrorMiddleware: RouterMiddleware {
         } catch {
             response = Self.response(for: hostError(error, context: context), requestID: context.requestID)
         }
-        response.headers[.requestID] = context.requestID
+        // Appended unless already there: the subscript's setter rewrites the fields to replace all values.
+        if response.headers.contains(.requestID) {
+            response.headers[.requestID] = context.requestID
+        } else {
+            response.headers.append(HTTPField(name: .requestID, value: context.requestID))
+        }
         return response
     }
 
