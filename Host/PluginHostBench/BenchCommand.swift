@@ -22,7 +22,8 @@ struct BenchCommand: AsyncParsableCommand {
         let benchmark = StorageBenchmark(
             pluginsFolder: folder, postgresURL: environment["PLUGIN_HOST_BENCH_DATABASE_URL"], migrationURL: environment["PLUGIN_HOST_BENCH_MIGRATION_URL"])
         print("\n3. KV through the SDK (context.storage, 128-byte values, 100 keys): PostgreSQL vs the same statements through raw libpq, "
-            + "\(benchmark.connections) connections each (\(benchmark.callers) concurrent SDK callers share the host's pool), \(benchmark.duration) per figure; and SQLite")
+            + "\(benchmark.connections) connections each (\(benchmark.callers) concurrent SDK callers share the host's pool), \(benchmark.duration) per figure, "
+            + "median of \(benchmark.rounds) alternating rounds; and SQLite")
         let result = try await benchmark.run()
         if let sdk = result.sdkPostgres, let raw = result.rawPostgres {
             print(String(format: "   get: SDK on PostgreSQL %8.0f ops/s   raw libpq %8.0f ops/s   ratio %.3f (target >= 0.8)  %@",
