@@ -94,16 +94,15 @@ public final class PluginRuntime: Sendable {
     /// Loads what the store holds. A plugin whose library no longer passes its checks stays installed but
     /// unavailable (503 `PLUGIN_UNAVAILABLE`, reason in `GET /v1/plugins/{id}`); the host starts anyway.
     func bootstrap() async throws {
+        let registry = try await store.registry()
         var plugins: [String: LoadedPlugin] = [:]
-        for record in try await store.plugins() {
+        for record in registry.plugins {
             plugins[record.id] = load(record)
         }
         var workspaces: [String: Workspace] = [:]
-        for tenant in try await store.tenants() {
-            for workspace in try await store.workspaces(tenantID: tenant.id) { workspaces[workspace.id] = workspace }
-        }
+        for workspace in registry.workspaces { workspaces[workspace.id] = workspace }
         var enablements: [EnablementKey: ActiveEnablement] = [:]
-        for enablement in try await store.enablements() {
+        for enablement in registry.enablements {
             let key = EnablementKey(workspaceID: enablement.workspaceID, pluginID: enablement.pluginID)
             enablements[key] = activate(enablement, plugin: plugins[enablement.pluginID], workspace: workspaces[enablement.workspaceID])
         }

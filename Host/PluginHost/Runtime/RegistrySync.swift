@@ -10,12 +10,11 @@ extension PluginRuntime {
     func resync() async throws {
         guard isReady else { return }
         try await adminLock.withLock {
-            let records = try await store.plugins()
+            let registry = try await store.registry()
+            let records = registry.plugins
             var workspaces: [String: Workspace] = [:]
-            for tenant in try await store.tenants() {
-                for workspace in try await store.workspaces(tenantID: tenant.id) { workspaces[workspace.id] = workspace }
-            }
-            let stored = try await store.enablements()
+            for workspace in registry.workspaces { workspaces[workspace.id] = workspace }
+            let stored = registry.enablements
             let current = state.withLock { $0 }
 
             var plugins: [String: LoadedPlugin] = [:]

@@ -38,6 +38,8 @@ public protocol HostStore: Sendable {
     /// Connects and migrates when that can fail transiently (a server database); the host retries it
     /// with backoff and reports not ready until it succeeds. The embedded store is ready once opened.
     func prepare() async throws
+    /// Plugins, workspaces and enablements, read together so they agree with each other.
+    func registry() async throws -> RegistrySnapshot
     /// Releases connections and threads; the store is unusable afterwards.
     func close() async
     /// Yields when another host process may have changed the registry; a store only this process uses
@@ -49,6 +51,14 @@ public protocol HostStore: Sendable {
 
 extension HostStore {
     public func prepare() async throws {}
+
+    /// One call after another: enough for a store that only this process writes, whose registry
+    /// changes are serialised by the runtime.
+    public func registry() async throws -> RegistrySnapshot {
+        var workspaces: [Workspace] = []
+        for tenant in try await tenants() { workspaces += try await self.workspaces(tenantID: tenant.id) }
+        return RegistrySnapshot(plugins: try await plugins(), workspaces: workspaces, enablements: try await enablements())
+    }
     public var registryChanges: AsyncStream<Void> { AsyncStream { $0.finish() } }
     public var registryResyncInterval: Duration? { nil }
 }

@@ -45,6 +45,13 @@ public struct Enablement: Sendable, Hashable, Codable {
     public var updatedAt: Date
 }
 
+/// The registry as one consistent read: what the host loads at start and re-reads to follow other hosts.
+public struct RegistrySnapshot: Sendable {
+    public var plugins: [InstalledPluginRecord]
+    public var workspaces: [Workspace]
+    public var enablements: [Enablement]
+}
+
 /// The one (workspace, plugin) pair plugin storage calls are confined to.
 public struct StorageScope: Sendable, Hashable {
     public var workspaceID: String

@@ -102,12 +102,43 @@ public final class PostgresStore: HostStore, Service {
     }
 
     public func plugins() async throws -> [InstalledPluginRecord] {
-        try await rows("SELECT manifest, sha256, installed_at FROM plugins ORDER BY id").map { row in
-            InstalledPluginRecord(
-                manifest: try JSONDecoder().decode(PluginManifest.self, from: row[0].data ?? Data()),
-                sha256: row[1].string ?? "", installedAt: Date(timeIntervalSince1970: row[2].double ?? 0)
-            )
-        }
+        try await rows(Self.pluginsQuery).map(Self.plugin)
+    }
+
+    /// One read-only, repeatable-read transaction, so another host's change is seen whole or not at all.
+    public func registry() async throws -> RegistrySnapshot {
+        let results = try await pipeline([
+            PostgresStatement("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"), Self.registryScope,
+            PostgresStatement(Self.pluginsQuery), PostgresStatement(Self.workspacesQuery + " ORDER BY id"), PostgresStatement(Self.enablementsQuery),
+            PostgresStatement("COMMIT"),
+        ])
+        return RegistrySnapshot(
+            plugins: try results[2].map(Self.plugin), workspaces: results[3].map(Self.workspace), enablements: try results[4].map(Self.enablement)
+        )
+    }
+
+    private static let pluginsQuery = "SELECT manifest, sha256, installed_at FROM plugins ORDER BY id"
+    private static let workspacesQuery = "SELECT id, tenant_id, name, created_at FROM workspaces"
+    private static let enablementsQuery = "SELECT workspace_id, plugin_id, grants, config, updated_at FROM enablements ORDER BY workspace_id, plugin_id"
+
+    private static func plugin(_ row: PostgresRow) throws -> InstalledPluginRecord {
+        InstalledPluginRecord(
+            manifest: try JSONDecoder().decode(PluginManifest.self, from: row[0].data ?? Data()),
+            sha256: row[1].string ?? "", installedAt: Date(timeIntervalSince1970: row[2].double ?? 0)
+        )
+    }
+
+    private static func workspace(_ row: PostgresRow) -> Workspace {
+        Workspace(id: row[0].string ?? "", tenantID: row[1].string ?? "", name: row[2].string ?? "", createdAt: Date(timeIntervalSince1970: row[3].double ?? 0))
+    }
+
+    private static func enablement(_ row: PostgresRow) throws -> Enablement {
+        Enablement(
+            workspaceID: row[0].string ?? "", pluginID: row[1].string ?? "",
+            grants: try JSONDecoder().decode([String].self, from: row[2].data ?? Data()),
+            config: try JSONDecoder().decode([String: JSONValue].self, from: row[3].data ?? Data()),
+            updatedAt: Date(timeIntervalSince1970: row[4].double ?? 0)
+        )
     }
 
     public func deletePlugin(id: String) async throws -> Bool {
@@ -153,9 +184,7 @@ public final class PostgresStore: HostStore, Service {
     }
 
     private func workspaces(where clause: String, _ parameters: [PostgresValue]) async throws -> [Workspace] {
-        try await rows("SELECT id, tenant_id, name, created_at FROM workspaces \(clause) ORDER BY id", parameters).map {
-            Workspace(id: $0[0].string ?? "", tenantID: $0[1].string ?? "", name: $0[2].string ?? "", createdAt: Date(timeIntervalSince1970: $0[3].double ?? 0))
-        }
+        try await rows(Self.workspacesQuery + " \(clause) ORDER BY id", parameters).map(Self.workspace)
     }
 
     public func createToken(_ token: TokenRecord) async throws {
@@ -196,18 +225,7 @@ public final class PostgresStore: HostStore, Service {
     }
 
     public func enablements() async throws -> [Enablement] {
-        let results = try await pipeline([
-            Self.registryScope,
-            PostgresStatement("SELECT workspace_id, plugin_id, grants, config, updated_at FROM enablements ORDER BY workspace_id, plugin_id"),
-        ])
-        return try results[1].map { row in
-            Enablement(
-                workspaceID: row[0].string ?? "", pluginID: row[1].string ?? "",
-                grants: try JSONDecoder().decode([String].self, from: row[2].data ?? Data()),
-                config: try JSONDecoder().decode([String: JSONValue].self, from: row[3].data ?? Data()),
-                updatedAt: Date(timeIntervalSince1970: row[4].double ?? 0)
-            )
-        }
+        try await pipeline([Self.registryScope, PostgresStatement(Self.enablementsQuery)])[1].map(Self.enablement)
     }
 
     public func deleteEnablement(workspaceID: String, pluginID: String) async throws -> Bool {
