@@ -11,7 +11,10 @@ struct NewPluginTests {
         let cli = Fixtures.root.appendingPathComponent(".build/debug/plugin-host").path
         try #require(FileManager.default.isExecutableFile(atPath: cli), "build the CLI first (make test does)")
         #expect(try await run(cli, ["new", "greeter", "--output", package]).status == 0)
-        let build = try await run("/usr/bin/env", ["swift", "build", "-c", "release"], in: package)
+        // SwiftPM leaves lock files in TMPDIR; point it into the test's folder so they go with it.
+        let scratch = folder.path + "/tmp"
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        let build = try await run("/usr/bin/env", ["TMPDIR=\(scratch)", "swift", "build", "-c", "release"], in: package)
         #expect(build.status == 0, "the generated package does not build:\n\(build.output)")
         let validate = try await run(cli, ["validate", package + "/plugin.yaml"])
         #expect(validate.status == 0, "\(validate.output)")
