@@ -10,13 +10,13 @@ struct NewPluginTests {
         let package = folder.path + "/greeter"
         let cli = Fixtures.root.appendingPathComponent(".build/debug/plugin-host").path
         try #require(FileManager.default.isExecutableFile(atPath: cli), "build the CLI first (make test does)")
-        #expect(try await run(cli, ["new", "greeter", "--output", package]).status == 0)
+        #expect(try await runCommand(cli, ["new", "greeter", "--output", package]).status == 0)
         // SwiftPM leaves lock files in TMPDIR; point it into the test's folder so they go with it.
         let scratch = folder.path + "/tmp"
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
-        let build = try await run("/usr/bin/env", ["TMPDIR=\(scratch)", "swift", "build", "-c", "release"], in: package)
+        let build = try await runCommand("/usr/bin/env", ["TMPDIR=\(scratch)", "swift", "build", "-c", "release"], in: package)
         #expect(build.status == 0, "the generated package does not build:\n\(build.output)")
-        let validate = try await run(cli, ["validate", package + "/plugin.yaml"])
+        let validate = try await runCommand(cli, ["validate", package + "/plugin.yaml"])
         #expect(validate.status == 0, "\(validate.output)")
 
         try await withHost { host in
@@ -30,29 +30,5 @@ struct NewPluginTests {
             #expect(first.status == 200 && second.status == 200)
             #expect(first.json["count"] as? String == "1" && second.json["count"] as? String == "2")
         }
-    }
-
-    /// Runs a command to completion on a Dispatch thread: waiting for a child process must not hold one
-    /// of the few threads of Swift's cooperative pool that the hosts under test run on.
-    private func run(_ executable: String, _ arguments: [String], in directory: String? = nil) async throws -> (status: Int32, output: String) {
-        try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async {
-                continuation.resume(with: Result { try Self.runBlocking(executable, arguments, in: directory) })
-            }
-        }
-    }
-
-    private static func runBlocking(_ executable: String, _ arguments: [String], in directory: String?) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, output)
     }
 }

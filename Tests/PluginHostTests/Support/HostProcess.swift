@@ -101,14 +101,17 @@ final class HostProcess: Sendable {
     }
 }
 
-/// Runs a command to completion on a Dispatch thread and returns its status and output.
-func runCommand(_ executable: String, _ arguments: [String]) async throws -> (status: Int32, output: String) {
+/// Runs a command to completion and returns its status and output (stdout and stderr together). It
+/// waits on a Dispatch thread: waiting for a child process must not hold one of the few threads of
+/// Swift's cooperative pool that the hosts under test run on.
+func runCommand(_ executable: String, _ arguments: [String], in directory: String? = nil) async throws -> (status: Int32, output: String) {
     try await withCheckedThrowingContinuation { continuation in
         DispatchQueue.global().async {
             continuation.resume(with: Result {
                 let process = Process()
                 process.executableURL = URL(fileURLWithPath: executable)
                 process.arguments = arguments
+                if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
                 let pipe = Pipe()
                 process.standardOutput = pipe
                 process.standardError = pipe
