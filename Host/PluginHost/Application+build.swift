@@ -29,7 +29,10 @@ public func buildApplication(
     do {
         let metrics = HostMetrics()
         let bus = InProcessEventBus()
-        let runtime = PluginRuntime(configuration: configuration, store: store, loader: PluginLibraryLoader(), bus: bus, metrics: metrics, logger: logger)
+        let secrets = try HostSecrets.load(configured: configuration.remote.secretKey, folder: configuration.dataDirectory)
+        let runtime = PluginRuntime(
+            configuration: configuration, store: store, loader: PluginLibraryLoader(), bus: bus, metrics: metrics, secrets: secrets, logger: logger
+        )
         var storeServices: [any Service] = [store]
         if configuration.postgres != nil {
             storeServices.append(StoreSupervisor(runtime: runtime, configuration: configuration, announceAdminToken: announceAdminToken, logger: logger))
@@ -48,6 +51,7 @@ public func buildApplication(
         let router = Router(context: HostRequestContext.self)
         router.add(middleware: errors)
         HealthController(runtime: runtime, metrics: metrics).addRoutes(to: router)
+        SDKController(runtime: runtime).addRoutes(to: router)
         let v1 = router.group("v1").add(middleware: auth)
         AdminController(runtime: runtime, store: store).addRoutes(to: v1)
         resources.addRoutes(to: v1)
@@ -57,12 +61,17 @@ public func buildApplication(
             responder: HostResponder(router: router.buildResponder(), errors: errors, auth: auth, resources: resources),
             configuration: .init(address: .hostname(configuration.hostname, port: configuration.port), serverName: "plugin-host"),
             services: storeServices + [
-                // Shut down in reverse: server, event dispatcher (drains), plugin shutdown hooks, then the
-                // watchdog that bounds those hooks, then the registry sync and the store.
+                // Shut down in reverse: server, health checks, event dispatcher (drains), plugin shutdown
+                // hooks and the remotes' HTTP client, then the watchdog that bounds those hooks, then the
+                // registry sync and the store.
                 CallWatchdogService(watchdog: runtime.watchdog), PluginSupervisor(runtime: runtime),
-                EventDispatcher(bus: bus, runtime: runtime, logger: logger),
+                EventDispatcher(bus: bus, runtime: runtime, logger: logger), RemoteHealthService(runtime: runtime),
             ],
-            onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? 0
+                runtime.remote.serverRunning(port: port)
+                await onServerRunning(port)
+            },
             logger: logger
         )
     } catch {
@@ -113,7 +122,12 @@ func installManifests(in folder: String, runtime: PluginRuntime, logger: Logger)
         let path = URL(fileURLWithPath: folder).appendingPathComponent(file).path
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { continue }
         do {
-            _ = try await runtime.install(manifestText: text, baseDirectory: URL(fileURLWithPath: path).deletingLastPathComponent().path)
+            let status = try await runtime.install(manifestText: text, baseDirectory: URL(fileURLWithPath: path).deletingLastPathComponent().path)
+            if status.installSecret != nil {
+                // Not shown here: logs are no place for a secret. The admin makes a new one to hand over.
+                logger.notice("remote plugin installed from the manifests folder; make its install secret with POST /v1/plugins/\(status.record.id)/install-secret",
+                              metadata: ["plugin.id": "\(status.record.id)"])
+            }
         } catch let error as HostError where error.details.allSatisfy({ $0.contains("is already installed") }) && !error.details.isEmpty {
             continue
         } catch let error as HostError {

@@ -3,11 +3,14 @@ public struct HostConfiguration: Sendable {
     /// Retries of failed event deliveries.
     public struct RetryPolicy: Sendable {
         public var maxAttempts: Int
+        /// The wait after the first failure; each further one doubles it, up to `maxDelay`.
         public var initialDelay: Duration
+        public var maxDelay: Duration
 
-        public init(maxAttempts: Int = 4, initialDelay: Duration = .milliseconds(100)) {
+        public init(maxAttempts: Int = 4, initialDelay: Duration = .milliseconds(100), maxDelay: Duration = .seconds(30)) {
             self.maxAttempts = max(1, maxAttempts)
             self.initialDelay = initialDelay
+            self.maxDelay = maxDelay
         }
     }
 
@@ -31,6 +34,8 @@ public struct HostConfiguration: Sendable {
     /// Largest stored value, in bytes.
     public var maxValueBytes: Int
     public var eventRetry: RetryPolicy
+    /// Remote plugins: host key, callback URL, circuit breaker, health checks.
+    public var remote: RemoteConfiguration
 
     public init(
         dataDirectory: String,
@@ -43,8 +48,10 @@ public struct HostConfiguration: Sendable {
         maxKeyBytes: Int = 1024,
         maxValueBytes: Int = 1 << 20,
         eventRetry: RetryPolicy = RetryPolicy(),
-        postgres: PostgresConfiguration? = nil
+        postgres: PostgresConfiguration? = nil,
+        remote: RemoteConfiguration = RemoteConfiguration()
     ) {
+        self.remote = remote
         self.dataDirectory = dataDirectory
         self.postgres = postgres
         self.hostname = hostname

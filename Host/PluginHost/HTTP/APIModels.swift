@@ -18,11 +18,19 @@ enum API {
         var loadError: String?
         var enabledIn: [String]
         var installedAt: Date
+        /// A remote plugin's health, last error and circuit.
+        var remote: RemotePlugin.Status?
+        /// Only in the answer of the install that made it: the secret the remote needs, shown once.
+        var installSecret: String?
 
         struct Runtime: Codable, Sendable {
             var kind: String
-            var path: String
-            var sha256: String
+            /// A library's path and SHA-256.
+            var path: String?
+            var sha256: String?
+            /// A remote's URL and timeout.
+            var url: String?
+            var timeoutMs: Int?
         }
 
         init(_ status: PluginRuntime.PluginStatus) {
@@ -32,7 +40,12 @@ enum API {
             version = manifest.version
             description = manifest.description
             sdk = manifest.sdk
-            runtime = Runtime(kind: manifest.runtime.kind.rawValue, path: manifest.runtime.resolvedPath, sha256: status.record.sha256)
+            switch manifest.runtime.kind {
+            case .library:
+                runtime = Runtime(kind: manifest.runtime.kind.rawValue, path: manifest.runtime.resolvedPath, sha256: status.record.sha256)
+            case .remote:
+                runtime = Runtime(kind: manifest.runtime.kind.rawValue, url: manifest.runtime.url, timeoutMs: status.remote?.timeoutMs)
+            }
             permissions = manifest.permissions
             subscriptions = manifest.subscriptions
             routes = manifest.routes
@@ -41,10 +54,17 @@ enum API {
             loadError = status.loadError
             enabledIn = status.enabledIn
             installedAt = status.record.installedAt
+            remote = status.remote
+            installSecret = status.installSecret
         }
     }
 
     struct PluginList: Codable, Sendable { var plugins: [PluginView] }
+
+    struct InstallSecret: Codable, Sendable {
+        var pluginId: String
+        var installSecret: String
+    }
 
     struct NewTenant: Codable, Sendable {
         var id: String

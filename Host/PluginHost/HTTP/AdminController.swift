@@ -14,6 +14,7 @@ struct AdminController {
         group.get("plugins", use: listPlugins)
         group.get("plugins/:pluginId", use: getPlugin)
         group.delete("plugins/:pluginId", use: deletePlugin)
+        group.post("plugins/:pluginId/install-secret", use: rotateInstallSecret)
         group.post("tenants", use: createTenant)
         group.get("tenants", use: listTenants)
         group.post("tenants/:tenantId/tokens", use: createToken)
@@ -58,6 +59,13 @@ struct AdminController {
         try requirePlatformAdmin(context)
         try await runtime.uninstall(id: try context.parameters.require("pluginId"))
         return Response(status: .noContent)
+    }
+
+    @Sendable func rotateInstallSecret(_ request: Request, context: HostRequestContext) async throws -> Response {
+        try requirePlatformAdmin(context)
+        let id = try context.parameters.require("pluginId")
+        let secret = try await runtime.rotateInstallSecret(id: id)
+        return try .json(API.InstallSecret(pluginId: id, installSecret: secret), status: .created)
     }
 
     // MARK: Tenants and workspaces

@@ -5,10 +5,10 @@ import Yams
 /// Parses and checks manifests, YAML or JSON, collecting every problem with its field path. The library
 /// the manifest names is checked too (existence, sha256, magic block) without being loaded.
 public struct ManifestValidator: Sendable {
-    /// A manifest that passed every check, with what its library's file said.
+    /// A manifest that passed every check, with what its library's file said (`nil` for a remote plugin).
     public struct Validated: Sendable {
         public var manifest: PluginManifest
-        public var inspection: PluginLibraryLoader.Inspection
+        public var inspection: PluginLibraryLoader.Inspection?
     }
 
     let loader: PluginLibraryLoader
@@ -72,8 +72,10 @@ public struct ManifestValidator: Sendable {
         let config = readConfig(top["config"], reader: &reader)
 
         var inspection: PluginLibraryLoader.Inspection?
-        if let runtime {
+        var libraryChecked = false
+        if let runtime, runtime.kind == .library {
             inspection = inspectLibrary(runtime, node: top["runtime"], id: id, version: version, reader: &reader)
+            libraryChecked = inspection != nil
         }
         if let id, let version, let installed = installedVersion(id) {
             if installed == version {
@@ -82,7 +84,7 @@ public struct ManifestValidator: Sendable {
                 reader.problem("version", top["version"], "\(id) \(installed) is installed; installing \(version) would downgrade it, so uninstall it first")
             }
         }
-        guard reader.problems.isEmpty, let id, let name, let version, let sdk, let runtime, let inspection else {
+        guard reader.problems.isEmpty, let id, let name, let version, let sdk, let runtime, runtime.kind == .remote || libraryChecked else {
             return .failure(ManifestErrors(problems: reader.problems))
         }
         let manifest = PluginManifest(
@@ -112,19 +114,67 @@ public struct ManifestValidator: Sendable {
 
     private func readRuntime(_ node: Node?, baseDirectory: String, reader: inout Reader) -> PluginManifest.Runtime? {
         guard let mapping = reader.mapping(node, "runtime", required: true) else { return nil }
-        reader.rejectUnknown(mapping, known: ["kind", "path", "sha256"], prefix: "runtime.")
         let kind = reader.string(mapping["kind"], "runtime.kind", required: true)
-        if let kind, PluginManifest.Runtime.Kind(rawValue: kind) == nil {
-            reader.problem("runtime.kind", mapping["kind"], "\"\(kind)\" is not a runtime kind this host runs; use library")
+        switch kind.flatMap(PluginManifest.Runtime.Kind.init(rawValue:)) {
+        case .library:
+            return readLibraryRuntime(mapping, baseDirectory: baseDirectory, reader: &reader)
+        case .remote:
+            return readRemoteRuntime(mapping, reader: &reader)
+        case nil:
+            if let kind {
+                reader.problem("runtime.kind", mapping["kind"], "\"\(kind)\" is not a runtime kind this host runs; use library or remote")
+            }
+            return nil
         }
+    }
+
+    private func readLibraryRuntime(_ mapping: Node.Mapping, baseDirectory: String, reader: inout Reader) -> PluginManifest.Runtime? {
+        reader.rejectUnknown(mapping, known: ["kind", "path", "sha256"], prefix: "runtime.")
         let path = reader.string(mapping["path"], "runtime.path", required: true)
         let sha256 = reader.string(mapping["sha256"], "runtime.sha256", required: false)?.lowercased()
         if let sha256, sha256.count != 64 || !sha256.allSatisfy(\.isHexDigit) {
             reader.problem("runtime.sha256", mapping["sha256"], "expected 64 hexadecimal characters (the output of sha256sum)")
         }
-        guard let kind, let kindValue = PluginManifest.Runtime.Kind(rawValue: kind), let path, !path.isEmpty else { return nil }
+        guard let path, !path.isEmpty else { return nil }
         let resolved = path.hasPrefix("/") ? path : URL(fileURLWithPath: baseDirectory).appendingPathComponent(path).standardizedFileURL.path
-        return PluginManifest.Runtime(kind: kindValue, path: path, resolvedPath: resolved, sha256: sha256)
+        return PluginManifest.Runtime(kind: .library, path: path, resolvedPath: resolved, sha256: sha256)
+    }
+
+    private func readRemoteRuntime(_ mapping: Node.Mapping, reader: inout Reader) -> PluginManifest.Runtime? {
+        reader.rejectUnknown(mapping, known: ["kind", "url", "timeout"], prefix: "runtime.")
+        var url = reader.string(mapping["url"], "runtime.url", required: true)
+        if let text = url {
+            let parsed = URLComponents(string: text)
+            if let parsed, ["http", "https"].contains(parsed.scheme?.lowercased() ?? ""), let host = parsed.host, !host.isEmpty,
+               parsed.query == nil, parsed.fragment == nil, parsed.user == nil, parsed.password == nil {
+                while url?.hasSuffix("/") == true { url?.removeLast() }
+            } else {
+                reader.problem("runtime.url", mapping["url"], "\"\(text)\" is not a base URL: write http:// or https://, a host, an optional port and path, no query, fragment or credentials, for example http://127.0.0.1:9001")
+                url = nil
+            }
+        }
+        var timeout: Int?
+        if let node = mapping["timeout"] {
+            let text = node.scalar?.string ?? ""
+            if let milliseconds = Self.milliseconds(text), (1...600_000).contains(milliseconds) {
+                timeout = milliseconds
+            } else {
+                reader.problem("runtime.timeout", node, "\"\(text)\" is not a timeout between 1ms and 10m; write for example 250ms, 5s or 1m")
+            }
+        }
+        guard let url else { return nil }
+        return PluginManifest.Runtime(kind: .remote, path: "", resolvedPath: "", sha256: nil, url: url, timeoutMilliseconds: timeout)
+    }
+
+    /// `250ms`, `5s`, `1.5s`, `1m`, or a bare number of seconds, in milliseconds.
+    static func milliseconds(_ text: String) -> Int? {
+        let units: [(String, Double)] = [("ms", 1), ("s", 1000), ("m", 60_000)]
+        for (suffix, factor) in units where text.hasSuffix(suffix) {
+            guard let value = Double(text.dropLast(suffix.count)), value.isFinite, value > 0 else { return nil }
+            return Int((value * factor).rounded())
+        }
+        guard let value = Double(text), value.isFinite, value > 0 else { return nil }
+        return Int((value * 1000).rounded())
     }
 
     private func inspectLibrary(

@@ -3,13 +3,25 @@ import PluginSDK
 /// A validated plugin manifest. Made only by ``ManifestValidator``, so every value in it has been checked.
 public struct PluginManifest: Sendable, Hashable, Codable {
     public struct Runtime: Sendable, Hashable, Codable {
-        public enum Kind: String, Sendable, Hashable, Codable { case library }
+        public enum Kind: String, Sendable, Hashable, Codable {
+            /// A shared library loaded into the host process.
+            case library
+            /// An HTTP service the host calls (docs/remote-protocol.md).
+            case remote
+        }
         public var kind: Kind
-        /// The library path as written in the manifest.
+        /// The library path as written in the manifest; empty for a remote plugin.
         public var path: String
-        /// `path` resolved against the manifest's folder.
+        /// `path` resolved against the manifest's folder; empty for a remote plugin.
         public var resolvedPath: String
         public var sha256: String?
+        /// A remote plugin's base URL.
+        public var url: String?
+        /// A remote plugin's per-call timeout in milliseconds; `nil`: the host's plugin timeout.
+        public var timeoutMilliseconds: Int?
+
+        /// The per-call timeout of a remote plugin.
+        public var timeout: Duration? { timeoutMilliseconds.map { .milliseconds($0) } }
     }
 
     public struct Route: Sendable, Hashable, Codable {

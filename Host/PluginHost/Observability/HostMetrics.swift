@@ -31,6 +31,11 @@ public final class HostMetrics: Sendable {
         registry.makeCounter(descriptor: Self.errors, labels: [("plugin", plugin), ("kind", kind)]).increment()
     }
 
+    /// Counts an event delivery given up after its retries.
+    public func recordDroppedEvent(plugin: String) {
+        registry.makeCounter(descriptor: Self.dropped, labels: [("plugin", plugin)]).increment()
+    }
+
     /// Records how long checking and loading a plugin's library took.
     public func recordLoad(plugin: String, duration: Duration) {
         registry.makeGauge(descriptor: Self.load, labels: [("plugin", plugin)]).set(duration.seconds)
@@ -52,6 +57,10 @@ public final class HostMetrics: Sendable {
     private static var errors: MetricNameDescriptor {
         MetricNameDescriptor(
             namespace: "plugin_host", metricName: "plugin_errors", unitName: "total", helpText: "Plugin failures: thrown errors, timeouts, failed event deliveries.")
+    }
+    private static var dropped: MetricNameDescriptor {
+        MetricNameDescriptor(
+            namespace: "plugin_host", metricName: "event_deliveries_dropped", unitName: "total", helpText: "Event deliveries given up after every retry failed.")
     }
     private static var load: MetricNameDescriptor {
         MetricNameDescriptor(

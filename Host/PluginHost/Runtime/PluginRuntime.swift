@@ -18,6 +18,8 @@ public final class PluginRuntime: Sendable {
     let logger: Logger
     let adminLock = AsyncMutex()
     let watchdog = CallWatchdog()
+    /// The HTTP client, key and callback URL of remote plugins.
+    let remote: RemoteServices
     let state = Mutex(State())
     private let readiness = Atomic<Bool>(false)
 
@@ -64,10 +66,18 @@ public final class PluginRuntime: Sendable {
         public var loaded: Bool
         public var loadError: String?
         public var enabledIn: [String]
+        /// A remote plugin's health and circuit.
+        var remote: RemotePlugin.Status?
+        /// A remote plugin's install secret, only in the answer of the install that made it.
+        public var installSecret: String?
     }
 
-    init(configuration: HostConfiguration, store: any HostStore, loader: PluginLibraryLoader, bus: any EventBus, metrics: HostMetrics, logger: Logger) {
+    init(
+        configuration: HostConfiguration, store: any HostStore, loader: PluginLibraryLoader, bus: any EventBus, metrics: HostMetrics, secrets: HostSecrets,
+        logger: Logger
+    ) {
         self.configuration = configuration
+        self.remote = RemoteServices(configuration: configuration.remote, secrets: secrets, store: store, host: configuration, logger: logger)
         self.store = store
         self.loader = loader
         self.validator = ManifestValidator(loader: loader)
@@ -81,7 +91,8 @@ public final class PluginRuntime: Sendable {
     /// timeouts need ``CallWatchdogService`` running on ``watchdog``, as `buildApplication` does.
     public static func standalone(configuration: HostConfiguration, store: any HostStore, logger: Logger) async throws -> PluginRuntime {
         let runtime = PluginRuntime(
-            configuration: configuration, store: store, loader: PluginLibraryLoader(), bus: InProcessEventBus(), metrics: HostMetrics(), logger: logger
+            configuration: configuration, store: store, loader: PluginLibraryLoader(), bus: InProcessEventBus(), metrics: HostMetrics(),
+            secrets: try HostSecrets.load(configured: configuration.remote.secretKey, folder: configuration.dataDirectory), logger: logger
         )
         try await store.prepare()
         try await runtime.bootstrap()
@@ -119,6 +130,10 @@ public final class PluginRuntime: Sendable {
     func load(_ record: InstalledPluginRecord) -> LoadedPlugin {
         let manifest = record.manifest
         var loaded = LoadedPlugin(record: record, instance: nil, loadError: nil, requested: manifest.requestedPermissions)
+        if manifest.runtime.kind == .remote {
+            loaded.instance = RemotePlugin(manifest: manifest, services: remote)
+            return loaded
+        }
         let started = ContinuousClock.now
         do {
             let inspection = try loader.inspect(path: manifest.runtime.resolvedPath)
@@ -145,6 +160,7 @@ public final class PluginRuntime: Sendable {
                 logger.warning("plugin shutdown hook did not finish", metadata: ["plugin.id": "\(id)", "error": "\(error)"])
             }
         }
+        await remote.shutdown()
     }
 
     // MARK: Plugins
@@ -160,8 +176,14 @@ public final class PluginRuntime: Sendable {
     private func status(_ plugin: LoadedPlugin, _ state: State) -> PluginStatus {
         PluginStatus(
             record: plugin.record, loaded: plugin.instance != nil, loadError: plugin.loadError,
-            enabledIn: state.enablements.keys.filter { $0.pluginID == plugin.record.id }.map(\.workspaceID).sorted()
+            enabledIn: state.enablements.keys.filter { $0.pluginID == plugin.record.id }.map(\.workspaceID).sorted(),
+            remote: (plugin.instance as? RemotePlugin)?.status
         )
+    }
+
+    /// The remote plugins, for health checks.
+    func remotePlugins() -> [RemotePlugin] {
+        state.withLock { $0.plugins.values.compactMap { $0.instance as? RemotePlugin } }
     }
 
     /// Validates a manifest and its library, loads it and records the installation; all or nothing.
@@ -178,16 +200,30 @@ public final class PluginRuntime: Sendable {
                                 details: errors.problems.map(\.description))
             }
             let manifest = validated.manifest
-            let started = ContinuousClock.now
             let instance: any Plugin
-            do {
-                instance = try loader.load(path: manifest.runtime.resolvedPath, inspection: validated.inspection)
-            } catch {
-                throw HostError(400, "INVALID_MANIFEST", "the plugin library could not be loaded; nothing was installed",
-                                details: ["runtime.path: \(error)"])
+            var installSecret: String?
+            if let inspection = validated.inspection {
+                let started = ContinuousClock.now
+                do {
+                    instance = try loader.load(path: manifest.runtime.resolvedPath, inspection: inspection)
+                } catch {
+                    throw HostError(400, "INVALID_MANIFEST", "the plugin library could not be loaded; nothing was installed",
+                                    details: ["runtime.path: \(error)"])
+                }
+                metrics.recordLoad(plugin: manifest.id, duration: ContinuousClock.now - started)
+            } else {
+                instance = RemotePlugin(manifest: manifest, services: remote)
+                // A new install gets a new secret, shown once; an upgrade keeps the one the remote has.
+                let key = RemoteServices.installSecretKey(plugin: manifest.id)
+                let upgrade = state.withLock { $0.plugins[manifest.id] != nil }
+                let stored = try await remote.secret(key)
+                if !upgrade || stored == nil {
+                    let secret = RemoteEnvelope.newSecret()
+                    try await remote.setSecret(key, secret)
+                    installSecret = secret
+                }
             }
-            metrics.recordLoad(plugin: manifest.id, duration: ContinuousClock.now - started)
-            let record = InstalledPluginRecord(manifest: manifest, sha256: validated.inspection.sha256, installedAt: Date())
+            let record = InstalledPluginRecord(manifest: manifest, sha256: validated.inspection?.sha256 ?? "", installedAt: Date())
             try await store.installPlugin(record)
             let previous = state.withLock { state -> LoadedPlugin? in
                 let previous = state.plugins[manifest.id]
@@ -199,8 +235,10 @@ public final class PluginRuntime: Sendable {
                 return previous
             }
             if let old = previous?.instance { await old.shutdown() }
-            logger.info("plugin installed", metadata: ["plugin.id": "\(manifest.id)", "plugin.version": "\(manifest.version)"])
-            return plugin(id: manifest.id)!
+            logger.info("plugin installed", metadata: ["plugin.id": "\(manifest.id)", "plugin.version": "\(manifest.version)", "runtime.kind": "\(manifest.runtime.kind.rawValue)"])
+            var status = plugin(id: manifest.id)!
+            status.installSecret = installSecret
+            return status
         }
     }
 
@@ -213,10 +251,26 @@ public final class PluginRuntime: Sendable {
                                 details: plugin.enabledIn)
             }
             _ = try await store.deletePlugin(id: id)
+            if plugin.record.manifest.runtime.kind == .remote { try await remote.setSecret(RemoteServices.installSecretKey(plugin: id), nil) }
             let removed = state.withLock { $0.plugins.removeValue(forKey: id) }
             // The library stays mapped: code containing Swift metadata is never unloaded.
             if let instance = removed?.instance { await instance.shutdown() }
             logger.info("plugin uninstalled", metadata: ["plugin.id": "\(id)"])
+        }
+    }
+
+    /// Replaces a remote plugin's install secret; the answer is the only time the new one is shown. The
+    /// remote needs it before the next `enabled` call (including a resumed one after it restarts).
+    public func rotateInstallSecret(id: String) async throws -> String {
+        try await adminLock.withLock {
+            guard let plugin = self.plugin(id: id) else { throw HostError.pluginNotFound(id) }
+            guard plugin.record.manifest.runtime.kind == .remote else {
+                throw HostError(409, "NOT_A_REMOTE_PLUGIN", "plugin \(id) runs in-process (runtime.kind: library) and has no install secret")
+            }
+            let secret = RemoteEnvelope.newSecret()
+            try await remote.setSecret(RemoteServices.installSecretKey(plugin: id), secret)
+            logger.info("install secret rotated", metadata: ["plugin.id": "\(id)"])
+            return secret
         }
     }
 
@@ -470,11 +524,45 @@ public final class PluginRuntime: Sendable {
         }
     }
 
+    // MARK: SDK over HTTP
+
+    /// What an SDK token reaches: the services of its plugin's enablement in its workspace.
+    struct SDKBinding: Sendable {
+        var claims: HostSecrets.TokenClaims
+        var tenantID: String
+        var workspaceID: String
+        var pluginID: String
+        var grants: PermissionSet
+        var config: [String: JSONValue]
+        var storage: ScopedStorage
+        var events: ScopedEvents
+    }
+
+    /// Binds an SDK token to the enablement it names, now: a disabled plugin gets 404, and the grants are
+    /// those of the token that the enablement still grants.
+    func sdkBinding(_ claims: HostSecrets.TokenClaims) throws -> SDKBinding {
+        let key = EnablementKey(workspaceID: claims.workspace, pluginID: claims.plugin)
+        guard let active = state.withLock({ $0.enablements[key] }), let bound = active.bound, bound.tenantID == claims.tenant else {
+            throw HostError.pluginNotEnabled(claims.plugin, workspace: claims.workspace)
+        }
+        let grants = PermissionSet(claims.grants.compactMap(Permission.init).filter(bound.grants.contains))
+        let scope = StorageScope(workspaceID: bound.workspaceID, pluginID: bound.pluginID)
+        return SDKBinding(
+            claims: claims, tenantID: bound.tenantID, workspaceID: bound.workspaceID, pluginID: bound.pluginID, grants: grants, config: bound.config,
+            storage: ScopedStorage(store: store, scope: scope, grants: grants, maxKeyBytes: configuration.maxKeyBytes, maxValueBytes: configuration.maxValueBytes),
+            events: ScopedEvents(bus: bus, workspaceID: bound.workspaceID, pluginID: bound.pluginID, grants: grants)
+        )
+    }
+
     // MARK: Events
 
     /// One delivery of an event to one subscribing plugin.
     struct Delivery: Sendable {
         var pluginID: String
+        /// How failed attempts are retried: remote plugins get the longer policy.
+        var retry: HostConfiguration.RetryPolicy
+        /// The remote plugin, to record a delivery that was given up.
+        var remote: RemotePlugin?
         var deliver: @Sendable () async throws -> Void
     }
 
@@ -491,7 +579,8 @@ public final class PluginRuntime: Sendable {
             guard manifest.subscribes(to: event.type), bound.grants.allowsReceiving(event.type) else { return nil }
             let context = CallContext(bound: bound, caller: Self.hostCaller, requestID: nil)
             let id = bound.pluginID
-            return Delivery(pluginID: id) { [self] in
+            let remote = bound.instance as? RemotePlugin
+            return Delivery(pluginID: id, retry: remote == nil ? configuration.eventRetry : configuration.remote.eventRetry, remote: remote) { [self] in
                 try await withPluginTimeout(pluginID: id) { try await bound.instance.handle(event: event, context: context) }
             }
         }

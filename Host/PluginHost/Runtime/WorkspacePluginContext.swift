@@ -184,6 +184,11 @@ struct ScopedEvents: PluginEvents {
     let grants: PermissionSet
 
     func publish(type: String, payload: Data) async throws {
+        _ = try await publishEvent(type: type, payload: payload)
+    }
+
+    /// Publishes and returns the new event's id.
+    func publishEvent(type: String, payload: Data) async throws -> String {
         guard EventPattern.isValidType(type) else {
             throw PluginError.badRequest("\"\(type)\" is not an event type: dot-separated segments of [a-z0-9_-]")
         }
@@ -195,6 +200,7 @@ struct ScopedEvents: PluginEvents {
             occurredAt: Date(), payload: payload
         )
         try await bus.publish(event)
+        return event.id
     }
 }
 

@@ -1,0 +1,106 @@
+import Crypto
+import Foundation
+import PluginSDK
+
+/// The host's own key, and what it protects: remote plugins' install and enablement secrets, kept in the
+/// store sealed with AES-GCM, and the SDK tokens handed to remotes, signed with HMAC-SHA256. Both keys
+/// are derived from one 32-byte master key (HKDF), which comes from `PLUGIN_HOST_SECRET_KEY` or, by
+/// default, the file `secret.key` in the data folder. Hosts sharing a database must share the key.
+public struct HostSecrets: Sendable {
+    let sealingKey: SymmetricKey
+    let tokenKey: SymmetricKey
+
+    public init(masterKey: SymmetricKey) {
+        sealingKey = HKDF<SHA256>.deriveKey(inputKeyMaterial: masterKey, info: Data("plugin-host secrets at rest v1".utf8), outputByteCount: 32)
+        tokenKey = HKDF<SHA256>.deriveKey(inputKeyMaterial: masterKey, info: Data("plugin-host sdk tokens v1".utf8), outputByteCount: 32)
+    }
+
+    /// The configured key (base64 of 32 bytes), or the one in `folder/secret.key`, made on first use
+    /// with mode 0600.
+    public static func load(configured: String?, folder: String) throws -> HostSecrets {
+        if let configured {
+            guard let data = Data(base64Encoded: configured.trimmingCharacters(in: .whitespacesAndNewlines)), data.count == 32 else {
+                throw HostConfigurationError("PLUGIN_HOST_SECRET_KEY must be 32 bytes in base64 (make one with: head -c 32 /dev/urandom | base64)")
+            }
+            return HostSecrets(masterKey: SymmetricKey(data: data))
+        }
+        let path = URL(fileURLWithPath: folder).appendingPathComponent("secret.key").path
+        if let text = try? String(contentsOfFile: path, encoding: .utf8) {
+            guard let data = Data(base64Encoded: text.trimmingCharacters(in: .whitespacesAndNewlines)), data.count == 32 else {
+                throw HostConfigurationError("\(path) does not hold 32 bytes in base64; restore it from a backup (secrets sealed with it cannot be read otherwise)")
+            }
+            return HostSecrets(masterKey: SymmetricKey(data: data))
+        }
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let key = SymmetricKey(size: .bits256)
+        let text = key.withUnsafeBytes { Data($0).base64EncodedString() } + "\n"
+        guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw HostConfigurationError("cannot write the host key to \(path)")
+        }
+        return HostSecrets(masterKey: key)
+    }
+
+    // MARK: Secrets at rest
+
+    /// `v1.` and base64 of AES-GCM's nonce, ciphertext and tag; `purpose` is bound as associated data,
+    /// so a sealed value cannot be moved to another key of the settings.
+    func seal(_ secret: String, purpose: String) throws -> String {
+        let box = try AES.GCM.seal(Data(secret.utf8), using: sealingKey, authenticating: Data(purpose.utf8))
+        return "v1." + box.combined!.base64EncodedString()
+    }
+
+    func open(_ sealed: String, purpose: String) throws -> String {
+        guard sealed.hasPrefix("v1."), let data = Data(base64Encoded: String(sealed.dropFirst(3))) else {
+            throw HostConfigurationError("a sealed secret (\(purpose)) is malformed")
+        }
+        do {
+            let box = try AES.GCM.SealedBox(combined: data)
+            return String(decoding: try AES.GCM.open(box, using: sealingKey, authenticating: Data(purpose.utf8)), as: UTF8.self)
+        } catch {
+            throw HostConfigurationError("a sealed secret (\(purpose)) cannot be opened with this host's key; hosts sharing a database must share PLUGIN_HOST_SECRET_KEY")
+        }
+    }
+
+    // MARK: SDK tokens
+
+    /// What an SDK token allows: one plugin in one workspace, with the grants of one call, until `expires`.
+    struct TokenClaims: Sendable, Codable, Equatable {
+        var tenant: String
+        var workspace: String
+        var plugin: String
+        var grants: [String]
+        var subject: String
+        var role: String
+        /// Unix time in milliseconds.
+        var expires: Int64
+    }
+
+    enum TokenProblem: Error, Equatable {
+        case malformed
+        case expired
+    }
+
+    /// `pht1.` base64url(claims JSON) `.` base64url(HMAC-SHA256 of everything before the second dot).
+    func mintToken(_ claims: TokenClaims) -> String {
+        let payload = "pht1." + Base64URL.encode((try? Self.claimsEncoder.encode(claims)) ?? Data())
+        let mac = HMAC<SHA256>.authenticationCode(for: Data(payload.utf8), using: tokenKey)
+        return payload + "." + Base64URL.encode(Data(mac))
+    }
+
+    func verifyToken(_ token: Substring, nowMilliseconds: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) throws(TokenProblem) -> TokenClaims {
+        guard token.hasPrefix("pht1."), let dot = token.lastIndex(of: "."), dot > token.index(token.startIndex, offsetBy: 4),
+              let mac = Base64URL.decode(String(token[token.index(after: dot)...])),
+              HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: Data(token[..<dot].utf8), using: tokenKey),
+              let claimsData = Base64URL.decode(String(token[token.index(token.startIndex, offsetBy: 5)..<dot])),
+              let claims = try? JSONDecoder().decode(TokenClaims.self, from: claimsData)
+        else { throw .malformed }
+        guard claims.expires > nowMilliseconds else { throw .expired }
+        return claims
+    }
+
+    private static let claimsEncoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return encoder
+    }()
+}

@@ -1,0 +1,384 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import PluginSDK
+import Synchronization
+
+/// A remote plugin as the host sees it: a ``Plugin`` whose hooks are signed HTTP calls to its URL
+/// (docs/remote-protocol.md). The runtime routes, checks grants and bounds time exactly as for a library
+/// plugin; this class adds the envelope, the SDK token, the circuit breaker and the health state.
+final class RemotePlugin: Plugin {
+    /// What `GET /v1/plugins/{id}` shows of a remote.
+    struct Status: Sendable, Codable, Equatable {
+        var url: String
+        var timeoutMs: Int
+        /// `healthy`, `unhealthy` or `unknown` (not checked yet).
+        var health: String
+        var lastError: String?
+        var lastCheckedAt: Date?
+        /// `closed`, `open` or `half-open`.
+        var circuit: String
+        var consecutiveFailures: Int
+        var droppedEvents: Int
+    }
+
+    /// A failure of the remote itself (unreachable, timeout, garbage, refusal): counted by the breaker.
+    struct Failure: Error {
+        var error: HostError
+    }
+
+    struct Answer {
+        var status: Int
+        var headers: HTTPHeaders
+        var body: Data
+
+        /// The protocol layer's refusal, if the remote refused the call itself.
+        var refusal: RemoteEnvelope.Refusal? {
+            guard let code = headers.first(name: RemoteEnvelope.errorHeader) else { return nil }
+            let message = (try? JSONDecoder().decode(ErrorBody.self, from: body))?.error.message ?? ""
+            return RemoteEnvelope.Refusal(RemoteEnvelope.Refusal.Code(rawValue: code) ?? .badContext, message)
+        }
+
+        var isSuccess: Bool { (200..<300).contains(status) }
+    }
+
+    struct ErrorBody: Decodable {
+        struct Detail: Decodable {
+            var code: String
+            var message: String?
+        }
+        var error: Detail
+    }
+
+    private struct Health {
+        var state = "unknown"
+        var lastError: String?
+        var lastCheckedAt: Date?
+        var droppedEvents = 0
+    }
+
+    let manifest: PluginManifest
+    let services: RemoteServices
+    let baseURL: String
+    let timeout: Duration
+    let breaker: CircuitBreaker
+    private let health = Mutex(Health())
+    private let enablementSecrets = Mutex<[String: String]>([:])
+
+    init(manifest: PluginManifest, services: RemoteServices) {
+        self.manifest = manifest
+        self.services = services
+        self.baseURL = manifest.runtime.url ?? ""
+        self.timeout = manifest.runtime.timeout ?? services.defaultTimeout
+        self.breaker = CircuitBreaker(threshold: services.configuration.failureThreshold, cooldown: services.configuration.cooldown)
+    }
+
+    var id: String { manifest.id }
+
+    var status: Status {
+        let health = health.withLock { $0 }
+        return Status(
+            url: baseURL, timeoutMs: Int(timeout.milliseconds), health: health.state, lastError: health.lastError, lastCheckedAt: health.lastCheckedAt,
+            circuit: breaker.position.rawValue, consecutiveFailures: breaker.consecutiveFailures, droppedEvents: health.droppedEvents
+        )
+    }
+
+    // MARK: Hooks
+
+    func handle(_ request: PluginRequest, context: any PluginContext) async throws -> PluginResponse {
+        var headers = HTTPHeaders()
+        for (name, value) in request.headers where Self.forwards(name) { headers.add(name: name, value: value) }
+        let answer = try await call(
+            .request, method: request.method, target: Self.target(path: request.path, query: request.query), body: request.body,
+            headers: headers, context: context, requestID: request.requestID
+        )
+        var responseHeaders: [String: String] = [:]
+        for header in answer.headers where Self.passesBack(header.name) {
+            let name = header.name.lowercased()
+            responseHeaders[name] = responseHeaders[name].map { "\($0), \(header.value)" } ?? header.value
+        }
+        return PluginResponse(status: answer.status, headers: responseHeaders, body: answer.body)
+    }
+
+    func handle(event: PluginEvent, context: any PluginContext) async throws {
+        let body = try Self.encoder.encode(EventBody(
+            id: event.id, type: event.type, workspaceId: event.workspaceID, sourcePluginId: event.sourcePluginID, occurredAt: event.occurredAt,
+            payload: event.payload.base64EncodedString()
+        ))
+        let answer = try await call(.event, method: "POST", target: RemoteEnvelope.CallKind.event.path, body: body, context: context, requestID: nil)
+        guard answer.isSuccess else { throw Self.hookRefused(answer, pluginID: id, hook: "event") }
+    }
+
+    /// Makes the workspace's enablement secret (kept when only grants or config change), stores it sealed,
+    /// and delivers it in the `enabled` call signed with the install secret.
+    func enabled(context: any PluginContext) async throws {
+        let key = RemoteServices.enablementSecretKey(plugin: id, workspace: context.workspaceID)
+        let secret: String
+        if let existing = try await services.secret(key) {
+            secret = existing
+        } else {
+            secret = RemoteEnvelope.newSecret()
+            try await services.setSecret(key, secret)
+        }
+        enablementSecrets.withLock { $0[context.workspaceID] = secret }
+        let answer = try await deliverSecret(secret, resumed: false, context: context)
+        guard answer.isSuccess else { throw Self.hookRefused(answer, pluginID: id, hook: "enabled") }
+    }
+
+    /// Tells the remote, then forgets the workspace's secret whatever it answered.
+    func disabled(context: any PluginContext) async throws {
+        let forget = { [self] in
+            enablementSecrets.withLock { _ = $0.removeValue(forKey: context.workspaceID) }
+            try await services.setSecret(RemoteServices.enablementSecretKey(plugin: id, workspace: context.workspaceID), nil)
+        }
+        let answer: Answer
+        do {
+            answer = try await call(.disabled, method: "POST", target: RemoteEnvelope.CallKind.disabled.path, body: Data("{}".utf8), context: context, requestID: nil)
+        } catch {
+            try await forget()
+            throw error
+        }
+        try await forget()
+        guard answer.isSuccess else { throw Self.hookRefused(answer, pluginID: id, hook: "disabled") }
+    }
+
+    // MARK: Calls
+
+    /// One call through the circuit breaker: refused at once while the circuit is open; a failure of the
+    /// remote itself counts against it, any answer of the plugin's closes it.
+    func call(
+        _ kind: RemoteEnvelope.CallKind, method: String, target: String, body: Data, headers: HTTPHeaders = [:], context: any PluginContext,
+        requestID: String?, installSecret: String? = nil
+    ) async throws -> Answer {
+        if case .refused(let retryAfter) = breaker.allow() {
+            let last = health.withLock { $0.lastError } ?? "-"
+            throw HostError.pluginUnavailable(id, "its circuit is open after \(breaker.threshold) failures in a row (last: \(last)); the next probe goes out in \(Self.seconds(retryAfter))")
+        }
+        do {
+            let answer = try await exchange(kind, method: method, target: target, body: body, headers: headers, context: context, requestID: requestID, installSecret: installSecret)
+            breaker.succeeded()
+            return answer
+        } catch let failure as Failure {
+            breaker.failed()
+            health.withLock { $0.lastError = failure.error.message }
+            throw failure.error
+        } catch {
+            breaker.failed()
+            throw error
+        }
+    }
+
+    /// Sends the call signed with the right secret. A remote that lost its secrets (restarted) answers
+    /// `UNKNOWN_ENABLEMENT`: the secret is delivered again (`resumed`) and the call retried once; a
+    /// `BAD_SIGNATURE` after another host re-enabled the workspace is retried with the stored secret.
+    private func exchange(
+        _ kind: RemoteEnvelope.CallKind, method: String, target: String, body: Data, headers: HTTPHeaders, context: any PluginContext,
+        requestID: String?, installSecret: String?
+    ) async throws -> Answer {
+        let secret: String
+        if kind == .enabled {
+            guard let installSecret else { throw HostError(500, "INTERNAL", "an enabled call needs the install secret") }
+            secret = installSecret
+        } else {
+            secret = try await enablementSecret(workspace: context.workspaceID, fresh: false)
+        }
+        var answer = try await send(kind, method: method, target: target, body: body, headers: headers, context: context, requestID: requestID, secret: secret)
+        if kind != .enabled, let refusal = answer.refusal, refusal.code == .unknownEnablement || refusal.code == .badSignature {
+            let stored = try await enablementSecret(workspace: context.workspaceID, fresh: true)
+            if refusal.code == .unknownEnablement {
+                let resumed = try await deliverSecret(stored, resumed: true, context: context)
+                if let refusal = resumed.refusal { throw Self.refused(refusal, pluginID: id) }
+                guard resumed.isSuccess else { throw Self.hookRefused(resumed, pluginID: id, hook: "enabled (resumed)") }
+            }
+            if refusal.code == .unknownEnablement || stored != secret {
+                answer = try await send(kind, method: method, target: target, body: body, headers: headers, context: context, requestID: requestID, secret: stored)
+            }
+        }
+        if let refusal = answer.refusal { throw Self.refused(refusal, pluginID: id) }
+        return answer
+    }
+
+    private func deliverSecret(_ secret: String, resumed: Bool, context: any PluginContext) async throws -> Answer {
+        guard let installSecret = try await services.secret(RemoteServices.installSecretKey(plugin: id)) else {
+            throw HostError(503, "PLUGIN_UNAVAILABLE", "no install secret is stored for \(id); a platform admin makes one with POST /v1/plugins/\(id)/install-secret")
+        }
+        let body = try Self.encoder.encode(EnabledBody(enablementSecret: secret, resumed: resumed))
+        return try await send(.enabled, method: "POST", target: RemoteEnvelope.CallKind.enabled.path, body: body, headers: [:], context: context, requestID: nil, secret: installSecret)
+    }
+
+    private func enablementSecret(workspace: String, fresh: Bool) async throws -> String {
+        if !fresh, let cached = enablementSecrets.withLock({ $0[workspace] }) { return cached }
+        guard let stored = try await services.secret(RemoteServices.enablementSecretKey(plugin: id, workspace: workspace)) else {
+            throw HostError(503, "PLUGIN_UNAVAILABLE", "no enablement secret is stored for \(id) in workspace \(workspace); a tenant admin enables it again")
+        }
+        enablementSecrets.withLock { $0[workspace] = stored }
+        return stored
+    }
+
+    /// One signed HTTP exchange with a fresh call id, expiry and SDK token.
+    private func send(
+        _ kind: RemoteEnvelope.CallKind, method: String, target: String, body: Data, headers: HTTPHeaders, context: any PluginContext,
+        requestID: String?, secret: String
+    ) async throws -> Answer {
+        let now = Date().timeIntervalSince1970
+        let tokenExpires = Int64(now * 1000) + timeout.milliseconds + services.configuration.tokenGrace.milliseconds
+        let grants = context.grants.permissions.map(\.description).sorted()
+        let token = services.secrets.mintToken(HostSecrets.TokenClaims(
+            tenant: context.tenantID, workspace: context.workspaceID, plugin: id, grants: grants, subject: context.caller.subject,
+            role: context.caller.role.rawValue, expires: tokenExpires
+        ))
+        let envelopeContext = RemoteEnvelope.Context(
+            call: kind, tenant: context.tenantID, workspace: context.workspaceID, plugin: id, requestId: requestID,
+            caller: .init(subject: context.caller.subject, role: context.caller.role.rawValue), grants: grants, config: context.config,
+            sdk: .init(url: services.sdkBaseURL, token: token, expires: tokenExpires / 1000)
+        )
+        let envelope = try RemoteEnvelope.sign(
+            secret: secret, context: envelopeContext, method: method, target: target, body: body,
+            expires: Int64(now) + Int64(timeout.milliseconds / 1000) + 30
+        )
+        var request = HTTPClientRequest(url: baseURL + target)
+        request.method = HTTPMethod(rawValue: method)
+        request.headers = headers
+        for (name, value) in envelope.fields { request.headers.replaceOrAdd(name: name, value: value) }
+        if !body.isEmpty || method != "GET" { request.body = .bytes(ByteBuffer(bytes: body)) }
+        do {
+            let response = try await services.httpClient.execute(request, deadline: .now() + .milliseconds(timeout.milliseconds))
+            let answer = try await response.body.collect(upTo: services.maxBodySize)
+            return Answer(status: Int(response.status.code), headers: response.headers, body: Data(buffer: answer))
+        } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
+            throw Failure(error: HostError.pluginTimeout(id, after: timeout))
+        } catch is NIOTooManyBytesError {
+            throw Failure(error: HostError(502, "PLUGIN_BAD_GATEWAY", "remote plugin \(id) answered more than \(services.maxBodySize) bytes"))
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            throw Failure(error: HostError(502, "PLUGIN_BAD_GATEWAY", "remote plugin \(id) at \(baseURL) failed: \(Self.describe(error))"))
+        }
+    }
+
+    // MARK: Health
+
+    /// `GET {url}/health`: any 2xx is healthy. A healthy remote whose circuit cooled down closes it.
+    func checkHealth() async {
+        let request = HTTPClientRequest(url: baseURL + "/health")
+        let limit = min(timeout, .seconds(2))
+        var failure: String?
+        do {
+            let response = try await services.httpClient.execute(request, deadline: .now() + .milliseconds(limit.milliseconds))
+            _ = try await response.body.collect(upTo: 64 * 1024)
+            if !(200..<300).contains(Int(response.status.code)) { failure = "GET /health answered \(response.status.code)" }
+        } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
+            failure = "GET /health did not answer within \(Self.seconds(limit))"
+        } catch {
+            failure = "GET /health failed: \(Self.describe(error))"
+        }
+        if failure == nil { breaker.healthy() }
+        health.withLock { health in
+            health.state = failure == nil ? "healthy" : "unhealthy"
+            health.lastCheckedAt = Date()
+            if let failure { health.lastError = failure }
+        }
+    }
+
+    /// An event delivery that exhausted its retries.
+    func recordDroppedEvent(_ reason: String) {
+        health.withLock {
+            $0.droppedEvents += 1
+            $0.lastError = reason
+        }
+    }
+
+    // MARK: Helpers
+
+    private struct EventBody: Encodable {
+        var id, type, workspaceId, sourcePluginId: String
+        var occurredAt: Date
+        var payload: String
+    }
+
+    private struct EnabledBody: Encodable {
+        var enablementSecret: String
+        var resumed: Bool
+    }
+
+    private static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
+
+    private static func refused(_ refusal: RemoteEnvelope.Refusal, pluginID: String) -> Failure {
+        Failure(error: HostError(502, "PLUGIN_BAD_GATEWAY", "remote plugin \(pluginID) refused the host's call: \(refusal.code.rawValue) \(refusal.message); check the install secret it was given"))
+    }
+
+    /// A hook answered with a status other than 2xx: a 4xx keeps its status and the remote's code.
+    private static func hookRefused(_ answer: Answer, pluginID: String, hook: String) -> HostError {
+        let detail = try? JSONDecoder().decode(ErrorBody.self, from: answer.body).error
+        let message = "remote plugin \(pluginID) answered \(answer.status) to the \(hook) call" + (detail.map { ": \($0.code) \($0.message ?? "")" } ?? "")
+        if (400..<500).contains(answer.status) { return HostError(answer.status, detail?.code ?? "PLUGIN_REFUSED", message) }
+        return HostError(502, "PLUGIN_BAD_GATEWAY", message)
+    }
+
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? HTTPClientError {
+            switch error {
+            case .remoteConnectionClosed: return "it closed the connection without an answer"
+            case .connectTimeout: return "connecting timed out"
+            default: return "\(error)"
+            }
+        }
+        let text = String(describing: error)
+        if text.contains("connectionRefused") || text.contains("Connection refused") { return "connection refused" }
+        if error is HTTPParserError || text.contains("HTTPParserError") { return "it answered something that is not HTTP/1.1" }
+        return text
+    }
+
+    private static func seconds(_ duration: Duration) -> String {
+        String(format: "%.1f s", Double(duration.milliseconds) / 1000)
+    }
+
+    /// The caller's headers passed on to the remote: not credentials, hop-by-hop fields, or the envelope's.
+    static func forwards(_ name: String) -> Bool {
+        let name = name.lowercased()
+        return !name.hasPrefix("x-plugin-host-") && !droppedHeaders.contains(name)
+    }
+
+    /// The remote's answer headers passed back: not hop-by-hop fields, the length or the protocol's.
+    static func passesBack(_ name: String) -> Bool {
+        let name = name.lowercased()
+        return !name.hasPrefix("x-plugin-host-") && !droppedHeaders.contains(name) && name != "date" && name != "server"
+    }
+
+    private static let droppedHeaders: Set = [
+        "authorization", "cookie", "host", "connection", "keep-alive", "proxy-authorization", "proxy-authenticate", "proxy-connection",
+        "te", "trailer", "transfer-encoding", "upgrade", "content-length", "expect",
+    ]
+
+    /// `/resources/{path}?{query}`: the path as the caller sent it (escaped where a request line needs
+    /// it), the query rebuilt from its decoded values in name order.
+    static func target(path: String, query: [String: [String]]) -> String {
+        var target = "/resources/" + (path.addingPercentEncoding(withAllowedCharacters: pathCharacters) ?? path)
+        let pairs = query.sorted { $0.key < $1.key }.flatMap { name, values in values.map { (name, $0) } }
+        if !pairs.isEmpty {
+            target += "?" + pairs.map { escape($0.0) + "=" + escape($0.1) }.joined(separator: "&")
+        }
+        return target
+    }
+
+    private static func escape(_ text: String) -> String {
+        text.addingPercentEncoding(withAllowedCharacters: queryCharacters) ?? ""
+    }
+
+    private static let pathCharacters = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=:@/%")
+    private static let queryCharacters = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~")
+}
+
+extension Duration {
+    /// Whole milliseconds.
+    var milliseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+    }
+}

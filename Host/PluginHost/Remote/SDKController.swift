@@ -1,0 +1,152 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import PluginSDK
+
+/// `/sdk/v1/...`: the SDK over HTTP for remote plugins (docs/remote-protocol.md, "The SDK over HTTP").
+///
+/// A request carries the SDK token of one call. The token names one plugin in one workspace and the
+/// grants of that call; the services it reaches are the ones an in-process plugin's context holds
+/// (``ScopedStorage``, ``ScopedEvents``), bound to that workspace, with the token's grants narrowed to
+/// what the enablement grants now. Nothing here takes a workspace from the request.
+struct SDKController {
+    let runtime: PluginRuntime
+
+    func addRoutes(to router: Router<HostRequestContext>) {
+        let group = router.group("sdk/v1")
+        group.get("context", use: context)
+        group.post("storage/get", use: get)
+        group.post("storage/put", use: put)
+        group.post("storage/delete", use: delete)
+        group.post("storage/list", use: list)
+        group.post("events/publish", use: publish)
+    }
+
+    struct KeyBody: Decodable { var key: String }
+    struct PutBody: Decodable {
+        var key: String
+        var value: String
+        var ifVersion: UInt64?
+    }
+    struct ListBody: Decodable {
+        var prefix: String?
+        var limit: Int?
+        var after: String?
+    }
+    struct PublishBody: Decodable {
+        var type: String
+        var payload: String
+    }
+    struct Entry: Encodable {
+        var key: String
+        var value: String
+        var version: UInt64
+
+        init(_ stored: StoredValue) {
+            key = stored.key
+            value = stored.value.base64EncodedString()
+            version = stored.version
+        }
+    }
+    struct ContextView: Encodable {
+        var tenant, workspace, plugin: String
+        var caller: RemoteEnvelope.Context.CallerInfo
+        var grants: [String]
+        var config: [String: JSONValue]
+    }
+
+    @Sendable func context(_ request: Request, context: HostRequestContext) async throws -> Response {
+        try await perform(request) { binding in
+            try .json(ContextView(
+                tenant: binding.tenantID, workspace: binding.workspaceID, plugin: binding.pluginID,
+                caller: .init(subject: binding.claims.subject, role: binding.claims.role),
+                grants: binding.grants.permissions.map(\.description).sorted(), config: binding.config
+            ))
+        }
+    }
+
+    @Sendable func get(_ request: Request, context: HostRequestContext) async throws -> Response {
+        try await perform(request) { binding in
+            let body = try await request.decodeJSON(KeyBody.self, limit: runtime.configuration.maxKeyBytes * 6 + 1024)
+            guard let stored = try await binding.storage.get(body.key) else { throw HostError(404, "NOT_FOUND", "no value is stored under that key") }
+            return try .json(Entry(stored))
+        }
+    }
+
+    @Sendable func put(_ request: Request, context: HostRequestContext) async throws -> Response {
+        try await perform(request) { binding in
+            let body = try await request.decodeJSON(PutBody.self, limit: runtime.configuration.maxValueBytes / 3 * 4 + runtime.configuration.maxKeyBytes * 6 + 4096)
+            guard let value = Data(base64Encoded: body.value) else { throw HostError.badRequest("value must be base64") }
+            let version = if let expected = body.ifVersion {
+                try await binding.storage.put(body.key, value, ifVersion: expected)
+            } else {
+                try await binding.storage.put(body.key, value)
+            }
+            return try .json(["version": version])
+        }
+    }
+
+    @Sendable func delete(_ request: Request, context: HostRequestContext) async throws -> Response {
+        try await perform(request) { binding in
+            let body = try await request.decodeJSON(KeyBody.self, limit: runtime.configuration.maxKeyBytes * 6 + 1024)
+            return try .json(["deleted": try await binding.storage.delete(body.key)])
+        }
+    }
+
+    @Sendable func list(_ request: Request, context: HostRequestContext) async throws -> Response {
+        struct Page: Encodable {
+            var entries: [Entry]
+            var nextCursor: String?
+
+            enum CodingKeys: String, CodingKey { case entries, nextCursor }
+
+            func encode(to encoder: any Encoder) throws {
+                var container = encoder.container(keyedBy: CodingKeys.self)
+                try container.encode(entries, forKey: .entries)
+                try container.encode(nextCursor, forKey: .nextCursor)  // null on the last page, not absent
+            }
+        }
+        return try await perform(request) { binding in
+            let body = try await request.decodeJSON(ListBody.self, limit: runtime.configuration.maxKeyBytes * 12 + 1024)
+            let page = try await binding.storage.list(prefix: body.prefix ?? "", limit: body.limit ?? 100, after: body.after)
+            return try .json(Page(entries: page.entries.map(Entry.init), nextCursor: page.nextCursor))
+        }
+    }
+
+    @Sendable func publish(_ request: Request, context: HostRequestContext) async throws -> Response {
+        try await perform(request) { binding in
+            let body = try await request.decodeJSON(PublishBody.self, limit: runtime.configuration.maxBodySize / 3 * 4 + 4096)
+            guard let payload = Data(base64Encoded: body.payload) else { throw HostError.badRequest("payload must be base64") }
+            let id = try await binding.events.publishEvent(type: body.type, payload: payload)
+            return try .json(["id": id], status: .accepted)
+        }
+    }
+
+    /// Authenticates the token, binds its services, and maps what they throw to the API's errors.
+    private func perform(_ request: Request, _ body: (PluginRuntime.SDKBinding) async throws -> Response) async throws -> Response {
+        guard runtime.isReady else { throw HostError.storeUnavailable() }
+        guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else {
+            throw HostError(401, "UNAUTHORIZED", "send the call's SDK token (sdk.token of X-Plugin-Host-Context) as `Authorization: Bearer <token>`")
+        }
+        let claims: HostSecrets.TokenClaims
+        do {
+            claims = try runtime.remote.secrets.verifyToken(header.dropFirst("Bearer ".count))
+        } catch .expired {
+            throw HostError(401, "TOKEN_EXPIRED", "the SDK token has expired; tokens live for one call")
+        } catch {
+            throw HostError(401, "UNAUTHORIZED", "the SDK token is malformed or not signed by this host")
+        }
+        let binding = try runtime.sdkBinding(claims)
+        do {
+            return try await body(binding)
+        } catch let error as PluginError {
+            if case .versionConflict(_, let current) = error {
+                let data = try JSONSerialization.data(withJSONObject: ["error": ["code": error.code, "message": error.description, "current": current]], options: [.sortedKeys])
+                return Response(status: .conflict, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+            }
+            if error == ScopedStorage.unavailable { throw HostError.storeUnavailable() }
+            throw HostError.from(error)
+        }
+    }
+}
