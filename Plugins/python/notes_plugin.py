@@ -409,6 +409,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     server = NotesServer((args.host, args.port), RemoteState(args.install_secret_file))
     stop = threading.Event()
+    # A parent may start us with signals blocked (threads of Swift and libdispatch block them, and a
+    # child inherits the mask): unblock the two we stop on.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     threading.Thread(target=server.serve_forever, daemon=True).start()
