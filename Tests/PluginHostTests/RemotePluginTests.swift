@@ -228,7 +228,8 @@ struct RemotePluginTests {
             let slow = try await host.admin(.POST, echo, body: Data("x".utf8))
             #expect(slow.status == 504)
             #expect(slow.errorCode == "PLUGIN_TIMEOUT")
-            #expect(ContinuousClock.now - started < .seconds(2))
+            // The remote answers after 3 s: a 504 well before that is the host's own deadline.
+            #expect(ContinuousClock.now - started < .milliseconds(2800))
 
             fake.mode = .garbage
             let garbage = try await host.admin(.POST, echo, body: Data("x".utf8))

@@ -82,25 +82,35 @@ public struct HostSecrets: Sendable {
 
     /// `pht1.` base64url(claims JSON) `.` base64url(HMAC-SHA256 of everything before the second dot).
     func mintToken(_ claims: TokenClaims) -> String {
-        let payload = "pht1." + Base64URL.encode((try? Self.claimsEncoder.encode(claims)) ?? Data())
+        var json = JSONText()
+        json.raw("{\"expires\":")
+        json.integer(claims.expires)
+        json.raw(",\"grants\":")
+        json.strings(claims.grants)
+        json.raw(",\"plugin\":")
+        json.string(claims.plugin)
+        json.raw(",\"role\":")
+        json.string(claims.role)
+        json.raw(",\"subject\":")
+        json.string(claims.subject)
+        json.raw(",\"tenant\":")
+        json.string(claims.tenant)
+        json.raw(",\"workspace\":")
+        json.string(claims.workspace)
+        json.raw("}")
+        let payload = "pht1." + Base64URL.encode(json.bytes)
         let mac = HMAC<SHA256>.authenticationCode(for: Data(payload.utf8), using: tokenKey)
         return payload + "." + Base64URL.encode(Data(mac))
     }
 
     func verifyToken(_ token: Substring, nowMilliseconds: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) throws(TokenProblem) -> TokenClaims {
         guard token.hasPrefix("pht1."), let dot = token.lastIndex(of: "."), dot > token.index(token.startIndex, offsetBy: 4),
-              let mac = Base64URL.decode(String(token[token.index(after: dot)...])),
+              let mac = Base64URL.decode(token[token.index(after: dot)...]),
               HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: Data(token[..<dot].utf8), using: tokenKey),
-              let claimsData = Base64URL.decode(String(token[token.index(token.startIndex, offsetBy: 5)..<dot])),
+              let claimsData = Base64URL.decode(token[token.index(token.startIndex, offsetBy: 5)..<dot]),
               let claims = try? JSONDecoder().decode(TokenClaims.self, from: claimsData)
         else { throw .malformed }
         guard claims.expires > nowMilliseconds else { throw .expired }
         return claims
     }
-
-    private static let claimsEncoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        return encoder
-    }()
 }

@@ -32,6 +32,11 @@ public enum RemoteEnvelope {
         public struct CallerInfo: Sendable, Codable, Equatable {
             public var subject: String
             public var role: String
+
+            public init(subject: String, role: String) {
+                self.subject = subject
+                self.role = role
+            }
         }
 
         public struct SDK: Sendable, Codable, Equatable {
@@ -41,6 +46,12 @@ public enum RemoteEnvelope {
             public var token: String
             /// Unix seconds after which ``token`` is refused.
             public var expires: Int64
+
+            public init(url: String, token: String, expires: Int64) {
+                self.url = url
+                self.token = token
+                self.expires = expires
+            }
         }
 
         public var v: Int = 1
@@ -53,6 +64,21 @@ public enum RemoteEnvelope {
         public var grants: [String]
         public var config: [String: JSONValue]
         public var sdk: SDK
+
+        public init(
+            call: CallKind, tenant: String, workspace: String, plugin: String, requestId: String?, caller: CallerInfo, grants: [String],
+            config: [String: JSONValue], sdk: SDK
+        ) {
+            self.call = call
+            self.tenant = tenant
+            self.workspace = workspace
+            self.plugin = plugin
+            self.requestId = requestId
+            self.caller = caller
+            self.grants = grants
+            self.config = config
+            self.sdk = sdk
+        }
     }
 
     /// A protocol-level refusal by the remote: 401 with `X-Plugin-Host-Error`.
@@ -110,7 +136,37 @@ public enum RemoteEnvelope {
     }
 
     public static func encode(_ context: Context) throws -> String {
-        try Base64URL.encode(contextEncoder.encode(context))
+        var json = JSONText()
+        json.raw("{\"call\":")
+        json.string(context.call.rawValue)
+        json.raw(",\"caller\":{\"role\":")
+        json.string(context.caller.role)
+        json.raw(",\"subject\":")
+        json.string(context.caller.subject)
+        json.raw("},\"config\":")
+        json.object(context.config)
+        json.raw(",\"grants\":")
+        json.strings(context.grants)
+        json.raw(",\"plugin\":")
+        json.string(context.plugin)
+        if let requestID = context.requestId {
+            json.raw(",\"requestId\":")
+            json.string(requestID)
+        }
+        json.raw(",\"sdk\":{\"expires\":")
+        json.integer(context.sdk.expires)
+        json.raw(",\"token\":")
+        json.string(context.sdk.token)
+        json.raw(",\"url\":")
+        json.string(context.sdk.url)
+        json.raw("},\"tenant\":")
+        json.string(context.tenant)
+        json.raw(",\"v\":")
+        json.integer(context.v)
+        json.raw(",\"workspace\":")
+        json.string(context.workspace)
+        json.raw("}")
+        return Base64URL.encode(json.bytes)
     }
 
     public static func decode(_ header: String) -> Context? {
@@ -118,16 +174,13 @@ public enum RemoteEnvelope {
         return try? JSONDecoder().decode(Context.self, from: data)
     }
 
-    private static let contextEncoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return encoder
-    }()
-
     /// 128 random bits in hex.
     public static func newCallID() -> String {
         var generator = SystemRandomNumberGenerator()
-        return String(format: "%016llx%016llx", generator.next() as UInt64, generator.next() as UInt64)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(16)
+        for _ in 0..<2 { withUnsafeBytes(of: generator.next() as UInt64) { bytes.append(contentsOf: $0) } }
+        return bytes.hexString
     }
 
     /// Checks a received call, in the doc's order, and returns its context. `secretFor` answers the
@@ -178,18 +231,135 @@ public enum RemoteEnvelope {
     }
 }
 
-/// Base64url without padding (RFC 4648 §5).
+/// Base64url without padding (RFC 4648 §5), byte by byte: every signed call encodes its context and
+/// token with it, and Foundation's string replacing cost more than the rest of the signing.
 public enum Base64URL {
+    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+    private static let values: [UInt8] = {
+        var table = [UInt8](repeating: 0xFF, count: 256)
+        for (index, byte) in alphabet.enumerated() { table[Int(byte)] = UInt8(index) }
+        // Accept standard base64's two characters too.
+        table[Int(UInt8(ascii: "+"))] = 62
+        table[Int(UInt8(ascii: "/"))] = 63
+        return table
+    }()
+
     public static func encode(_ data: some DataProtocol) -> String {
-        var text = Data(data).base64EncodedString()
-        text = text.replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-        while text.hasSuffix("=") { text.removeLast() }
-        return text
+        let bytes = Array(data)
+        var output: [UInt8] = []
+        output.reserveCapacity((bytes.count * 4 + 2) / 3)
+        var index = 0
+        while index + 3 <= bytes.count {
+            let value = UInt32(bytes[index]) << 16 | UInt32(bytes[index + 1]) << 8 | UInt32(bytes[index + 2])
+            output.append(alphabet[Int(value >> 18 & 63)])
+            output.append(alphabet[Int(value >> 12 & 63)])
+            output.append(alphabet[Int(value >> 6 & 63)])
+            output.append(alphabet[Int(value & 63)])
+            index += 3
+        }
+        let rest = bytes.count - index
+        if rest > 0 {
+            let value = UInt32(bytes[index]) << 16 | (rest == 2 ? UInt32(bytes[index + 1]) << 8 : 0)
+            output.append(alphabet[Int(value >> 18 & 63)])
+            output.append(alphabet[Int(value >> 12 & 63)])
+            if rest == 2 { output.append(alphabet[Int(value >> 6 & 63)]) }
+        }
+        return String(decoding: output, as: UTF8.self)
     }
 
-    public static func decode(_ text: String) -> Data? {
-        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while base64.count % 4 != 0 { base64.append("=") }
-        return Data(base64Encoded: base64)
+    /// `nil` for anything but base64url (or base64), with or without padding.
+    public static func decode(_ text: some StringProtocol) -> Data? {
+        var bytes = Array(text.utf8)
+        while bytes.last == UInt8(ascii: "=") { bytes.removeLast() }
+        guard bytes.count % 4 != 1 else { return nil }
+        var output: [UInt8] = []
+        output.reserveCapacity(bytes.count * 3 / 4)
+        var accumulator: UInt32 = 0
+        var bits = 0
+        for byte in bytes {
+            let value = values[Int(byte)]
+            guard value != 0xFF else { return nil }
+            accumulator = accumulator << 6 | UInt32(value)
+            bits += 6
+            if bits >= 8 {
+                bits -= 8
+                output.append(UInt8(truncatingIfNeeded: accumulator >> UInt32(bits)))
+            }
+        }
+        return Data(output)
+    }
+}
+
+/// Compact JSON written by hand for the two objects every remote call makes (its context and its SDK
+/// token), which `JSONEncoder` made a noticeable part of a call's cost. Keys are written sorted.
+struct JSONText {
+    private(set) var bytes: [UInt8] = []
+
+    init() {
+        bytes.reserveCapacity(512)
+    }
+
+    mutating func raw(_ text: StaticString) {
+        text.withUTF8Buffer { bytes.append(contentsOf: $0) }
+    }
+
+    mutating func string(_ text: String) {
+        bytes.append(UInt8(ascii: "\""))
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): bytes.append(contentsOf: [92, 34])
+            case UInt8(ascii: "\\"): bytes.append(contentsOf: [92, 92])
+            case 0x0A: bytes.append(contentsOf: [92, UInt8(ascii: "n")])
+            case 0x0D: bytes.append(contentsOf: [92, UInt8(ascii: "r")])
+            case 0x09: bytes.append(contentsOf: [92, UInt8(ascii: "t")])
+            case 0..<0x20:
+                let hex = Array("0123456789abcdef".utf8)
+                bytes.append(contentsOf: [92, UInt8(ascii: "u"), 48, 48, hex[Int(byte >> 4)], hex[Int(byte & 15)]])
+            default: bytes.append(byte)
+            }
+        }
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    mutating func integer(_ value: some BinaryInteger) {
+        bytes.append(contentsOf: String(value).utf8)
+    }
+
+    mutating func strings(_ values: [String]) {
+        bytes.append(UInt8(ascii: "["))
+        for (index, value) in values.enumerated() {
+            if index > 0 { bytes.append(UInt8(ascii: ",")) }
+            string(value)
+        }
+        bytes.append(UInt8(ascii: "]"))
+    }
+
+    mutating func value(_ value: JSONValue) {
+        switch value {
+        case .null: raw("null")
+        case .bool(let flag): flag ? raw("true") : raw("false")
+        case .integer(let number): integer(number)
+        case .number(let number): bytes.append(contentsOf: (number.isFinite ? "\(number)" : "null").utf8)
+        case .string(let text): string(text)
+        case .array(let items):
+            bytes.append(UInt8(ascii: "["))
+            for (index, item) in items.enumerated() {
+                if index > 0 { bytes.append(UInt8(ascii: ",")) }
+                self.value(item)
+            }
+            bytes.append(UInt8(ascii: "]"))
+        case .object(let members): object(members)
+        }
+    }
+
+    mutating func object(_ members: [String: JSONValue]) {
+        bytes.append(UInt8(ascii: "{"))
+        for (index, key) in members.keys.sorted().enumerated() {
+            if index > 0 { bytes.append(UInt8(ascii: ",")) }
+            string(key)
+            bytes.append(UInt8(ascii: ":"))
+            value(members[key]!)
+        }
+        bytes.append(UInt8(ascii: "}"))
     }
 }

@@ -122,7 +122,11 @@ final class RemotePlugin: Plugin {
             try await services.setSecret(key, secret)
         }
         enablementSecrets.withLock { $0[context.workspaceID] = secret }
-        let answer = try await deliverSecret(secret, resumed: false, context: context)
+        let body = try Self.encoder.encode(EnabledBody(enablementSecret: secret, resumed: false))
+        let answer = try await call(
+            .enabled, method: "POST", target: RemoteEnvelope.CallKind.enabled.path, body: body, context: context, requestID: nil,
+            installSecret: try await installSecret()
+        )
         guard answer.isSuccess else { throw Self.hookRefused(answer, pluginID: id, hook: "enabled") }
     }
 
@@ -199,12 +203,20 @@ final class RemotePlugin: Plugin {
         return answer
     }
 
-    private func deliverSecret(_ secret: String, resumed: Bool, context: any PluginContext) async throws -> Answer {
-        guard let installSecret = try await services.secret(RemoteServices.installSecretKey(plugin: id)) else {
+    private func installSecret() async throws -> String {
+        guard let secret = try await services.secret(RemoteServices.installSecretKey(plugin: id)) else {
             throw HostError(503, "PLUGIN_UNAVAILABLE", "no install secret is stored for \(id); a platform admin makes one with POST /v1/plugins/\(id)/install-secret")
         }
+        return secret
+    }
+
+    /// The `enabled` call of a workspace whose secret the remote lost, inside the call that found out.
+    private func deliverSecret(_ secret: String, resumed: Bool, context: any PluginContext) async throws -> Answer {
         let body = try Self.encoder.encode(EnabledBody(enablementSecret: secret, resumed: resumed))
-        return try await send(.enabled, method: "POST", target: RemoteEnvelope.CallKind.enabled.path, body: body, headers: [:], context: context, requestID: nil, secret: installSecret)
+        return try await send(
+            .enabled, method: "POST", target: RemoteEnvelope.CallKind.enabled.path, body: body, headers: [:], context: context, requestID: nil,
+            secret: try await installSecret()
+        )
     }
 
     private func enablementSecret(workspace: String, fresh: Bool) async throws -> String {
@@ -359,7 +371,9 @@ final class RemotePlugin: Plugin {
     /// `/resources/{path}?{query}`: the path as the caller sent it (escaped where a request line needs
     /// it), the query rebuilt from its decoded values in name order.
     static func target(path: String, query: [String: [String]]) -> String {
-        var target = "/resources/" + (path.addingPercentEncoding(withAllowedCharacters: pathCharacters) ?? path)
+        // Most paths need no escaping; checking the bytes is much cheaper than Foundation's escaping.
+        let plain = path.utf8.allSatisfy { pathBytes[Int($0)] }
+        var target = "/resources/" + (plain ? path : path.addingPercentEncoding(withAllowedCharacters: pathCharacters) ?? path)
         let pairs = query.sorted { $0.key < $1.key }.flatMap { name, values in values.map { (name, $0) } }
         if !pairs.isEmpty {
             target += "?" + pairs.map { escape($0.0) + "=" + escape($0.1) }.joined(separator: "&")
@@ -371,6 +385,11 @@ final class RemotePlugin: Plugin {
         text.addingPercentEncoding(withAllowedCharacters: queryCharacters) ?? ""
     }
 
+    private static let pathBytes: [Bool] = {
+        var table = [Bool](repeating: false, count: 256)
+        for byte in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=:@/%".utf8 { table[Int(byte)] = true }
+        return table
+    }()
     private static let pathCharacters = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=:@/%")
     private static let queryCharacters = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~")
 }

@@ -81,6 +81,8 @@ final class RemoteServices: Sendable {
             configuration.timeout = .init(connect: .milliseconds(self.configuration.connectTimeout.milliseconds))
             configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: self.configuration.connectionsPerRemote)
             configuration.decompression = .disabled
+            // No tracer: the span's attributes (a URL parse per request) are not free.
+            configuration.tracing.tracer = nil
             let made = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
             client = made
             return made

@@ -408,7 +408,8 @@ public final class PluginRuntime: Sendable {
             config: enablement.config,
             storage: ScopedStorage(store: store, scope: scope, grants: grants, maxKeyBytes: configuration.maxKeyBytes, maxValueBytes: configuration.maxValueBytes),
             events: ScopedEvents(bus: bus, workspaceID: workspace.id, pluginID: plugin.record.id, grants: grants),
-            routes: plugin.record.manifest.routes.map(CompiledRoute.init), logger: logger, requestMetrics: metrics.requests(plugin: plugin.record.id)
+            routes: plugin.record.manifest.routes.map(CompiledRoute.init), logger: logger, requestMetrics: metrics.requests(plugin: plugin.record.id),
+            timeout: plugin.record.manifest.runtime.timeout.map { $0 + .seconds(1) } ?? configuration.pluginTimeout
         )
         return ActiveEnablement(enablement: enablement, grants: grants, bound: bound)
     }
@@ -450,7 +451,9 @@ public final class PluginRuntime: Sendable {
         var status = 500
         defer { context.bound.requestMetrics.record(status: status, duration: ContinuousClock.now - started) }
         do {
-            let response = try await withPluginTimeout(pluginID: pluginID, started: started) { try await instance.handle(request, context: context) }
+            let response = try await withPluginTimeout(pluginID: pluginID, timeout: context.bound.timeout, started: started) {
+                try await instance.handle(request, context: context)
+            }
             guard (100...599).contains(response.status) else {
                 logger.error("plugin answered with an invalid status", metadata: ["plugin.id": "\(pluginID)", "request.id": "\(request.requestID)", "status": "\(response.status)"])
                 metrics.recordPluginError(plugin: pluginID, kind: "error")
@@ -501,9 +504,9 @@ public final class PluginRuntime: Sendable {
     /// continuation, which would suspend the caller and enqueue it again. Only a call still running then
     /// registers its deadline (counted from the call's start) and waits.
     func withPluginTimeout<T: Sendable>(
-        pluginID: String, started: ContinuousClock.Instant = .now, _ body: @escaping @Sendable () async throws -> T
+        pluginID: String, timeout: Duration? = nil, started: ContinuousClock.Instant = .now, _ body: @escaping @Sendable () async throws -> T
     ) async throws -> T {
-        let timeout = configuration.pluginTimeout
+        let timeout = timeout ?? self.timeout(of: pluginID)
         let call = PluginCall<T>()
         let watchdog = self.watchdog
         let task = Task.immediate {
@@ -552,6 +555,14 @@ public final class PluginRuntime: Sendable {
             storage: ScopedStorage(store: store, scope: scope, grants: grants, maxKeyBytes: configuration.maxKeyBytes, maxValueBytes: configuration.maxValueBytes),
             events: ScopedEvents(bus: bus, workspaceID: bound.workspaceID, pluginID: bound.pluginID, grants: grants)
         )
+    }
+
+    /// How long a call may run: the host's plugin timeout, or a remote's own `runtime.timeout`, which
+    /// the remote call enforces itself (504 from the HTTP client's deadline); this bound then only
+    /// backs it up, a second later.
+    func timeout(of pluginID: String) -> Duration {
+        guard let remote = state.withLock({ $0.plugins[pluginID]?.record.manifest.runtime.timeout }) else { return configuration.pluginTimeout }
+        return remote + .seconds(1)
     }
 
     // MARK: Events

@@ -16,9 +16,13 @@ final class BoundPlugin: Sendable {
     let routes: [CompiledRoute]
     let logger: Logger
     let requestMetrics: PluginRequestMetrics
+    /// How long a call may run (see ``PluginRuntime/timeout(of:)``).
+    let timeout: Duration
 
     init(instance: any Plugin, tenantID: String, workspaceID: String, pluginID: String, grants: PermissionSet, config: [String: JSONValue],
-         storage: any PluginStorage, events: any PluginEvents, routes: [CompiledRoute], logger: Logger, requestMetrics: PluginRequestMetrics) {
+         storage: any PluginStorage, events: any PluginEvents, routes: [CompiledRoute], logger: Logger, requestMetrics: PluginRequestMetrics,
+         timeout: Duration) {
+        self.timeout = timeout
         self.instance = instance
         self.tenantID = tenantID
         self.workspaceID = workspaceID

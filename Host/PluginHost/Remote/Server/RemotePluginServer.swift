@@ -42,6 +42,8 @@ public enum RemotePluginServer {
         configuration.redirectConfiguration = .disallow
         configuration.timeout = .init(connect: .seconds(2))
         configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
+        // No tracer: the span's attributes (a URL parse per request) are not free.
+        configuration.tracing.tracer = nil
         let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
         let responder = RemotePluginResponder(
             plugin: plugin, pluginID: inspection.magic.pluginID, version: inspection.magic.pluginVersion, installSecret: installSecret, client: client,
