@@ -2,6 +2,7 @@ import Foundation
 import Logging
 @testable import PluginHost
 import ServiceLifecycle
+import Synchronization
 import Testing
 
 @Suite("PostgreSQL store")
@@ -207,19 +208,26 @@ struct PostgresTests {
             #expect(try await host.admin(.PUT, "/v1/workspaces/ws1/plugins/example.notes", json: ["grants": TestHost.notesGrants]).status == 200)
             let notes = "/v1/workspaces/ws1/plugins/example.notes/resources/notes"
 
-            // Four writers until the host dies under them; every 201 names a note that must survive.
+            // Four writers until the host dies under them; every 201 names a note that must survive. The
+            // kill comes once there are enough acknowledged writes to mean something (on a loaded machine
+            // that takes longer than on an idle one), while the writers keep going.
+            let written = WriteCounter()
             let acknowledged = try await withThrowingTaskGroup(of: [String].self) { group in
                 for writer in 0..<4 {
                     group.addTask {
                         var ids: [String] = []
                         for index in 0... {
                             guard let reply = try? await host.admin(.POST, notes, json: ["text": "w\(writer)-\(index)"]) else { return ids }
-                            if reply.status == 201, let id = reply.json["id"] as? String { ids.append(id) }
+                            if reply.status == 201, let id = reply.json["id"] as? String {
+                                ids.append(id)
+                                written.count.add(1, ordering: .relaxed)
+                            }
                         }
                         return ids
                     }
                 }
-                try await Task.sleep(for: .milliseconds(1500))
+                try await Task.sleep(for: .milliseconds(500))
+                _ = try await eventually(timeout: .seconds(20)) { written.count.load(ordering: .relaxed) > 40 }
                 await host.kill()
                 return try await group.reduce(into: []) { $0 += $1 }
             }
@@ -249,4 +257,9 @@ struct PostgresTests {
     private func started(_ start: () async throws -> HostProcess) async -> Result<HostProcess, any Error> {
         do { return .success(try await start()) } catch { return .failure(error) }
     }
+}
+
+/// Acknowledged writes so far, shared by the writer tasks.
+private final class WriteCounter: Sendable {
+    let count = Atomic<Int>(0)
 }

@@ -134,11 +134,12 @@ final class HostProcess: Sendable {
 }
 
 /// Runs a command to completion and returns its status and output (stdout and stderr together). It
-/// waits on a Dispatch thread: waiting for a child process must not hold one of the few threads of
-/// Swift's cooperative pool that the hosts under test run on.
+/// waits on a thread of its own: waiting for a child process must not hold one of the few threads of
+/// Swift's cooperative pool that the hosts under test run on (nor a Dispatch worker, which that pool
+/// is made of on Linux).
 func runCommand(_ executable: String, _ arguments: [String], in directory: String? = nil) async throws -> (status: Int32, output: String) {
     try await withCheckedThrowingContinuation { continuation in
-        DispatchQueue.global().async {
+        Thread {
             continuation.resume(with: Result {
                 let process = Process()
                 process.executableURL = URL(fileURLWithPath: executable)
@@ -152,6 +153,6 @@ func runCommand(_ executable: String, _ arguments: [String], in directory: Strin
                 process.waitUntilExit()
                 return (process.terminationStatus, output)
             })
-        }
+        }.start()
     }
 }

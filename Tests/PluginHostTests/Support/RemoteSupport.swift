@@ -149,7 +149,9 @@ final class FakeRemote: Sendable {
             guard connection >= 0 else { return }
             var timeout = timeval(tv_sec: 5, tv_usec: 0)
             setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-            DispatchQueue.global().async { [self] in serve(connection) }
+            // A thread of its own: a slow answer sleeps in it, and Dispatch's shared threads are the
+            // ones Swift concurrency runs on here.
+            Thread { [self] in serve(connection) }.start()
         }
     }
 
