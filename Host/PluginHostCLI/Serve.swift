@@ -44,6 +44,14 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "PostgreSQL connections (and libpq threads) at most.")
     var postgresPoolSize: Int = 8
 
+    @Option(help: ArgumentHelp(
+        "The base URL remote plugins use to call the host's SDK (/sdk/v1); default: http://{hostname}:{port}.", valueName: "url"))
+    var publicUrl: String?
+
+    @Option(help: ArgumentHelp(
+        "Seconds between health checks of each remote plugin.", valueName: "seconds"))
+    var remoteHealthInterval: Double = 10
+
     func run() async throws {
         guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("--log-level: unknown level \(logLevel)") }
         LoggingSystem.bootstrap { label in
@@ -52,7 +60,7 @@ struct Serve: AsyncParsableCommand {
             return handler
         }
         let environment = ProcessInfo.processInfo.environment
-        let configuration = HostConfiguration(
+        var configuration = HostConfiguration(
             dataDirectory: data, hostname: hostname, port: port, manifestsDirectory: manifests,
             adminToken: adminToken ?? environment["PLUGIN_HOST_ADMIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 },
             maxBodySize: maxBodySize, pluginTimeout: .milliseconds(Int64(pluginTimeout * 1000)),
@@ -63,6 +71,12 @@ struct Serve: AsyncParsableCommand {
                 )
             }
         )
+        configuration.remote = RemoteConfiguration(
+            // The key is taken from the environment only: a flag would show it in the process list.
+            secretKey: environment["PLUGIN_HOST_SECRET_KEY"].flatMap { $0.isEmpty ? nil : $0 },
+            publicURL: publicUrl, healthInterval: .milliseconds(Int64(max(0.1, remoteHealthInterval) * 1000))
+        )
+        let hostname = configuration.hostname
         var logger = Logger(label: "plugin-host")
         logger.logLevel = level
         let app = try await buildApplication(
@@ -80,7 +94,7 @@ struct Serve: AsyncParsableCommand {
                 fflush(nil)
             },
             onServerRunning: { port in
-                print("plugin-host listening on http://\(configuration.hostname):\(port)")
+                print("plugin-host listening on http://\(hostname):\(port)")
                 fflush(nil)
             }
         )
