@@ -52,12 +52,12 @@ struct HTTPBenchmark {
         // Which port is which: the host answers /health, the bare app does not.
         var hostPort = bound[0]
         var barePort = bound[1]
-        if try await status("GET", "http://127.0.0.1:\(hostPort)/health", token: nil, body: nil) != 200 { swap(&hostPort, &barePort) }
+        if try await httpCall("GET", "http://127.0.0.1:\(hostPort)/health", token: nil, body: nil).status != 200 { swap(&hostPort, &barePort) }
 
         let base = "http://127.0.0.1:\(hostPort)"
-        _ = try await status("POST", base + "/v1/tenants", token: token, body: #"{"id":"bench","name":"bench"}"#)
-        _ = try await status("POST", base + "/v1/tenants/bench/workspaces", token: token, body: #"{"id":"ws","name":"ws"}"#)
-        let enabled = try await status("PUT", base + "/v1/workspaces/ws/plugins/example.echo", token: token, body: #"{"grants":[]}"#)
+        _ = try await httpCall("POST", base + "/v1/tenants", token: token, body: #"{"id":"bench","name":"bench"}"#)
+        _ = try await httpCall("POST", base + "/v1/tenants/bench/workspaces", token: token, body: #"{"id":"ws","name":"ws"}"#)
+        let enabled = try await httpCall("PUT", base + "/v1/workspaces/ws/plugins/example.echo", token: token, body: #"{"grants":[]}"#).status
         guard enabled == 200 else { throw BenchError("could not enable echo (\(enabled))") }
 
         let script = folder.appendingPathComponent("post.lua").path
@@ -65,39 +65,32 @@ struct HTTPBenchmark {
             .write(toFile: script, atomically: true, encoding: .utf8)
         var result = Result(hostRequestsPerSecond: [], bareRequestsPerSecond: [])
         for _ in 0..<rounds {
-            result.hostRequestsPerSecond.append(try wrk(base + "/v1/workspaces/ws/plugins/example.echo/resources/echo", token: token, script: script))
-            result.bareRequestsPerSecond.append(try wrk("http://127.0.0.1:\(barePort)/echo", token: token, script: script))
+            let authorization = ["-H", "Authorization: Bearer \(token)"]
+            result.hostRequestsPerSecond.append(try await runWrk(
+                base + "/v1/workspaces/ws/plugins/example.echo/resources/echo", connections: connections, seconds: duration, script: script, arguments: authorization
+            ).requestsPerSecond)
+            result.bareRequestsPerSecond.append(try await runWrk(
+                "http://127.0.0.1:\(barePort)/echo", connections: connections, seconds: duration, script: script, arguments: authorization
+            ).requestsPerSecond)
         }
         await group.triggerGracefulShutdown()
         _ = try? await running.value
         return result
     }
+}
 
-    private func status(_ method: String, _ url: String, token: String?, body: String?) async throws -> Int {
-        var request = HTTPClientRequest(url: url)
-        request.method = .init(rawValue: method)
-        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
-        if let body { request.body = .bytes(ByteBuffer(string: body)) }
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
-        _ = try await response.body.collect(upTo: 1 << 20)
-        return Int(response.status.code)
+/// One HTTP call for setting a benchmark up: its status and body.
+func httpCall(_ method: String, _ url: String, token: String?, body: String?, contentType: String = "application/json") async throws -> (status: Int, body: Data) {
+    var request = HTTPClientRequest(url: url)
+    request.method = .init(rawValue: method)
+    if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+    if let body {
+        request.headers.add(name: "Content-Type", value: contentType)
+        request.body = .bytes(ByteBuffer(string: body))
     }
-
-    /// Runs wrk against `url` and returns its requests/s; non-2xx answers make the run invalid.
-    private func wrk(_ url: String, token: String, script: String) throws -> Double {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/wrk")
-        process.arguments = ["-t1", "-c\(connections)", "-d\(duration)s", "-s", script, "-H", "Authorization: Bearer \(token)", url]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        guard !output.contains("Non-2xx"), let line = output.split(separator: "\n").first(where: { $0.hasPrefix("Requests/sec:") }),
-              let value = Double(line.dropFirst("Requests/sec:".count).trimmingCharacters(in: .whitespaces))
-        else { throw BenchError("wrk failed against \(url):\n\(output)") }
-        return value
-    }
+    let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+    let answer = try await response.body.collect(upTo: 1 << 20)
+    return (Int(response.status.code), Data(buffer: answer))
 }
 
 struct BenchError: Error, CustomStringConvertible {
