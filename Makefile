@@ -6,8 +6,10 @@ PORT ?= 8080
 DATA ?= data
 APT := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 BUILD_PACKAGES := libsqlite3-dev libpq-dev pkg-config
-# The tests and benchmarks start a throwaway PostgreSQL server of their own.
+# The tests and benchmarks start a throwaway PostgreSQL server of their own; the conformance tests run
+# the Python remote plugin (standard library only).
 POSTGRES_PACKAGES := postgresql
+TEST_PACKAGES := $(POSTGRES_PACKAGES) python3
 BENCH_PACKAGES := wrk $(POSTGRES_PACKAGES)
 WITH_POSTGRES := Tests/support/throwaway-postgres.sh run
 
@@ -40,13 +42,13 @@ run: build
 ## test: build the plugin packages the tests load, then the Swift Testing suite against SQLite and a
 ## throwaway PostgreSQL (or the server PLUGIN_HOST_TEST_DATABASE_URL names)
 test: deps
-	$(call ensure_packages,$(POSTGRES_PACKAGES))
+	$(call ensure_packages,$(TEST_PACKAGES))
 	cd Plugins && $(SWIFT) build
 	cd Tests/Fixtures && $(SWIFT) build
 	$(SWIFT) build --build-tests
 	$(WITH_POSTGRES) $(SWIFT) test --skip-build
 
-## bench: dispatch overhead and HTTP throughput against same-process baselines
+## bench: dispatch overhead, HTTP throughput, storage and remote plugins, each against a baseline in the same run
 bench: deps
 	$(call ensure_packages,$(BENCH_PACKAGES))
 	$(SWIFT) build -c release --product plugin-host-bench
