@@ -138,6 +138,18 @@ struct RemotePluginTests {
             func sdk(_ path: String, _ token: String?, _ body: [String: Any]? = nil) async throws -> TestHost.Reply {
                 try await host.request(body == nil ? .GET : .POST, "/sdk/v1/" + path, token: token, json: body)
             }
+            // What the client sends is what was signed, however odd the caller's path and query: a
+            // malformed escape, an escaped letter, a space, a key that needs escaping.
+            #expect(try await host.admin(.GET, "/v1/workspaces/ws1/plugins/test.capture/resources/a%zz/b%41?q=a%20b&k%20=v").status == 200)
+            let odd = try #require(fake.received.last)
+            let oddContext = try RemoteEnvelope.verify(
+                method: odd.method, target: odd.target, headers: { odd.headers[$0] }, body: odd.body, expectedPlugin: "test.capture",
+                expectedCall: .request, secretFor: { _, _ in enablementSecret }, remember: { _, _ in true }
+            )
+            #expect(oddContext.workspace == "ws1")
+            // (The test's own HTTP client escapes the whole malformed path before the host sees it.)
+            #expect(odd.target.hasPrefix("/resources/a%25zz/"))
+
             let first = try await token("ws1")
             let issued = ContinuousClock.now
             let second = try await token("ws2")
@@ -286,6 +298,11 @@ struct RemotePluginTests {
             #expect(rotated.json["installSecret"] as? String != installed.json["installSecret"] as? String)
             try await host.install(try Fixtures.notes)
             #expect(try await host.admin(.POST, "/v1/plugins/example.notes/install-secret").errorCode == "NOT_A_REMOTE_PLUGIN")
+            // An upgrade cannot turn a library plugin into a remote one.
+            let remoteNotes = Fixtures.remote(try Fixtures.notes, url: "http://127.0.0.1:9").replacingOccurrences(of: "version: 1.0.0", with: "version: 1.1.0")
+            let kindChange = try await host.admin(.POST, "/v1/plugins", body: Data(remoteNotes.utf8), contentType: "application/yaml")
+            #expect(kindChange.status == 400)
+            #expect(kindChange.text.contains("runtime.kind"))
             // The secret is stored sealed, not as it was shown.
             let database = try String(contentsOfFile: host.data + "/plugin-host.sqlite", encoding: .isoLatin1)
             #expect(!database.contains(rotated.json["installSecret"] as? String ?? "-"))
@@ -295,7 +312,7 @@ struct RemotePluginTests {
                 name: Bad
                 version: 1.0.0
                 sdk: ^1.0.0
-                runtime: {kind: remote, url: "ftp://example.com?x=1", timeout: soon, path: lib.so}
+                runtime: {kind: remote, url: "ftp://example.com?x=1", timeout: 1e300s, path: lib.so}
                 """
             let refused = try await host.admin(.POST, "/v1/plugins", body: Data(bad.utf8), contentType: "application/yaml")
             #expect(refused.status == 400)

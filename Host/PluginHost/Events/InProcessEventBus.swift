@@ -39,8 +39,13 @@ public struct EventDispatcher: Service {
         await withDiscardingTaskGroup { retries in
             await withGracefulShutdownHandler {
                 for await event in bus.stream {
+                    let deliveries = runtime.deliveries(of: event)
+                    // A remote may take its whole timeout to fail: its deliveries never hold the queue.
+                    for delivery in deliveries where delivery.remote != nil {
+                        retries.addTask { if !(await attempt(event, delivery, number: 1)) { await retry(event, delivery) } }
+                    }
                     let failed = await withTaskGroup(of: PluginRuntime.Delivery?.self) { group in
-                        for delivery in runtime.deliveries(of: event) {
+                        for delivery in deliveries where delivery.remote == nil {
                             group.addTask { await attempt(event, delivery, number: 1) ? nil : delivery }
                         }
                         var failed: [PluginRuntime.Delivery] = []
@@ -60,7 +65,7 @@ public struct EventDispatcher: Service {
     private func retry(_ event: PluginEvent, _ delivery: PluginRuntime.Delivery) async {
         let policy = delivery.retry
         var delay = policy.initialDelay
-        for number in 2...max(2, policy.maxAttempts) {
+        for number in 2..<(policy.maxAttempts + 1) {
             // A retry waiting when the host shuts down gets one last attempt at once.
             let wait = delay
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: wait) }

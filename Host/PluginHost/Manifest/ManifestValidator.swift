@@ -146,10 +146,10 @@ public struct ManifestValidator: Sendable {
         if let text = url {
             let parsed = URLComponents(string: text)
             if let parsed, ["http", "https"].contains(parsed.scheme?.lowercased() ?? ""), let host = parsed.host, !host.isEmpty,
-               parsed.query == nil, parsed.fragment == nil, parsed.user == nil, parsed.password == nil {
+               parsed.query == nil, parsed.fragment == nil, parsed.user == nil, parsed.password == nil, parsed.path.isEmpty || parsed.path == "/" {
                 while url?.hasSuffix("/") == true { url?.removeLast() }
             } else {
-                reader.problem("runtime.url", mapping["url"], "\"\(text)\" is not a base URL: write http:// or https://, a host, an optional port and path, no query, fragment or credentials, for example http://127.0.0.1:9001")
+                reader.problem("runtime.url", mapping["url"], "\"\(text)\" is not a base URL: write http:// or https://, a host, an optional port and path, no path, query, fragment or credentials, for example http://127.0.0.1:9001")
                 url = nil
             }
         }
@@ -169,11 +169,12 @@ public struct ManifestValidator: Sendable {
     /// `250ms`, `5s`, `1.5s`, `1m`, or a bare number of seconds, in milliseconds.
     static func milliseconds(_ text: String) -> Int? {
         let units: [(String, Double)] = [("ms", 1), ("s", 1000), ("m", 60_000)]
+        // Range-checked as a Double first: converting a huge value to Int would trap.
         for (suffix, factor) in units where text.hasSuffix(suffix) {
-            guard let value = Double(text.dropLast(suffix.count)), value.isFinite, value > 0 else { return nil }
+            guard let value = Double(text.dropLast(suffix.count)), value.isFinite, value > 0, value * factor < 1e9 else { return nil }
             return Int((value * factor).rounded())
         }
-        guard let value = Double(text), value.isFinite, value > 0 else { return nil }
+        guard let value = Double(text), value.isFinite, value > 0, value < 1e6 else { return nil }
         return Int((value * 1000).rounded())
     }
 

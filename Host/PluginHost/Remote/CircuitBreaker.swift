@@ -63,6 +63,12 @@ final class CircuitBreaker: Sendable {
         }
     }
 
+    /// A call ended for a reason that is not the remote's (the host's store, a missing secret, a
+    /// cancelled caller): a probe slot it held is given back, nothing is counted.
+    func released() {
+        state.withLock { $0.probing = false }
+    }
+
     /// A health check passed: closes an open circuit whose cool-down is over.
     func healthy() {
         state.withLock { state in

@@ -1,5 +1,8 @@
 import Crypto
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import PluginSDK
 
 /// The host's own key, and what it protects: remote plugins' install and enablement secrets, kept in the
@@ -25,19 +28,32 @@ public struct HostSecrets: Sendable {
             return HostSecrets(masterKey: SymmetricKey(data: data))
         }
         let path = URL(fileURLWithPath: folder).appendingPathComponent("secret.key").path
-        if let text = try? String(contentsOfFile: path, encoding: .utf8) {
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        // Made only where none exists (O_EXCL, mode 0600 from the start): a key that exists but cannot
+        // be read is an error, never replaced, since every sealed secret depends on it. Two hosts
+        // starting together on one folder: one creates it, the other reads it.
+        let key = SymmetricKey(size: .bits256)
+        let descriptor = Glibc.open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        if descriptor >= 0 {
+            let text = Array((key.withUnsafeBytes { Data($0).base64EncodedString() } + "\n").utf8)
+            let written = text.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
+            Glibc.close(descriptor)
+            guard written == text.count else { throw HostConfigurationError("cannot write the host key to \(path)") }
+            return HostSecrets(masterKey: key)
+        }
+        guard errno == EEXIST else { throw HostConfigurationError("cannot create the host key \(path): \(String(cString: strerror(errno)))") }
+        for _ in 0..<50 {
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                throw HostConfigurationError("cannot read the host key \(path); fix its permissions (secrets sealed with it cannot be read otherwise)")
+            }
+            // Another process may have created it a moment ago and not written it yet.
+            if text.isEmpty { usleep(20_000); continue }
             guard let data = Data(base64Encoded: text.trimmingCharacters(in: .whitespacesAndNewlines)), data.count == 32 else {
                 throw HostConfigurationError("\(path) does not hold 32 bytes in base64; restore it from a backup (secrets sealed with it cannot be read otherwise)")
             }
             return HostSecrets(masterKey: SymmetricKey(data: data))
         }
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        let key = SymmetricKey(size: .bits256)
-        let text = key.withUnsafeBytes { Data($0).base64EncodedString() } + "\n"
-        guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]) else {
-            throw HostConfigurationError("cannot write the host key to \(path)")
-        }
-        return HostSecrets(masterKey: key)
+        throw HostConfigurationError("the host key \(path) stays empty; remove it if no secrets were sealed with it yet")
     }
 
     // MARK: Secrets at rest

@@ -33,9 +33,9 @@ final class RemotePlugin: Plugin {
         var headers: HTTPHeaders
         var body: Data
 
-        /// The protocol layer's refusal, if the remote refused the call itself.
+        /// The protocol layer's refusal, if the remote refused the call itself: always a 401.
         var refusal: RemoteEnvelope.Refusal? {
-            guard let code = headers.first(name: RemoteEnvelope.errorHeader) else { return nil }
+            guard status == 401, let code = headers.first(name: RemoteEnvelope.errorHeader) else { return nil }
             let message = (try? JSONDecoder().decode(ErrorBody.self, from: body))?.error.message ?? ""
             return RemoteEnvelope.Refusal(RemoteEnvelope.Refusal.Code(rawValue: code) ?? .badContext, message)
         }
@@ -156,8 +156,9 @@ final class RemotePlugin: Plugin {
         requestID: String?, installSecret: String? = nil
     ) async throws -> Answer {
         if case .refused(let retryAfter) = breaker.allow() {
-            let last = health.withLock { $0.lastError } ?? "-"
-            throw HostError.pluginUnavailable(id, "its circuit is open after \(breaker.threshold) failures in a row (last: \(last)); the next probe goes out in \(Self.seconds(retryAfter))")
+            // The last error stays in the plugin's status for admins: it may be about another tenant's call.
+            throw HostError.pluginUnavailable(
+                id, "its circuit is open after \(breaker.threshold) failures in a row; the next probe goes out in \(Self.seconds(retryAfter))")
         }
         do {
             let answer = try await exchange(kind, method: method, target: target, body: body, headers: headers, context: context, requestID: requestID, installSecret: installSecret)
@@ -168,7 +169,8 @@ final class RemotePlugin: Plugin {
             health.withLock { $0.lastError = failure.error.message }
             throw failure.error
         } catch {
-            breaker.failed()
+            // Not the remote's failure (the store, a missing secret, cancellation): not counted.
+            breaker.released()
             throw error
         }
     }
@@ -245,9 +247,10 @@ final class RemotePlugin: Plugin {
             caller: .init(subject: context.caller.subject, role: context.caller.role.rawValue), grants: grants, config: context.config,
             sdk: .init(url: services.sdkBaseURL, token: token, expires: tokenExpires / 1000)
         )
+        // Within the remote's horizon for expiries (10 minutes), whatever the timeout.
+        let lifetime = min(timeout.milliseconds / 1000 + 30, RemoteEnvelope.maximumLifetime - 30)
         let envelope = try RemoteEnvelope.sign(
-            secret: secret, context: envelopeContext, method: method, target: target, body: body,
-            expires: Int64(now) + Int64(timeout.milliseconds / 1000) + 30
+            secret: secret, context: envelopeContext, method: method, target: target, body: body, expires: Int64(now) + lifetime
         )
         var request = HTTPClientRequest(url: baseURL + target)
         request.method = HTTPMethod(rawValue: method)
@@ -265,7 +268,7 @@ final class RemotePlugin: Plugin {
         } catch is CancellationError {
             throw CancellationError()
         } catch {
-            throw Failure(error: HostError(502, "PLUGIN_BAD_GATEWAY", "remote plugin \(id) at \(baseURL) failed: \(Self.describe(error))"))
+            throw Failure(error: HostError(502, "PLUGIN_BAD_GATEWAY", "remote plugin \(id) failed: \(Self.describe(error))"))
         }
     }
 
@@ -368,30 +371,50 @@ final class RemotePlugin: Plugin {
         "te", "trailer", "transfer-encoding", "upgrade", "content-length", "expect",
     ]
 
-    /// `/resources/{path}?{query}`: the path as the caller sent it (escaped where a request line needs
-    /// it), the query rebuilt from its decoded values in name order.
+    /// `/resources/{path}?{query}`: the path as the caller sent it, the query rebuilt from its values in
+    /// name order. Every byte outside the unreserved and path characters is escaped, and a `%` that
+    /// does not start an escape is escaped too, so the HTTP client sends exactly the target that was
+    /// signed (it would re-encode a malformed path, and the remote would see another target).
     static func target(path: String, query: [String: [String]]) -> String {
-        // Most paths need no escaping; checking the bytes is much cheaper than Foundation's escaping.
-        let plain = path.utf8.allSatisfy { pathBytes[Int($0)] }
-        var target = "/resources/" + (plain ? path : path.addingPercentEncoding(withAllowedCharacters: pathCharacters) ?? path)
+        var target = "/resources/" + escape(path, keeping: pathBytes)
         let pairs = query.sorted { $0.key < $1.key }.flatMap { name, values in values.map { (name, $0) } }
         if !pairs.isEmpty {
-            target += "?" + pairs.map { escape($0.0) + "=" + escape($0.1) }.joined(separator: "&")
+            target += "?" + pairs.map { escape($0.0, keeping: queryBytes) + "=" + escape($0.1, keeping: queryBytes) }.joined(separator: "&")
         }
         return target
     }
 
-    private static func escape(_ text: String) -> String {
-        text.addingPercentEncoding(withAllowedCharacters: queryCharacters) ?? ""
+    /// `text` with every byte not in `keeping` as `%XX`; a well-formed `%XX` already there is kept.
+    private static func escape(_ text: String, keeping allowed: [Bool]) -> String {
+        let bytes = Array(text.utf8)
+        func isHex(_ byte: UInt8) -> Bool { (48...57).contains(byte) || (65...70).contains(byte) || (97...102).contains(byte) }
+        func keeps(_ index: Int) -> Bool {
+            let byte = bytes[index]
+            if byte == UInt8(ascii: "%") { return index + 2 < bytes.count && isHex(bytes[index + 1]) && isHex(bytes[index + 2]) }
+            return allowed[Int(byte)]
+        }
+        if bytes.indices.allSatisfy(keeps) { return text }
+        let digits = Array("0123456789ABCDEF".utf8)
+        var output: [UInt8] = []
+        output.reserveCapacity(bytes.count + 16)
+        for index in bytes.indices {
+            if keeps(index) {
+                output.append(bytes[index])
+            } else {
+                output += [UInt8(ascii: "%"), digits[Int(bytes[index] >> 4)], digits[Int(bytes[index] & 15)]]
+            }
+        }
+        return String(decoding: output, as: UTF8.self)
     }
 
-    private static let pathBytes: [Bool] = {
+    private static func byteSet(_ characters: String) -> [Bool] {
         var table = [Bool](repeating: false, count: 256)
-        for byte in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=:@/%".utf8 { table[Int(byte)] = true }
+        for byte in characters.utf8 { table[Int(byte)] = true }
         return table
-    }()
-    private static let pathCharacters = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=:@/%")
-    private static let queryCharacters = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~")
+    }
+    private static let unreserved = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~"
+    private static let pathBytes = byteSet(unreserved + "!$&'()*+,;=:@/")
+    private static let queryBytes = byteSet(unreserved)
 }
 
 extension Duration {

@@ -58,6 +58,9 @@ public final class PluginRuntime: Sendable {
         var plugins: [String: LoadedPlugin] = [:]
         var enablements: [EnablementKey: ActiveEnablement] = [:]
         var workspaces: [String: Workspace] = [:]
+        /// Enablements whose `enabled` hook is running: a remote plugin's SDK calls from its hook reach
+        /// them (with the new grants), while requests and events still see the committed ones.
+        var enabling: [EnablementKey: ActiveEnablement] = [:]
     }
 
     /// A plugin as the API shows it.
@@ -200,6 +203,11 @@ public final class PluginRuntime: Sendable {
                                 details: errors.problems.map(\.description))
             }
             let manifest = validated.manifest
+            if let installed = state.withLock({ $0.plugins[manifest.id]?.record.manifest.runtime.kind }), installed != manifest.runtime.kind {
+                throw HostError(400, "INVALID_MANIFEST", "the manifest changes the runtime kind of an installed plugin; nothing was installed", details: [
+                    "runtime.kind: \(manifest.id) is installed as \(installed.rawValue); an upgrade cannot make it \(manifest.runtime.kind.rawValue), so uninstall it first",
+                ])
+            }
             let instance: any Plugin
             var installSecret: String?
             if let inspection = validated.inspection {
@@ -353,6 +361,9 @@ public final class PluginRuntime: Sendable {
             let enablement = Enablement(workspaceID: workspace.id, pluginID: pluginID, grants: Array(Set(grants)).sorted(), config: checkedConfig, updatedAt: Date())
             let active = activate(enablement, plugin: plugin, workspace: workspace)
             let context = CallContext(bound: active.bound!, caller: caller, requestID: nil)
+            let key = EnablementKey(workspaceID: workspace.id, pluginID: pluginID)
+            state.withLock { $0.enabling[key] = active }
+            defer { state.withLock { _ = $0.enabling.removeValue(forKey: key) } }
             try await callHook(pluginID: pluginID, hook: "enabled") { try await instance.enabled(context: context) }
             try await store.putEnablement(enablement)
             state.withLock { $0.enablements[EnablementKey(workspaceID: workspace.id, pluginID: pluginID)] = active }
@@ -409,7 +420,7 @@ public final class PluginRuntime: Sendable {
             storage: ScopedStorage(store: store, scope: scope, grants: grants, maxKeyBytes: configuration.maxKeyBytes, maxValueBytes: configuration.maxValueBytes),
             events: ScopedEvents(bus: bus, workspaceID: workspace.id, pluginID: plugin.record.id, grants: grants),
             routes: plugin.record.manifest.routes.map(CompiledRoute.init), logger: logger, requestMetrics: metrics.requests(plugin: plugin.record.id),
-            timeout: plugin.record.manifest.runtime.timeout.map { $0 + .seconds(1) } ?? configuration.pluginTimeout
+            timeout: timeout(of: plugin.record.manifest)
         )
         return ActiveEnablement(enablement: enablement, grants: grants, bound: bound)
     }
@@ -545,7 +556,7 @@ public final class PluginRuntime: Sendable {
     /// those of the token that the enablement still grants.
     func sdkBinding(_ claims: HostSecrets.TokenClaims) throws -> SDKBinding {
         let key = EnablementKey(workspaceID: claims.workspace, pluginID: claims.plugin)
-        guard let active = state.withLock({ $0.enablements[key] }), let bound = active.bound, bound.tenantID == claims.tenant else {
+        guard let active = state.withLock({ $0.enabling[key] ?? $0.enablements[key] }), let bound = active.bound, bound.tenantID == claims.tenant else {
             throw HostError.pluginNotEnabled(claims.plugin, workspace: claims.workspace)
         }
         let grants = PermissionSet(claims.grants.compactMap(Permission.init).filter(bound.grants.contains))
@@ -561,8 +572,13 @@ public final class PluginRuntime: Sendable {
     /// the remote call enforces itself (504 from the HTTP client's deadline); this bound then only
     /// backs it up, a second later.
     func timeout(of pluginID: String) -> Duration {
-        guard let remote = state.withLock({ $0.plugins[pluginID]?.record.manifest.runtime.timeout }) else { return configuration.pluginTimeout }
-        return remote + .seconds(1)
+        guard let manifest = state.withLock({ $0.plugins[pluginID]?.record.manifest }) else { return configuration.pluginTimeout }
+        return timeout(of: manifest)
+    }
+
+    func timeout(of manifest: PluginManifest) -> Duration {
+        guard manifest.runtime.kind == .remote else { return configuration.pluginTimeout }
+        return (manifest.runtime.timeout ?? configuration.pluginTimeout) + .seconds(1)
     }
 
     // MARK: Events
@@ -591,7 +607,10 @@ public final class PluginRuntime: Sendable {
             let context = CallContext(bound: bound, caller: Self.hostCaller, requestID: nil)
             let id = bound.pluginID
             let remote = bound.instance as? RemotePlugin
+            let key = EnablementKey(workspaceID: event.workspaceID, pluginID: id)
             return Delivery(pluginID: id, retry: remote == nil ? configuration.eventRetry : configuration.remote.eventRetry, remote: remote) { [self] in
+                // A retry after the plugin was disabled in the workspace has nothing to deliver to.
+                guard state.withLock({ $0.enablements[key]?.bound != nil }) else { return }
                 try await withPluginTimeout(pluginID: id) { try await bound.instance.handle(event: event, context: context) }
             }
         }

@@ -221,7 +221,10 @@ struct RemotePluginResponder: HTTPResponder {
             let response = try await plugin.handle(pluginRequest, context: context)
             var fields = HTTPFields()
             for (name, value) in response.headers {
-                guard let name = HTTPField.Name(name), name != .contentLength, name != .transferEncoding, name != .connection else { continue }
+                // X-Plugin-Host-* belongs to the protocol: a plugin's answer never carries it.
+                guard !name.lowercased().hasPrefix("x-plugin-host-"), let name = HTTPField.Name(name),
+                      name != .contentLength, name != .transferEncoding, name != .connection
+                else { continue }
                 fields.append(HTTPField(name: name, value: value))
             }
             return Response(status: .init(code: response.status), headers: fields, body: ResponseBody(byteBuffer: ByteBuffer(bytes: response.body)))
