@@ -54,6 +54,8 @@ bench: deps
 	$(SWIFT) build -c release --product plugin-host-bench
 	cd Plugins && $(SWIFT) build -c release
 	$(WITH_POSTGRES) .build/release/plugin-host-bench --plugins Plugins/.build/release
+	@echo; echo "The remote plugin benchmark again, with Swift concurrency on the NIO event loops (opt-in):"
+	PLUGIN_HOST_NIO_EXECUTOR=1 .build/release/plugin-host-bench --plugins Plugins/.build/release --only-remote
 
 clean:
 	rm -rf .build Plugins/.build Tests/Fixtures/.build PluginSDK/.build

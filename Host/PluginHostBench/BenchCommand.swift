@@ -7,7 +7,9 @@ import NIOPosix
 enum Entry {
     static func main() async {
         // As `plugin-host` does (see its entry point): the hosts measured here run as they would there.
-        NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+        if ProcessInfo.processInfo.environment["PLUGIN_HOST_NIO_EXECUTOR"] == "1" {
+            NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+        }
         await BenchCommand.main()
     }
 }
@@ -34,6 +36,8 @@ struct BenchCommand: AsyncParsableCommand {
         print("\n4. remote echo plugin (serve-plugin's server, in this process): called directly with signed calls vs through the host "
             + "(wrk -t1, 64-byte POST; throughput: -c\(benchmark.connections) -d\(benchmark.seconds)s, \(benchmark.rounds) alternating rounds; "
             + "latency: -c1 -d\(benchmark.latencySeconds)s)")
+        let executor = ProcessInfo.processInfo.environment["PLUGIN_HOST_NIO_EXECUTOR"] == "1" ? "NIO event loops (PLUGIN_HOST_NIO_EXECUTOR=1)" : "the default pool"
+        print("   Swift concurrency runs on \(executor)")
         let result = try await benchmark.run()
         for (round, (host, direct)) in zip(result.host, result.direct).enumerated() {
             print(String(format: "   round %d: via host %9.0f req/s   direct %9.0f req/s   ratio %.3f", round + 1, host.requestsPerSecond, direct.requestsPerSecond,

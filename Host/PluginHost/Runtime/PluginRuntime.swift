@@ -462,8 +462,14 @@ public final class PluginRuntime: Sendable {
         var status = 500
         defer { context.bound.requestMetrics.record(status: status, duration: ContinuousClock.now - started) }
         do {
-            let response = try await withPluginTimeout(pluginID: pluginID, timeout: context.bound.timeout, started: started) {
-                try await instance.handle(request, context: context)
+            let response: PluginResponse
+            if let remote = instance as? RemotePlugin {
+                // The host's own code, bounded by the HTTP client's deadline: no task of its own needed.
+                response = try await remote.handle(request, context: context)
+            } else {
+                response = try await withPluginTimeout(pluginID: pluginID, timeout: context.bound.timeout, started: started) {
+                    try await instance.handle(request, context: context)
+                }
             }
             guard (100...599).contains(response.status) else {
                 logger.error("plugin answered with an invalid status", metadata: ["plugin.id": "\(pluginID)", "request.id": "\(request.requestID)", "status": "\(response.status)"])
