@@ -122,7 +122,7 @@ struct RemotePluginTests {
 
             func token(_ workspace: String) async throws -> String {
                 #expect(try await host.admin(.GET, "/v1/workspaces/\(workspace)/plugins/test.capture/resources/x?b=2&a=1").status == 200)
-                let call = try #require(fake.received.last)
+                let call = try #require(fake.received.last { $0.target.hasPrefix("/resources/") })
                 #expect(call.target == "/resources/x?a=1&b=2")
                 if workspace == "ws1" {
                     let context = try RemoteEnvelope.verify(
@@ -141,7 +141,8 @@ struct RemotePluginTests {
             // What the client sends is what was signed, however odd the caller's path and query: a
             // malformed escape, an escaped letter, a space, a key that needs escaping.
             #expect(try await host.admin(.GET, "/v1/workspaces/ws1/plugins/test.capture/resources/a%zz/b%41?q=a%20b&k%20=v").status == 200)
-            let odd = try #require(fake.received.last)
+            // (The health checks reach the fake too: take the last call for a resource.)
+            let odd = try #require(fake.received.last { $0.target.hasPrefix("/resources/") })
             let oddContext = try RemoteEnvelope.verify(
                 method: odd.method, target: odd.target, headers: { odd.headers[$0] }, body: odd.body, expectedPlugin: "test.capture",
                 expectedCall: .request, secretFor: { _, _ in enablementSecret }, remember: { _, _ in true }
