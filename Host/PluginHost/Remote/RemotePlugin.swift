@@ -115,19 +115,30 @@ final class RemotePlugin: Plugin {
     func enabled(context: any PluginContext) async throws {
         let key = RemoteServices.enablementSecretKey(plugin: id, workspace: context.workspaceID)
         let secret: String
+        var created = false
         if let existing = try await services.secret(key) {
             secret = existing
         } else {
             secret = RemoteEnvelope.newSecret()
             try await services.setSecret(key, secret)
+            created = true
         }
         enablementSecrets.withLock { $0[context.workspaceID] = secret }
-        let body = try Self.encoder.encode(EnabledBody(enablementSecret: secret, resumed: false))
-        let answer = try await call(
-            .enabled, method: "POST", target: RemoteEnvelope.CallKind.enabled.path, body: body, context: context, requestID: nil,
-            installSecret: try await installSecret()
-        )
-        guard answer.isSuccess else { throw Self.hookRefused(answer, pluginID: id, hook: "enabled") }
+        do {
+            let body = try Self.encoder.encode(EnabledBody(enablementSecret: secret, resumed: false))
+            let answer = try await call(
+                .enabled, method: "POST", target: RemoteEnvelope.CallKind.enabled.path, body: body, context: context, requestID: nil,
+                installSecret: try await installSecret()
+            )
+            guard answer.isSuccess else { throw Self.hookRefused(answer, pluginID: id, hook: "enabled") }
+        } catch {
+            // A first enablement that did not happen leaves no secret behind; a reconfigured one keeps its.
+            if created {
+                enablementSecrets.withLock { _ = $0.removeValue(forKey: context.workspaceID) }
+                try? await services.setSecret(key, nil)
+            }
+            throw error
+        }
     }
 
     /// Tells the remote, then forgets the workspace's secret whatever it answered.
