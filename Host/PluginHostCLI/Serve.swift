@@ -28,8 +28,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds a plugin may take per request or hook.")
     var pluginTimeout: Double = 10
 
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
-    var logLevel: String = "info"
+    @OptionGroup var logging: LoggingOptions
 
     @Option(help: ArgumentHelp(
         "Keep all state in PostgreSQL at this URL (or PLUGIN_HOST_DATABASE_URL) instead of the embedded store under --data.",
@@ -53,12 +52,7 @@ struct Serve: AsyncParsableCommand {
     var remoteHealthInterval: Double = 10
 
     func run() async throws {
-        guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("--log-level: unknown level \(logLevel)") }
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        let logger = try logging.bootstrap(label: "plugin-host")
         let environment = ProcessInfo.processInfo.environment
         var configuration = HostConfiguration(
             dataDirectory: data, hostname: hostname, port: port, manifestsDirectory: manifests,
@@ -77,8 +71,6 @@ struct Serve: AsyncParsableCommand {
             publicURL: publicUrl, healthInterval: .milliseconds(Int64(max(0.1, remoteHealthInterval) * 1000))
         )
         let hostname = configuration.hostname
-        var logger = Logger(label: "plugin-host")
-        logger.logLevel = level
         let app = try await buildApplication(
             configuration: configuration, logger: logger,
             announceAdminToken: { token in

@@ -27,18 +27,10 @@ struct ServePlugin: AsyncParsableCommand {
     @Option(help: "File holding the install secret (or PLUGIN_HOST_INSTALL_SECRET).")
     var installSecretFile: String?
 
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
-    var logLevel: String = "info"
+    @OptionGroup var logging: LoggingOptions
 
     func run() async throws {
-        guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("--log-level: unknown level \(logLevel)") }
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
-        var logger = Logger(label: "plugin-host-remote")
-        logger.logLevel = level
+        let logger = try logging.bootstrap(label: "plugin-host-remote")
         let source: RemotePluginServer.InstallSecretSource = if let installSecretFile {
             .file(installSecretFile)
         } else if let secret = ProcessInfo.processInfo.environment["PLUGIN_HOST_INSTALL_SECRET"], !secret.isEmpty {

@@ -48,6 +48,7 @@ struct ErrorMiddleware: RouterMiddleware {
     static func response(for error: HostError, requestID: String) -> Response {
         var body: [String: Any] = ["code": error.code, "message": error.message, "requestId": requestID]
         if !error.details.isEmpty { body["details"] = error.details }
+        if let current = error.current { body["current"] = current }
         let data = (try? JSONSerialization.data(withJSONObject: ["error": body], options: [.sortedKeys])) ?? Data()
         return Response(
             status: HTTPResponse.Status(code: error.status),

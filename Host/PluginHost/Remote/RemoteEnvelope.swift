@@ -135,37 +135,31 @@ public enum RemoteEnvelope {
         return Data(code).hexString
     }
 
+    /// The context as the header carries it: compact JSON with sorted keys, in base64url.
     public static func encode(_ context: Context) throws -> String {
         var json = JSONText()
-        json.raw("{\"call\":")
-        json.string(context.call.rawValue)
-        json.raw(",\"caller\":{\"role\":")
-        json.string(context.caller.role)
-        json.raw(",\"subject\":")
-        json.string(context.caller.subject)
-        json.raw("},\"config\":")
+        json.open()
+        json.member("call", context.call.rawValue)
+        json.key("caller")
+        json.open()
+        json.member("role", context.caller.role)
+        json.member("subject", context.caller.subject)
+        json.close()
+        json.key("config")
         json.object(context.config)
-        json.raw(",\"grants\":")
-        json.strings(context.grants)
-        json.raw(",\"plugin\":")
-        json.string(context.plugin)
-        if let requestID = context.requestId {
-            json.raw(",\"requestId\":")
-            json.string(requestID)
-        }
-        json.raw(",\"sdk\":{\"expires\":")
-        json.integer(context.sdk.expires)
-        json.raw(",\"token\":")
-        json.string(context.sdk.token)
-        json.raw(",\"url\":")
-        json.string(context.sdk.url)
-        json.raw("},\"tenant\":")
-        json.string(context.tenant)
-        json.raw(",\"v\":")
-        json.integer(context.v)
-        json.raw(",\"workspace\":")
-        json.string(context.workspace)
-        json.raw("}")
+        json.member("grants", context.grants)
+        json.member("plugin", context.plugin)
+        if let requestID = context.requestId { json.member("requestId", requestID) }
+        json.key("sdk")
+        json.open()
+        json.member("expires", context.sdk.expires)
+        json.member("token", context.sdk.token)
+        json.member("url", context.sdk.url)
+        json.close()
+        json.member("tenant", context.tenant)
+        json.member("v", Int64(context.v))
+        json.member("workspace", context.workspace)
+        json.close()
         return Base64URL.encode(json.bytes)
     }
 
@@ -303,6 +297,36 @@ struct JSONText {
         text.withUTF8Buffer { bytes.append(contentsOf: $0) }
     }
 
+    mutating func open() {
+        bytes.append(UInt8(ascii: "{"))
+    }
+
+    mutating func close() {
+        bytes.append(UInt8(ascii: "}"))
+    }
+
+    /// `"name":`, after a comma unless it is the object's first member.
+    mutating func key(_ name: String) {
+        if bytes.last != UInt8(ascii: "{") { bytes.append(UInt8(ascii: ",")) }
+        string(name)
+        bytes.append(UInt8(ascii: ":"))
+    }
+
+    mutating func member(_ name: String, _ value: String) {
+        key(name)
+        string(value)
+    }
+
+    mutating func member(_ name: String, _ value: Int64) {
+        key(name)
+        integer(value)
+    }
+
+    mutating func member(_ name: String, _ values: [String]) {
+        key(name)
+        strings(values)
+    }
+
     mutating func string(_ text: String) {
         bytes.append(UInt8(ascii: "\""))
         for byte in text.utf8 {
@@ -353,13 +377,11 @@ struct JSONText {
     }
 
     mutating func object(_ members: [String: JSONValue]) {
-        bytes.append(UInt8(ascii: "{"))
-        for (index, key) in members.keys.sorted().enumerated() {
-            if index > 0 { bytes.append(UInt8(ascii: ",")) }
-            string(key)
-            bytes.append(UInt8(ascii: ":"))
-            value(members[key]!)
+        open()
+        for name in members.keys.sorted() {
+            key(name)
+            value(members[name]!)
         }
-        bytes.append(UInt8(ascii: "}"))
+        close()
     }
 }

@@ -43,10 +43,12 @@ final class RemotePlugin: Plugin {
         var isSuccess: Bool { (200..<300).contains(status) }
     }
 
+    /// `{"error": {"code", "message", "current"?}}`: the error body of the host's API and of remotes.
     struct ErrorBody: Decodable {
         struct Detail: Decodable {
             var code: String
             var message: String?
+            var current: UInt64?
         }
         var error: Detail
     }

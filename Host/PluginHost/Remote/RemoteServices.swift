@@ -46,6 +46,20 @@ public struct RemoteConfiguration: Sendable {
     }
 }
 
+extension HTTPClient {
+    /// The client of either side of the remote protocol: pooled HTTP/1.1 connections, no redirects, no
+    /// decompression, and no tracer (a span's attributes cost a second URL parse per request).
+    static func forRemotePlugins(connectTimeout: Duration, connections: Int) -> HTTPClient {
+        var configuration = HTTPClient.Configuration()
+        configuration.redirectConfiguration = .disallow
+        configuration.timeout = .init(connect: .milliseconds(connectTimeout.milliseconds))
+        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: connections)
+        configuration.decompression = .disabled
+        configuration.tracing.tracer = nil
+        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    }
+}
+
 /// What every remote plugin of a host shares: the pooled HTTP client, the host key, the store that
 /// keeps the sealed secrets, and the URL remotes call back.
 final class RemoteServices: Sendable {
@@ -76,14 +90,7 @@ final class RemoteServices: Sendable {
     var httpClient: HTTPClient {
         client.withLock { client in
             if let client { return client }
-            var configuration = HTTPClient.Configuration()
-            configuration.redirectConfiguration = .disallow
-            configuration.timeout = .init(connect: .milliseconds(self.configuration.connectTimeout.milliseconds))
-            configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: self.configuration.connectionsPerRemote)
-            configuration.decompression = .disabled
-            // No tracer: the span's attributes (a URL parse per request) are not free.
-            configuration.tracing.tracer = nil
-            let made = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+            let made = HTTPClient.forRemotePlugins(connectTimeout: self.configuration.connectTimeout, connections: self.configuration.connectionsPerRemote)
             client = made
             return made
         }

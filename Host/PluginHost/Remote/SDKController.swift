@@ -57,7 +57,7 @@ struct SDKController {
     }
 
     @Sendable func context(_ request: Request, context: HostRequestContext) async throws -> Response {
-        try await perform(request, context) { binding in
+        try await perform(request) { binding in
             try .json(ContextView(
                 tenant: binding.tenantID, workspace: binding.workspaceID, plugin: binding.pluginID,
                 caller: .init(subject: binding.claims.subject, role: binding.claims.role),
@@ -67,7 +67,7 @@ struct SDKController {
     }
 
     @Sendable func get(_ request: Request, context: HostRequestContext) async throws -> Response {
-        try await perform(request, context) { binding in
+        try await perform(request) { binding in
             let body = try await request.decodeJSON(KeyBody.self, limit: runtime.configuration.maxKeyBytes * 6 + 1024)
             guard let stored = try await binding.storage.get(body.key) else { throw HostError(404, "NOT_FOUND", "no value is stored under that key") }
             return try .json(Entry(stored))
@@ -75,7 +75,7 @@ struct SDKController {
     }
 
     @Sendable func put(_ request: Request, context: HostRequestContext) async throws -> Response {
-        try await perform(request, context) { binding in
+        try await perform(request) { binding in
             let body = try await request.decodeJSON(PutBody.self, limit: runtime.configuration.maxValueBytes / 3 * 4 + runtime.configuration.maxKeyBytes * 6 + 4096)
             guard let value = Data(base64Encoded: body.value) else { throw HostError.badRequest("value must be base64") }
             let version = if let expected = body.ifVersion {
@@ -88,7 +88,7 @@ struct SDKController {
     }
 
     @Sendable func delete(_ request: Request, context: HostRequestContext) async throws -> Response {
-        try await perform(request, context) { binding in
+        try await perform(request) { binding in
             let body = try await request.decodeJSON(KeyBody.self, limit: runtime.configuration.maxKeyBytes * 6 + 1024)
             return try .json(["deleted": try await binding.storage.delete(body.key)])
         }
@@ -107,7 +107,7 @@ struct SDKController {
                 try container.encode(nextCursor, forKey: .nextCursor)  // null on the last page, not absent
             }
         }
-        return try await perform(request, context) { binding in
+        return try await perform(request) { binding in
             let body = try await request.decodeJSON(ListBody.self, limit: runtime.configuration.maxKeyBytes * 12 + 1024)
             let page = try await binding.storage.list(prefix: body.prefix ?? "", limit: body.limit ?? 100, after: body.after)
             return try .json(Page(entries: page.entries.map(Entry.init), nextCursor: page.nextCursor))
@@ -115,7 +115,7 @@ struct SDKController {
     }
 
     @Sendable func publish(_ request: Request, context: HostRequestContext) async throws -> Response {
-        try await perform(request, context) { binding in
+        try await perform(request) { binding in
             let body = try await request.decodeJSON(PublishBody.self, limit: runtime.configuration.maxBodySize / 3 * 4 + 4096)
             guard let payload = Data(base64Encoded: body.payload) else { throw HostError.badRequest("payload must be base64") }
             let id = try await binding.events.publishEvent(type: body.type, payload: payload)
@@ -124,9 +124,7 @@ struct SDKController {
     }
 
     /// Authenticates the token, binds its services, and maps what they throw to the API's errors.
-    private func perform(
-        _ request: Request, _ context: HostRequestContext, _ body: (PluginRuntime.SDKBinding) async throws -> Response
-    ) async throws -> Response {
+    private func perform(_ request: Request, _ body: (PluginRuntime.SDKBinding) async throws -> Response) async throws -> Response {
         guard runtime.isReady else { throw HostError.storeUnavailable() }
         guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else {
             throw HostError(401, "UNAUTHORIZED", "send the call's SDK token (sdk.token of X-Plugin-Host-Context) as `Authorization: Bearer <token>`")
@@ -143,11 +141,6 @@ struct SDKController {
         do {
             return try await body(binding)
         } catch let error as PluginError {
-            if case .versionConflict(_, let current) = error {
-                let data = try JSONSerialization.data(withJSONObject: ["error": ["code": error.code, "message": error.description, "current": current, "requestId": context.requestID] as [String: Any]], options: [.sortedKeys])
-                return Response(status: .conflict, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
-            }
-            if error == ScopedStorage.unavailable { throw HostError.storeUnavailable() }
             throw HostError.from(error)
         }
     }

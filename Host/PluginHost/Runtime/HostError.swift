@@ -9,6 +9,8 @@ public struct HostError: Error, Sendable, CustomStringConvertible {
     public var message: String
     /// Itemised problems, for example every problem of a manifest.
     public var details: [String]
+    /// For `VERSION_CONFLICT`: the key's current version, so a caller can retry its compare-and-set.
+    public var current: UInt64?
 
     public init(_ status: Int, _ code: String, _ message: String, details: [String] = []) {
         self.status = status
@@ -48,8 +50,13 @@ public struct HostError: Error, Sendable, CustomStringConvertible {
         HostError(503, "STORE_UNAVAILABLE", "the host's store is unavailable; retry shortly")
     }
 
-    /// What a plugin's thrown ``PluginError`` means for the caller.
+    /// What a plugin's thrown (or passed on) ``PluginError`` means for the caller: its status and code,
+    /// the store's outage as `STORE_UNAVAILABLE`, a version conflict with the current version. The one
+    /// mapping for in-process plugins, the SDK over HTTP and `serve-plugin`.
     static func from(_ error: PluginError) -> HostError {
-        HostError(error.status, error.code, error.description)
+        if error == ScopedStorage.unavailable { return storeUnavailable() }
+        var mapped = HostError(error.status, error.code, error.description)
+        if case .versionConflict(_, let current) = error { mapped.current = current }
+        return mapped
     }
 }

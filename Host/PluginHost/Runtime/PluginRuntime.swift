@@ -224,8 +224,8 @@ public final class PluginRuntime: Sendable {
                 // A new install gets a new secret, shown once; an upgrade keeps the one the remote has.
                 let key = RemoteServices.installSecretKey(plugin: manifest.id)
                 let upgrade = state.withLock { $0.plugins[manifest.id] != nil }
-                let stored = try await remote.secret(key)
-                if !upgrade || stored == nil {
+                let keepsSecret = upgrade ? try await remote.secret(key) != nil : false
+                if !keepsSecret {
                     let secret = RemoteEnvelope.newSecret()
                     try await remote.setSecret(key, secret)
                     installSecret = secret
@@ -490,8 +490,6 @@ public final class PluginRuntime: Sendable {
         case let error as HostError:
             if error.code == "PLUGIN_TIMEOUT" { metrics.recordPluginError(plugin: pluginID, kind: "timeout") }
             return error
-        case let error as PluginError where error == ScopedStorage.unavailable:
-            return HostError.storeUnavailable()
         case let error as PluginError:
             return HostError.from(error)
         default:

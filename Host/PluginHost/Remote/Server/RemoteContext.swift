@@ -38,15 +38,6 @@ struct SDKClient: Sendable {
     let sdk: RemoteEnvelope.Context.SDK
     let client: HTTPClient
 
-    struct Failure: Decodable {
-        struct Detail: Decodable {
-            var code: String
-            var message: String?
-            var current: UInt64?
-        }
-        var error: Detail
-    }
-
     /// POSTs (or GETs, without a body) `path` and decodes the answer; a host error becomes the
     /// ``PluginError`` an in-process plugin would have seen, `permission` naming what a 403 refused.
     func call<Answer: Decodable>(_ path: String, body: (some Encodable)?, as type: Answer.Type, permission: Permission, key: String = "") async throws -> Answer? {
@@ -67,7 +58,7 @@ struct SDKClient: Sendable {
             throw PluginError.unavailable("the host's SDK at \(sdk.url) cannot be reached: \(RemotePlugin.describe(error))")
         }
         if (200..<300).contains(status) { return try JSONDecoder().decode(Answer.self, from: data) }
-        let detail = (try? JSONDecoder().decode(Failure.self, from: data))?.error
+        let detail = (try? JSONDecoder().decode(RemotePlugin.ErrorBody.self, from: data))?.error
         let message = detail?.message ?? "the host answered \(status)"
         switch (status, detail?.code) {
         case (404, "NOT_FOUND"): return nil

@@ -38,13 +38,7 @@ public enum RemotePluginServer {
         let loader = PluginLibraryLoader()
         let inspection = try loader.inspect(path: libraryPath)
         let plugin = try loader.load(path: libraryPath, inspection: inspection)
-        var configuration = HTTPClient.Configuration()
-        configuration.redirectConfiguration = .disallow
-        configuration.timeout = .init(connect: .seconds(2))
-        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
-        // No tracer: the span's attributes (a URL parse per request) are not free.
-        configuration.tracing.tracer = nil
-        let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+        let client = HTTPClient.forRemotePlugins(connectTimeout: .seconds(2), connections: 64)
         let responder = RemotePluginResponder(
             plugin: plugin, pluginID: inspection.magic.pluginID, version: inspection.magic.pluginVersion, installSecret: installSecret, client: client,
             logger: logger
@@ -235,17 +229,27 @@ struct RemotePluginResponder: HTTPResponder {
 
     /// A ``PluginError`` keeps its status and code, as in-process; anything else is 500 `PLUGIN_ERROR`.
     static func failure(_ error: any Error, hook: String, logger: Logger) -> Response {
-        if let error = error as? PluginError {
-            // The host's store outage, passed on, reads as it does from an in-process plugin.
-            if error == ScopedStorage.unavailable { return Self.error(503, "STORE_UNAVAILABLE", "the host's store is unavailable; retry shortly") }
-            return Self.error(error.status, error.code, error.description)
-        }
+        // Mapped as the host maps an in-process plugin's error (a store outage passed on included).
+        if let error = error as? PluginError { return Self.error(HostError.from(error)) }
         logger.error("plugin threw", metadata: ["hook": "\(hook)", "error": "\(String(reflecting: error))"])
         return Self.error(500, "PLUGIN_ERROR", "the plugin failed while handling the \(hook) call; the error is logged")
     }
 
     static func error(_ status: Int, _ code: String, _ message: String) -> Response {
-        json(["error": ["code": code, "message": message]], status: status)
+        error(HostError(status, code, message))
+    }
+
+    /// The error body of docs/remote-protocol.md: `{"error": {"code", "message", "current"?}}`.
+    static func error(_ error: HostError) -> Response {
+        struct Body: Encodable {
+            struct Detail: Encodable {
+                var code: String
+                var message: String
+                var current: UInt64?
+            }
+            var error: Detail
+        }
+        return json(Body(error: .init(code: error.code, message: error.message, current: error.current)), status: error.status)
     }
 
     static func json(_ value: some Encodable, status: Int = 200) -> Response {
