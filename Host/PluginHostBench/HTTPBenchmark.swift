@@ -11,9 +11,9 @@ import ServiceLifecycle
 /// settings, alternating so that neither gets a warmer machine.
 struct HTTPBenchmark {
     let pluginsFolder: String
-    let duration = 8
+    let duration = 4
     let connections = 32
-    let rounds = 3
+    let rounds = 9
 
     struct Result {
         var hostRequestsPerSecond: [Double]
