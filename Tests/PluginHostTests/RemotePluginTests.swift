@@ -323,4 +323,35 @@ struct RemotePluginTests {
             #expect(details.contains { $0.hasPrefix("runtime.path") })
         }
     }
+
+    @Test("a remote plugin's config must fit the context header: a larger one is refused before the remote is called")
+    func remoteConfigSize() async throws {
+        let fake = try FakeRemote()
+        defer { fake.stop() }
+        let manifest = Fixtures.remoteEcho(url: "http://127.0.0.1:\(fake.port)") + "\nconfig:\n  properties:\n    banner: {type: string}\n"
+        try await withHost(configure: fastRemotes) { host in
+            let installSecret = try #require(try await host.install(manifest).json["installSecret"] as? String)
+            try await host.tenant("acme", workspaces: ["ws1"])
+            // {"banner":"…"} is the text and 13 bytes.
+            let limit = RemoteEnvelope.maximumConfigBytes
+            let tooLarge = try await host.admin(.PUT, "/v1/workspaces/ws1/plugins/example.echo", json: ["grants": [], "config": ["banner": String(repeating: "x", count: limit)]])
+            #expect(tooLarge.status == 400)
+            #expect(tooLarge.errorCode == "INVALID_CONFIG")
+            let details = (tooLarge.json["error"] as? [String: any Sendable])?["details"] as? [String] ?? []
+            #expect(details.contains { $0.hasPrefix("config: \(limit + 13) bytes") && $0.contains("at most \(limit) bytes") }, "\(details)")
+            // Nothing was enabled, and the remote was never called.
+            #expect(try await host.admin(.GET, "/v1/workspaces/ws1/plugins").text.contains("example.echo") == false)
+            #expect(!fake.received.contains { $0.target == "/plugin-host/v1/enabled" })
+
+            // One that just fits is enabled, and the remote gets it whole.
+            let banner = String(repeating: "x", count: limit - 13)
+            try await host.enable("example.echo", in: "ws1", grants: [], config: ["banner": banner])
+            let enabled = try #require(fake.received.first { $0.target == "/plugin-host/v1/enabled" })
+            let verified = try RemoteEnvelope.verify(
+                method: enabled.method, target: enabled.target, headers: { enabled.headers[$0] }, body: enabled.body, expectedPlugin: "example.echo",
+                expectedCall: .enabled, secretFor: { _, _ in installSecret }, remember: { _, _ in true }
+            )
+            #expect(verified.config["banner"] == .string(banner))
+        }
+    }
 }

@@ -17,6 +17,17 @@ public enum RemoteEnvelope {
     static let algorithm = "PH1-HMAC-SHA256"
     /// The remote refuses an expiry further ahead than this; it bounds how long call ids are remembered.
     public static let maximumLifetime: Int64 = 600
+    /// The largest config (compact JSON) a remote plugin can be enabled with. It travels, base64url
+    /// encoded, in the context header of every call, and servers limit a header's size (Python's
+    /// `http.server` to 64 KiB a line, many proxies to 8 to 16 KiB in all).
+    public static let maximumConfigBytes = 8 * 1024
+
+    /// The size of `config` as the context carries it, before base64url.
+    static func configSize(_ config: [String: JSONValue]) -> Int {
+        var json = JSONText()
+        json.object(config)
+        return json.bytes.count
+    }
 
     /// What a call is about; each kind has its own path on the remote.
     public enum CallKind: String, Sendable, Codable {

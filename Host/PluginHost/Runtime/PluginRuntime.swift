@@ -358,6 +358,12 @@ public final class PluginRuntime: Sendable {
             case .success(let value): checkedConfig = value
             case .failure(let errors): throw HostError(400, "INVALID_CONFIG", "config does not fit the plugin's schema", details: errors.problems)
             }
+            if plugin.record.manifest.runtime.kind == .remote, case let size = RemoteEnvelope.configSize(checkedConfig), size > RemoteEnvelope.maximumConfigBytes {
+                throw HostError(400, "INVALID_CONFIG", "config is too large for a remote plugin", details: [
+                    "config: \(size) bytes as JSON; a remote plugin's config travels in the \(RemoteEnvelope.contextHeader) header of every call, "
+                        + "so it may be at most \(RemoteEnvelope.maximumConfigBytes) bytes (keep large data in the plugin's storage)",
+                ])
+            }
             let enablement = Enablement(workspaceID: workspace.id, pluginID: pluginID, grants: Array(Set(grants)).sorted(), config: checkedConfig, updatedAt: Date())
             let active = activate(enablement, plugin: plugin, workspace: workspace)
             let context = CallContext(bound: active.bound!, caller: caller, requestID: nil)
