@@ -46,14 +46,15 @@ public func buildApplication(
         }
 
         let errors = ErrorMiddleware()
-        let auth = AuthMiddleware(authenticator: Authenticator(store: store), runtime: runtime)
+        let authenticator = Authenticator(store: store)
+        let auth = AuthMiddleware(authenticator: authenticator, runtime: runtime)
         let resources = ResourceController(runtime: runtime)
         let router = Router(context: HostRequestContext.self)
         router.add(middleware: errors)
         HealthController(runtime: runtime, metrics: metrics).addRoutes(to: router)
         SDKController(runtime: runtime).addRoutes(to: router)
         let v1 = router.group("v1").add(middleware: auth)
-        AdminController(runtime: runtime, store: store).addRoutes(to: v1)
+        AdminController(runtime: runtime, store: store, authenticator: authenticator).addRoutes(to: v1)
         resources.addRoutes(to: v1)
 
         return Application(

@@ -133,7 +133,34 @@ struct WorkspacesCommand: AsyncParsableCommand {
 
 struct TokensCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "tokens", abstract: "Create API tokens of a tenant.", subcommands: [Create.self], defaultSubcommand: Create.self)
+        commandName: "tokens", abstract: "Create, list and revoke API tokens of a tenant.", subcommands: [Create.self, List.self, Revoke.self],
+        defaultSubcommand: Create.self)
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "A tenant's tokens (never their secrets).")
+        @OptionGroup var connection: ConnectionOptions
+        @Option(help: "Tenant id.") var tenant: String
+
+        func run() async throws {
+            let data = try await connection.client().send(.GET, "/v1/tenants/\(tenant)/tokens")
+            if connection.json { return printJSON(data) }
+            printTable(["ID", "ROLE", "SUBJECT", "WORKSPACES", "CREATED"], (decodeObject(data)["tokens"] as? [[String: Any]] ?? []).map {
+                [text($0["id"]), text($0["role"]), text($0["subject"]), text($0["workspaces"]), text($0["createdAt"])]
+            })
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke a tenant's token by its id (see `tokens list`).")
+        @OptionGroup var connection: ConnectionOptions
+        @Option(help: "Tenant id.") var tenant: String
+        @Argument var id: String
+
+        func run() async throws {
+            _ = try await connection.client().send(.DELETE, "/v1/tenants/\(tenant)/tokens/\(id)")
+            print("revoked token \(id) of tenant \(tenant)")
+        }
+    }
 
     struct Create: AsyncParsableCommand {
         @OptionGroup var connection: ConnectionOptions

@@ -219,6 +219,75 @@ struct APITests {
         }
     }
 
+    @Test("a tenant admin lists the tenant's tokens without their secrets and revokes one, which is refused from the next request on", arguments: StoreKind.allCases)
+    func tokenRevocation(store: StoreKind) async throws {
+        try await withHost(store: store) { host in
+            try await host.install(try Fixtures.notes)
+            try await host.tenant("acme", workspaces: ["ws1"])
+            try await host.tenant("other", workspaces: ["wsx"])
+            try await host.enable("example.notes", in: "ws1", grants: TestHost.notesGrants)
+            let member = try await host.token(tenant: "acme", role: "member", workspaces: ["ws1"])
+            let admin = try await host.token(tenant: "acme", role: "tenant-admin")
+            let otherAdmin = try await host.token(tenant: "other", role: "tenant-admin")
+            let notes = "/v1/workspaces/ws1/plugins/example.notes/resources/notes"
+            // Used once, so the host has it cached when it is revoked.
+            #expect(try await host.request(.GET, notes, token: member).status == 200)
+
+            let listed = try await host.request(.GET, "/v1/tenants/acme/tokens", token: admin)
+            #expect(listed.status == 200)
+            let tokens = listed.json["tokens"] as? [[String: any Sendable]] ?? []
+            #expect(tokens.map { $0["subject"] as? String } == ["member-of-acme", "tenant-admin-of-acme"])
+            #expect(tokens.first?["workspaces"] as? [String] == ["ws1"])
+            #expect(tokens.allSatisfy { $0["token"] == nil })
+            let memberID = try #require(tokens.first?["id"] as? String)
+            let adminID = try #require(tokens.last?["id"] as? String)
+            // The secret part of each token (after `ph_<id>_`) appears nowhere in the answer.
+            #expect(!listed.text.contains(member.dropFirst("ph_\(memberID)_".count)))
+            #expect(!listed.text.contains(admin.dropFirst("ph_\(adminID)_".count)))
+            #expect(member.hasPrefix("ph_\(memberID)_") && admin.hasPrefix("ph_\(adminID)_"))
+
+            // Only the tenant's admins: a member gets 403, another tenant's admin sees no such tenant.
+            #expect(try await host.request(.GET, "/v1/tenants/acme/tokens", token: member).status == 403)
+            #expect(try await host.request(.GET, "/v1/tenants/acme/tokens", token: otherAdmin).errorCode == "TENANT_NOT_FOUND")
+            #expect(try await host.request(.DELETE, "/v1/tenants/acme/tokens/\(memberID)", token: otherAdmin).errorCode == "TENANT_NOT_FOUND")
+            #expect(try await host.request(.DELETE, "/v1/tenants/other/tokens/\(memberID)", token: otherAdmin).errorCode == "TOKEN_NOT_FOUND")
+            #expect(try await host.request(.GET, notes, token: member).status == 200)
+
+            let revoked = try await host.request(.DELETE, "/v1/tenants/acme/tokens/\(memberID)", token: admin)
+            #expect(revoked.status == 204)
+            #expect(try await host.request(.GET, notes, token: member).status == 401)
+            #expect(try await host.request(.DELETE, "/v1/tenants/acme/tokens/\(memberID)", token: admin).errorCode == "TOKEN_NOT_FOUND")
+            let after = try await host.request(.GET, "/v1/tenants/acme/tokens", token: admin).json["tokens"] as? [[String: any Sendable]] ?? []
+            #expect(after.map { $0["subject"] as? String } == ["tenant-admin-of-acme"])
+            #expect(try await host.request(.GET, notes, token: admin).status == 200)
+        }
+    }
+
+    @Test("`plugin-host tokens list` and `tokens revoke` list without secrets and revoke over the API")
+    func tokenCommands() async throws {
+        let cli = Fixtures.root.appendingPathComponent(".build/debug/plugin-host").path
+        try #require(FileManager.default.isExecutableFile(atPath: cli), "build the CLI first (make test does)")
+        try await withHost { host in
+            try await host.tenant("acme", workspaces: ["ws1"])
+            let created = try await host.admin(.POST, "/v1/tenants/acme/tokens", json: ["role": "member", "subject": "member-of-acme", "workspaces": ["ws1"]])
+            let member = try #require(created.json["token"] as? String)
+            let id = try #require(created.json["id"] as? String)
+            func cliRun(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+                try await runCommand("/usr/bin/env", ["PLUGIN_HOST_URL=http://127.0.0.1:\(host.port)", "PLUGIN_HOST_TOKEN=\(host.adminToken)", cli] + arguments)
+            }
+            let listed = try await cliRun(["tokens", "list", "--tenant", "acme"])
+            #expect(listed.status == 0, "\(listed.output)")
+            #expect(listed.output.contains("member-of-acme") && listed.output.contains("ws1"))
+            #expect(!listed.output.contains(member.dropFirst("ph_\(id)_".count)))
+            #expect(listed.output.contains(id))
+            let revoked = try await cliRun(["tokens", "revoke", "--tenant", "acme", id])
+            #expect(revoked.status == 0 && revoked.output.contains("revoked token \(id)"), "\(revoked.output)")
+            #expect(try await host.request(.GET, "/v1/tenants/acme/workspaces", token: member).status == 401)
+            let again = try await cliRun(["tokens", "revoke", "--tenant", "acme", id])
+            #expect(again.status != 0 && again.output.contains("TOKEN_NOT_FOUND"), "\(again.output)")
+        }
+    }
+
     @Test("config values the manifest marks secret are never echoed by the API")
     func secretConfigMasked() async throws {
         try await withHost { host in

@@ -58,6 +58,11 @@ struct OpenAPITests {
             try await call(.POST, "/v1/tenants/{tenantId}/tokens", "/v1/tenants/acme/tokens", json: ["role": "member", "subject": "m", "workspaces": ["ws1"]])
             let member = observed.seen.last?.body["token"] as? String
             try await call(.POST, "/v1/tenants/{tenantId}/tokens", "/v1/tenants/acme/tokens", json: ["role": "owner", "subject": "m"])
+            try await call(.POST, "/v1/tenants/{tenantId}/tokens", "/v1/tenants/acme/tokens", json: ["role": "member", "subject": "revoked", "workspaces": ["ws1"]])
+            let revoked = try #require(observed.seen.last?.body["id"] as? String)
+            try await call(.GET, "/v1/tenants/{tenantId}/tokens", "/v1/tenants/acme/tokens")
+            try await call(.DELETE, "/v1/tenants/{tenantId}/tokens/{tokenId}", "/v1/tenants/acme/tokens/\(revoked)")
+            try await call(.DELETE, "/v1/tenants/{tenantId}/tokens/{tokenId}", "/v1/tenants/acme/tokens/\(revoked)")
             let enable = "/v1/workspaces/{ws}/plugins/{pluginId}"
             try await call(.PUT, enable, "/v1/workspaces/ws1/plugins/example.notes", json: ["grants": TestHost.notesGrants])
             try await call(.PUT, enable, "/v1/workspaces/ws1/plugins/test.faulty", json: ["grants": []])

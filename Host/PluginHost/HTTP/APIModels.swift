@@ -116,6 +116,27 @@ enum API {
         var workspaces: [String]
     }
 
+    /// A token as listed: never its secret.
+    struct TokenInfo: Codable, Sendable {
+        var id: String
+        var role: String
+        var subject: String
+        var tenantId: String
+        var workspaces: [String]
+        var createdAt: Date
+
+        init(_ record: TokenRecord) {
+            id = record.id
+            role = record.role.rawValue
+            subject = record.subject
+            tenantId = record.tenantID ?? ""
+            workspaces = record.workspaces
+            createdAt = record.createdAt
+        }
+    }
+
+    struct TokenList: Codable, Sendable { var tokens: [TokenInfo] }
+
     struct EnableRequest: Codable, Sendable {
         var grants: [String]?
         var config: [String: JSONValue]?

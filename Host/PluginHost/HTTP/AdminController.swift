@@ -6,6 +6,7 @@ import PluginSDK
 struct AdminController {
     let runtime: PluginRuntime
     let store: any HostStore
+    let authenticator: Authenticator
 
     var maxBodySize: Int { runtime.configuration.maxBodySize }
 
@@ -18,6 +19,8 @@ struct AdminController {
         group.post("tenants", use: createTenant)
         group.get("tenants", use: listTenants)
         group.post("tenants/:tenantId/tokens", use: createToken)
+        group.get("tenants/:tenantId/tokens", use: listTokens)
+        group.delete("tenants/:tenantId/tokens/:tokenId", use: revokeToken)
         group.post("tenants/:tenantId/workspaces", use: createWorkspace)
         group.get("tenants/:tenantId/workspaces", use: listWorkspaces)
         group.put("workspaces/:ws/plugins/:pluginId", use: enablePlugin)
@@ -123,6 +126,27 @@ struct AdminController {
             id: minted.id, secretHash: minted.secretHash, role: role, subject: body.subject, tenantID: tenantID, workspaces: workspaces, createdAt: Date()
         ))
         return try .json(API.TokenView(token: minted.token, id: minted.id, role: role.rawValue, subject: body.subject, tenantId: tenantID, workspaces: workspaces), status: .created)
+    }
+
+    /// The tenant's tokens, without their secrets (the host has only their hashes).
+    @Sendable func listTokens(_ request: Request, context: HostRequestContext) async throws -> Response {
+        let tenantID = try await administeredTenant(context)
+        let tokens = try await store.tokens(tenantID: tenantID)
+        return try .json(API.TokenList(tokens: tokens.map(API.TokenInfo.init)))
+    }
+
+    /// Revokes a token of the tenant: it is refused from the next request on (on other hosts sharing the
+    /// database, within the authenticator's cache lifetime).
+    @Sendable func revokeToken(_ request: Request, context: HostRequestContext) async throws -> Response {
+        let tenantID = try await administeredTenant(context)
+        let principal = try context.requirePrincipal()
+        let tokenID = try context.parameters.require("tokenId")
+        guard try await store.deleteToken(id: tokenID, tenantID: tenantID) else {
+            throw HostError(404, "TOKEN_NOT_FOUND", "tenant \(tenantID) has no token \(tokenID)")
+        }
+        authenticator.forget(tokenID: tokenID)
+        runtime.logger.info("token revoked", metadata: ["tenant.id": "\(tenantID)", "token.id": "\(tokenID)", "by": "\(principal.tokenID)"])
+        return Response(status: .noContent)
     }
 
     // MARK: Enablements

@@ -39,20 +39,39 @@ struct AuthMiddleware: RouterMiddleware {
 /// Looks tokens up by their hash, remembering the ones it has seen so requests skip the store. The
 /// cache is keyed by the SHA-256 digest, never the token, and the token's bytes are hashed where they
 /// are: no copy of the secret, and no hex text unless the store is asked.
+///
+/// A token revoked on this host is forgotten at once. Hosts sharing a database learn of a revocation by
+/// reading the token again: an entry is trusted for ``cacheLifetime`` only.
 final class Authenticator: Sendable {
-    private let store: any HostStore
-    private let cache = Mutex<[SHA256Digest: Principal]>([:])
+    private struct Entry {
+        var principal: Principal
+        var readAt: ContinuousClock.Instant
+    }
 
-    init(store: any HostStore) {
+    private let store: any HostStore
+    private let cache = Mutex<[SHA256Digest: Entry]>([:])
+    let cacheLifetime: Duration
+
+    init(store: any HostStore, cacheLifetime: Duration = .seconds(5)) {
         self.store = store
+        self.cacheLifetime = cacheLifetime
     }
 
     func principal(token: Substring) async throws -> Principal? {
         let digest = APIToken.digest(token)
-        if let principal = cache.withLock({ $0[digest] }) { return principal }
-        guard let record = try await store.token(secretHash: digest.hexString) else { return nil }
+        let now = ContinuousClock.now
+        if let entry = cache.withLock({ $0[digest] }), now - entry.readAt < cacheLifetime { return entry.principal }
+        guard let record = try await store.token(secretHash: digest.hexString) else {
+            cache.withLock { _ = $0.removeValue(forKey: digest) }
+            return nil
+        }
         let principal = Principal(tokenID: record.id, subject: record.subject, role: record.role, tenantID: record.tenantID, workspaces: Set(record.workspaces))
-        cache.withLock { $0[digest] = principal }
+        cache.withLock { $0[digest] = Entry(principal: principal, readAt: now) }
         return principal
+    }
+
+    /// Drops a revoked token from the cache.
+    func forget(tokenID: String) {
+        cache.withLock { cache in cache = cache.filter { $0.value.principal.tokenID != tokenID } }
     }
 }

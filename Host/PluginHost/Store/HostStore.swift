@@ -20,6 +20,10 @@ public protocol HostStore: Sendable {
 
     func createToken(_ token: TokenRecord) async throws
     func token(secretHash: String) async throws -> TokenRecord?
+    /// A tenant's tokens, oldest first.
+    func tokens(tenantID: String) async throws -> [TokenRecord]
+    /// Revokes a tenant's token; `false` if the tenant has no token with that id.
+    func deleteToken(id: String, tenantID: String) async throws -> Bool
 
     func putEnablement(_ enablement: Enablement) async throws
     func enablements() async throws -> [Enablement]

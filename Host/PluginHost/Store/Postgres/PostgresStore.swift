@@ -201,15 +201,26 @@ public final class PostgresStore: HostStore, Service {
     }
 
     public func token(secretHash: String) async throws -> TokenRecord? {
-        try await rows("SELECT id, role, subject, tenant_id, workspaces, created_at, secret_hash FROM tokens WHERE secret_hash = $1", [.text(secretHash)])
-            .compactMap { row -> TokenRecord? in
-                guard let role = CallerRole(rawValue: row[1].string ?? "") else { return nil }
-                return TokenRecord(
-                    id: row[0].string ?? "", secretHash: row[6].string ?? "", role: role, subject: row[2].string ?? "", tenantID: row[3].string,
-                    workspaces: (try? JSONDecoder().decode([String].self, from: row[4].data ?? Data())) ?? [],
-                    createdAt: Date(timeIntervalSince1970: row[5].double ?? 0)
-                )
-            }.first
+        try await rows(Self.tokensQuery + " WHERE secret_hash = $1", [.text(secretHash)]).compactMap(Self.token).first
+    }
+
+    public func tokens(tenantID: String) async throws -> [TokenRecord] {
+        try await rows(Self.tokensQuery + " WHERE tenant_id = $1 ORDER BY created_at, id", [.text(tenantID)]).compactMap(Self.token)
+    }
+
+    public func deleteToken(id: String, tenantID: String) async throws -> Bool {
+        try await rows("DELETE FROM tokens WHERE id = $1 AND tenant_id = $2 RETURNING id", [.text(id), .text(tenantID)]).count > 0
+    }
+
+    private static let tokensQuery = "SELECT id, role, subject, tenant_id, workspaces, created_at, secret_hash FROM tokens"
+
+    private static func token(_ row: PostgresRow) -> TokenRecord? {
+        guard let role = CallerRole(rawValue: row[1].string ?? "") else { return nil }
+        return TokenRecord(
+            id: row[0].string ?? "", secretHash: row[6].string ?? "", role: role, subject: row[2].string ?? "", tenantID: row[3].string,
+            workspaces: (try? JSONDecoder().decode([String].self, from: row[4].data ?? Data())) ?? [],
+            createdAt: Date(timeIntervalSince1970: row[5].double ?? 0)
+        )
     }
 
     // MARK: Enablements
