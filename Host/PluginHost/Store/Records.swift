@@ -34,6 +34,28 @@ public struct TokenRecord: Sendable, Hashable {
     /// For members: the workspaces they may use.
     public var workspaces: [String]
     public var createdAt: Date
+
+    public init(id: String, secretHash: String, role: CallerRole, subject: String, tenantID: String?, workspaces: [String], createdAt: Date) {
+        self.id = id
+        self.secretHash = secretHash
+        self.role = role
+        self.subject = subject
+        self.tenantID = tenantID
+        self.workspaces = workspaces
+        self.createdAt = createdAt
+    }
+
+    /// The columns both stores select, in the order of ``init(columns:)``'s parameters.
+    static let columns = "id, role, subject, tenant_id, workspaces, created_at, secret_hash"
+
+    /// A row of ``columns``; `nil` for a role this host does not know.
+    init?(id: String?, role: String?, subject: String?, tenantID: String?, workspacesJSON: Data?, createdAt: Double?, secretHash: String?) {
+        guard let role = role.flatMap(CallerRole.init(rawValue:)) else { return nil }
+        self.init(
+            id: id ?? "", secretHash: secretHash ?? "", role: role, subject: subject ?? "", tenantID: tenantID,
+            workspaces: (try? JSONDecoder().decode([String].self, from: workspacesJSON ?? Data())) ?? [], createdAt: Date(timeIntervalSince1970: createdAt ?? 0)
+        )
+    }
 }
 
 /// A plugin enabled in a workspace, with what was granted and configured there.

@@ -116,14 +116,12 @@ public final class SQLiteStore: HostStore, Service {
         try await changes("DELETE FROM tokens WHERE id = ? AND tenant_id = ?", [.text(id), .text(tenantID)]) > 0
     }
 
-    private static let tokensQuery = "SELECT id, role, subject, tenant_id, workspaces, created_at, secret_hash FROM tokens"
+    private static let tokensQuery = "SELECT \(TokenRecord.columns) FROM tokens"
 
     private static func token(_ row: [SQLiteValue]) -> TokenRecord? {
-        guard let role = CallerRole(rawValue: row[1].string ?? "") else { return nil }
-        return TokenRecord(
-            id: row[0].string ?? "", secretHash: row[6].string ?? "", role: role, subject: row[2].string ?? "", tenantID: row[3].string,
-            workspaces: (try? JSONDecoder().decode([String].self, from: row[4].data ?? Data())) ?? [],
-            createdAt: Date(timeIntervalSince1970: row[5].double ?? 0)
+        TokenRecord(
+            id: row[0].string, role: row[1].string, subject: row[2].string, tenantID: row[3].string, workspacesJSON: row[4].data,
+            createdAt: row[5].double, secretHash: row[6].string
         )
     }
 

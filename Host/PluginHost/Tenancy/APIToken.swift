@@ -14,7 +14,9 @@ public enum APIToken {
     }
 
     public static func mint() -> Minted {
-        let id = randomString(bytes: 6)
+        // An id is typed in commands (`tokens revoke ID`), where a leading `-` reads as an option.
+        var id = randomString(bytes: 6)
+        while id.hasPrefix("-") { id = randomString(bytes: 6) }
         let token = "ph_\(id)_\(randomString(bytes: 32))"
         return Minted(token: token, id: id, secretHash: hash(token))
     }

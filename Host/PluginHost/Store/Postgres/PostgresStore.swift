@@ -212,14 +212,12 @@ public final class PostgresStore: HostStore, Service {
         try await rows("DELETE FROM tokens WHERE id = $1 AND tenant_id = $2 RETURNING id", [.text(id), .text(tenantID)]).count > 0
     }
 
-    private static let tokensQuery = "SELECT id, role, subject, tenant_id, workspaces, created_at, secret_hash FROM tokens"
+    private static let tokensQuery = "SELECT \(TokenRecord.columns) FROM tokens"
 
     private static func token(_ row: PostgresRow) -> TokenRecord? {
-        guard let role = CallerRole(rawValue: row[1].string ?? "") else { return nil }
-        return TokenRecord(
-            id: row[0].string ?? "", secretHash: row[6].string ?? "", role: role, subject: row[2].string ?? "", tenantID: row[3].string,
-            workspaces: (try? JSONDecoder().decode([String].self, from: row[4].data ?? Data())) ?? [],
-            createdAt: Date(timeIntervalSince1970: row[5].double ?? 0)
+        TokenRecord(
+            id: row[0].string, role: row[1].string, subject: row[2].string, tenantID: row[3].string, workspacesJSON: row[4].data,
+            createdAt: row[5].double, secretHash: row[6].string
         )
     }
 
