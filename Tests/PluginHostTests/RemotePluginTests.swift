@@ -352,6 +352,9 @@ struct RemotePluginTests {
                 expectedCall: .enabled, secretFor: { _, _ in installSecret }, remember: { _, _ in true }
             )
             #expect(verified.config["banner"] == .string(banner))
+            // The whole context header stays under the 8 KiB header line of nginx's and Apache's defaults.
+            let header = try #require(enabled.headers[RemoteEnvelope.contextHeader])
+            #expect(header.utf8.count < 8192, "\(header.utf8.count) bytes")
         }
     }
 }

@@ -18,9 +18,10 @@ public enum RemoteEnvelope {
     /// The remote refuses an expiry further ahead than this; it bounds how long call ids are remembered.
     public static let maximumLifetime: Int64 = 600
     /// The largest config (compact JSON) a remote plugin can be enabled with. It travels, base64url
-    /// encoded, in the context header of every call, and servers limit a header's size (Python's
-    /// `http.server` to 64 KiB a line, many proxies to 8 to 16 KiB in all).
-    public static let maximumConfigBytes = 8 * 1024
+    /// encoded (4/3 of its size), in the context header of every call, next to the caller, grants and
+    /// SDK token (about 0.5 to 1 KiB more). 4 KiB keeps that header under 8 KiB, the default limit of a
+    /// header line in nginx and Apache; Python's `http.server` and NIO allow more.
+    public static let maximumConfigBytes = 4 * 1024
 
     /// The size of `config` as the context carries it, before base64url.
     static func configSize(_ config: [String: JSONValue]) -> Int {
