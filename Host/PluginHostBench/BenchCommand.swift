@@ -39,7 +39,7 @@ struct BenchCommand: AsyncParsableCommand {
     private func http(_ folder: String) async throws {
         let benchmark = HTTPBenchmark(pluginsFolder: folder)
         print("\n2. echo over HTTP: full host path vs a bare Hummingbird route in the same process "
-            + "(wrk -t1 -c\(benchmark.connections) -d\(benchmark.duration)s, 64-byte POST, \(benchmark.rounds) alternating rounds)")
+            + "(wrk -t1 -c\(benchmark.connections) -d\(benchmark.duration)s, 64-byte POST, a warm-up pair, then \(benchmark.rounds) rounds of both, the order alternating)")
         let http = try await benchmark.run()
         var ratios: [Double] = []
         for (round, (host, bare)) in zip(http.hostRequestsPerSecond, http.bareRequestsPerSecond).enumerated() {
