@@ -94,7 +94,7 @@ struct PostgresTests {
         await database.drop()
     }
 
-    @Test("two host processes started together on one database: what one installs and enables the other serves within a second",
+    @Test("two host processes on one database: what one installs and enables the other serves within a second; a token one revokes the other refuses within 5 s",
           .timeLimit(.minutes(2)))
     func twoHosts() async throws {
         let database = try await TestDatabase.create()
@@ -130,6 +130,17 @@ struct PostgresTests {
             // And a disable through A stops B from serving it.
             #expect(try await a.admin(.DELETE, "/v1/workspaces/ws1/plugins/example.notes").status == 204)
             #expect(try await eventually(timeout: .seconds(1)) { try await b.admin(.GET, notes).errorCode == "PLUGIN_NOT_ENABLED" })
+
+            // A token revoked through A, which B has cached, is refused by B within the cache lifetime (5 s).
+            let minted = try await a.admin(.POST, "/v1/tenants/acme/tokens", json: ["role": "member", "subject": "m", "workspaces": ["ws1"]])
+            let member = try #require(minted.json["token"] as? String)
+            let memberID = try #require(minted.json["id"] as? String)
+            let workspaces = "/v1/tenants/acme/workspaces"
+            #expect(try await b.request(.GET, workspaces, token: member).status == 200)
+            #expect(try await a.admin(.DELETE, "/v1/tenants/acme/tokens/\(memberID)").status == 204)
+            #expect(try await a.request(.GET, workspaces, token: member).status == 401)
+            let refusedByB = try await eventually(timeout: .seconds(7)) { try await b.request(.GET, workspaces, token: member).status == 401 }
+            #expect(refusedByB, "host B still accepted the token host A revoked after 7 s")
         } catch {
             Issue.record("host logs:\n\((try? String(contentsOfFile: folder.path + "/a.log", encoding: .utf8)) ?? "")\n\((try? String(contentsOfFile: folder.path + "/b.log", encoding: .utf8)) ?? "")")
             for host in hosts { await host.terminate() }
