@@ -621,7 +621,7 @@ public final class PluginRuntime: Sendable {
             return Delivery(pluginID: id, retry: remote == nil ? configuration.eventRetry : configuration.remote.eventRetry, remote: remote) { [self] in
                 // A retry after the plugin was disabled in the workspace has nothing to deliver to.
                 guard state.withLock({ $0.enablements[key]?.bound != nil }) else { return }
-                try await withPluginTimeout(pluginID: id) { try await bound.instance.handle(event: event, context: context) }
+                try await withPluginTimeout(pluginID: id, timeout: bound.timeout) { try await bound.instance.handle(event: event, context: context) }
             }
         }
     }

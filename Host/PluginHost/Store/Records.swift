@@ -45,7 +45,7 @@ public struct TokenRecord: Sendable, Hashable {
         self.createdAt = createdAt
     }
 
-    /// The columns both stores select, in the order of ``init(columns:)``'s parameters.
+    /// The columns both stores select, in the order of the row initializer's parameters below.
     static let columns = "id, role, subject, tenant_id, workspaces, created_at, secret_hash"
 
     /// A row of ``columns``; `nil` for a role this host does not know.
