@@ -271,7 +271,7 @@ struct APITests {
 
     @Test("`plugin-host tokens list` and `tokens revoke` list without secrets and revoke over the API")
     func tokenCommands() async throws {
-        let cli = Fixtures.root.appendingPathComponent(".build/debug/plugin-host").path
+        let cli = HostProcess.executable
         try #require(FileManager.default.isExecutableFile(atPath: cli), "build the CLI first (make test does)")
         try await withHost { host in
             try await host.tenant("acme", workspaces: ["ws1"])

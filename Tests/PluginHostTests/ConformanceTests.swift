@@ -16,7 +16,7 @@ struct ConformanceTests {
         case .servePlugin: try await RemotePluginProcess.servePlugin(library: try Fixtures.library("NotesPlugin"), folder: folder.path)
         case .python: try await RemotePluginProcess.python(folder: folder.path)
         }
-        do {
+        try await stoppingAfterwards({ remote }) {
             try await withHost(configure: fastRemotes) { host in
                 if let remote {
                     try remote.give(installSecret: try await host.install(Fixtures.remote(try Fixtures.notes, url: remote.url)))
@@ -31,11 +31,7 @@ struct ConformanceTests {
                 }
                 try await body(host)
             }
-        } catch {
-            await remote?.stop()
-            throw error
         }
-        await remote?.stop()
     }
 
     static func notes(_ workspace: String) -> String { "/v1/workspaces/\(workspace)/plugins/example.notes/resources/notes" }

@@ -19,10 +19,10 @@ struct OpenAPITests {
     func documentMatchesHost() async throws {
         let observed = Observations()
         // A remote that answers every call 200 `{}` (and hands the test the SDK token of each request), and
-        // a port nothing listens on.
+        // the discard port, where nothing listens on 127.0.0.1 (as in the other remote tests).
         let fake = try FakeRemote()
         defer { fake.stop() }
-        let down = try unusedPort()
+        let down = 9
         try await withHost(configure: {
             $0.maxBodySize = 4096
             $0.pluginTimeout = .milliseconds(300)

@@ -237,7 +237,6 @@ struct PostgresTests {
                         return ids
                     }
                 }
-                try await Task.sleep(for: .milliseconds(500))
                 _ = try await eventually(timeout: .seconds(20)) { written.count.load(ordering: .relaxed) > 40 }
                 await host.kill()
                 return try await group.reduce(into: []) { $0 += $1 }

@@ -8,14 +8,12 @@ import Testing
 /// serve`, `plugin-host serve-plugin` and the Python plugin.
 final class ChildProcess: Sendable {
     let port: Int
-    let log: String
     private let process: Process
 
     /// Starts `executable` and waits until its stdout has a line matching `pattern`, whose last
     /// `:`-separated part is the port.
     static func start(
-        _ executable: String, _ arguments: [String], environment: [String: String] = [:], log: String, pattern: String,
-        timeout: Duration = .seconds(30)
+        _ executable: String, _ arguments: [String], log: String, pattern: String
     ) async throws -> ChildProcess {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
@@ -24,7 +22,6 @@ final class ChildProcess: Sendable {
         for name in ["PLUGIN_HOST_DATABASE_URL", "PLUGIN_HOST_DATABASE_MIGRATION_URL", "PLUGIN_HOST_ADMIN_TOKEN", "PLUGIN_HOST_INSTALL_SECRET"] {
             merged[name] = nil
         }
-        merged.merge(environment) { $1 }
         process.environment = merged
         let output = Pipe()
         process.standardOutput = output
@@ -39,7 +36,7 @@ final class ChildProcess: Sendable {
         }
         try process.run()
 
-        let deadline = ContinuousClock.now + timeout
+        let deadline = ContinuousClock.now + .seconds(30)
         var port: Int?
         while port == nil, ContinuousClock.now < deadline, process.isRunning {
             let text = String(decoding: printed.withLock { $0 }, as: UTF8.self)
@@ -49,7 +46,7 @@ final class ChildProcess: Sendable {
                 try await Task.sleep(for: .milliseconds(20))
             }
         }
-        let child = ChildProcess(port: port ?? 0, process: process, log: log)
+        let child = ChildProcess(port: port ?? 0, process: process)
         guard port != nil else {
             await child.kill()
             Issue.record("\(executable) \(arguments.first ?? "") did not start: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
@@ -58,13 +55,10 @@ final class ChildProcess: Sendable {
         return child
     }
 
-    private init(port: Int, process: Process, log: String) {
+    private init(port: Int, process: Process) {
         self.port = port
         self.process = process
-        self.log = log
     }
-
-    var isRunning: Bool { process.isRunning }
 
     /// SIGKILL: no drain, no shutdown hooks, nothing flushed.
     func kill() async {

@@ -38,12 +38,12 @@ struct RemotePluginProcess: Sendable {
         return RemotePluginProcess(child: child, secretFile: secretFile)
     }
 
-    static func python(folder: String, port: Int = 0, name: String = "python") async throws -> RemotePluginProcess {
-        let secretFile = folder + "/\(name).secret"
+    static func python(folder: String) async throws -> RemotePluginProcess {
+        let secretFile = folder + "/python.secret"
         let script = Fixtures.root.appendingPathComponent("Plugins/python/notes_plugin.py").path
         let child = try await ChildProcess.start(
-            "/usr/bin/env", ["python3", script, "--port", String(port), "--install-secret-file", secretFile],
-            log: folder + "/\(name).log", pattern: #"listening on 127\.0\.0\.1:(\d+)"#
+            "/usr/bin/env", ["python3", script, "--port", "0", "--install-secret-file", secretFile],
+            log: folder + "/python.log", pattern: #"listening on 127\.0\.0\.1:(\d+)"#
         )
         return RemotePluginProcess(child: child, secretFile: secretFile)
     }
@@ -57,24 +57,35 @@ struct RemotePluginProcess: Sendable {
     func stop() async { await child.terminate() }
 }
 
+/// Runs `body`, then stops the remote `current` names at that point (a test may have restarted it), also
+/// when `body` throws. The stop is awaited, so no process outlives the test or its folder.
+func stoppingAfterwards(_ current: () -> RemotePluginProcess?, _ body: () async throws -> Void) async throws {
+    do {
+        try await body()
+    } catch {
+        await current()?.stop()
+        throw error
+    }
+    await current()?.stop()
+}
+
 extension Fixtures {
     /// `manifest` (YAML of a library plugin) with its runtime replaced by a remote one at `url`.
-    static func remote(_ manifest: String, url: String, timeout: String = "5s") -> String {
+    static func remote(_ manifest: String, url: String) -> String {
         manifest.replacingOccurrences(
             of: #"runtime:\n  kind: library\n  path: [^\n]*\n"#,
-            with: "runtime:\n  kind: remote\n  url: \(url)\n  timeout: \(timeout)\n", options: .regularExpression
+            with: "runtime:\n  kind: remote\n  url: \(url)\n  timeout: 5s\n", options: .regularExpression
         )
     }
 
     /// An echo plugin manifest for a remote at `url`.
-    static func remoteEcho(url: String, timeout: String = "5s", grants: [String] = []) -> String {
+    static func remoteEcho(url: String, timeout: String = "5s") -> String {
         """
         id: example.echo
         name: Echo
         version: 1.0.0
         sdk: ^1.0.0
         runtime: {kind: remote, url: "\(url)", timeout: \(timeout)}
-        permissions: [\(grants.joined(separator: ", "))]
         """
     }
 }
@@ -203,11 +214,4 @@ final class FakeRemote: Sendable {
         let bytes = Array(text.utf8)
         _ = bytes.withUnsafeBytes { send(connection, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
     }
-}
-
-/// A port on 127.0.0.1 that nothing listens on (bound, read and released).
-func unusedPort() throws -> Int {
-    let remote = try FakeRemote()
-    remote.stop()
-    return remote.port
 }

@@ -163,3 +163,11 @@ func eventually(timeout: Duration = .seconds(5), _ condition: () async throws ->
     }
     return try await condition()
 }
+
+/// Whether `text` appears in the SQLite store's files under `folder`: the database and its write-ahead
+/// log, where recent writes sit until a checkpoint.
+func storeFiles(in folder: String, contain text: String) -> Bool {
+    ["/plugin-host.sqlite", "/plugin-host.sqlite-wal"].contains { file in
+        ((try? Data(contentsOf: URL(fileURLWithPath: folder + file))) ?? Data()).range(of: Data(text.utf8)) != nil
+    }
+}
