@@ -1,15 +1,12 @@
 import ArgumentParser
 import Foundation
-import NIOCore
-import NIOPosix
+import PluginHost
 
 @main
 enum Entry {
     static func main() async {
-        // As `plugin-host` does (see its entry point): the hosts measured here run as they would there.
-        if ProcessInfo.processInfo.environment["PLUGIN_HOST_NIO_EXECUTOR"] == "1" {
-            NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
-        }
+        // As `plugin-host` does: the hosts measured here run as they would there.
+        NIOExecutor.installIfRequested()
         await BenchCommand.main()
     }
 }
@@ -41,35 +38,31 @@ struct BenchCommand: AsyncParsableCommand {
         print("\n2. echo over HTTP: full host path vs a bare Hummingbird route in the same process "
             + "(wrk -t1 -c\(benchmark.connections) -d\(benchmark.duration)s, 64-byte POST, a warm-up pair, then \(benchmark.rounds) rounds of both, the order alternating)")
         let http = try await benchmark.run()
-        var ratios: [Double] = []
-        for (round, (host, bare)) in zip(http.hostRequestsPerSecond, http.bareRequestsPerSecond).enumerated() {
-            ratios.append(host / bare)
-            print(String(format: "   round %d: host %9.0f req/s   bare %9.0f req/s   ratio %.3f", round + 1, host, bare, host / bare))
+        printRounds(("host", http.hostRequestsPerSecond), against: ("bare", http.bareRequestsPerSecond), target: 0.85)
+    }
+
+    /// Each round's pair and ratio, the means, and the figure: the median of the rounds' ratios.
+    private func printRounds(_ measured: (label: String, values: [Double]), against baseline: (label: String, values: [Double]), target: Double) {
+        func mean(_ values: [Double]) -> Double { values.reduce(0, +) / Double(values.count) }
+        let ratios = zip(measured.values, baseline.values).map { $0 / $1 }
+        for (round, (value, base)) in zip(measured.values, baseline.values).enumerated() {
+            print(String(format: "   round %d: %@ %9.0f req/s   %@ %9.0f req/s   ratio %.3f", round + 1, measured.label, value, baseline.label, base, value / base))
         }
-        let host = http.hostRequestsPerSecond.reduce(0, +) / Double(http.hostRequestsPerSecond.count)
-        let bare = http.bareRequestsPerSecond.reduce(0, +) / Double(http.bareRequestsPerSecond.count)
-        let median = ratios.sorted()[ratios.count / 2]
-        print(String(format: "   mean:    host %9.0f req/s   bare %9.0f req/s   ratio of the means %.3f", host, bare, host / bare))
-        print(String(format: "   median of the rounds' ratios %.3f (target >= 0.85)  %@", median, median >= 0.85 ? "MET" : "MISSED"))
+        print(String(format: "   mean:    %@ %9.0f req/s   %@ %9.0f req/s   ratio of the means %.3f", measured.label, mean(measured.values), baseline.label,
+                     mean(baseline.values), mean(measured.values) / mean(baseline.values)))
+        print(String(format: "   median of the rounds' ratios %.3f (target >= %.2f)  %@", ratios.median, target, ratios.median >= target ? "MET" : "MISSED"))
     }
 
     /// The remote echo plugin directly vs through the host.
     private func remote(_ folder: String) async throws {
         let benchmark = RemoteBenchmark(pluginsFolder: folder)
         print("\n4. remote echo plugin (serve-plugin's server, in this process): called directly with signed calls vs through the host "
-            + "(wrk -t1, 64-byte POST; throughput: -c\(benchmark.connections) -d\(benchmark.seconds)s, \(benchmark.rounds) alternating rounds; "
+            + "(wrk -t1, 64-byte POST; throughput: -c\(benchmark.connections) -d\(benchmark.seconds)s, a warm-up pair, then \(benchmark.rounds) rounds of both, the order alternating; "
             + "latency: -c1 -d\(benchmark.latencySeconds)s)")
-        let executor = ProcessInfo.processInfo.environment["PLUGIN_HOST_NIO_EXECUTOR"] == "1" ? "NIO event loops (PLUGIN_HOST_NIO_EXECUTOR=1)" : "the default pool"
+        let executor = NIOExecutor.isRequested ? "NIO event loops (PLUGIN_HOST_NIO_EXECUTOR=1)" : "the default pool"
         print("   Swift concurrency runs on \(executor)")
         let result = try await benchmark.run()
-        for (round, (host, direct)) in zip(result.host, result.direct).enumerated() {
-            print(String(format: "   round %d: via host %9.0f req/s   direct %9.0f req/s   ratio %.3f", round + 1, host.requestsPerSecond, direct.requestsPerSecond,
-                         host.requestsPerSecond / direct.requestsPerSecond))
-        }
-        let host = result.host.map(\.requestsPerSecond).reduce(0, +) / Double(result.host.count)
-        let direct = result.direct.map(\.requestsPerSecond).reduce(0, +) / Double(result.direct.count)
-        print(String(format: "   mean:    via host %9.0f req/s   direct %9.0f req/s   ratio %.3f (target >= 0.6)  %@", host, direct, host / direct,
-                     host / direct >= 0.6 ? "MET" : "MISSED"))
+        printRounds(("via host", result.host.map(\.requestsPerSecond)), against: ("direct", result.direct.map(\.requestsPerSecond)), target: 0.6)
         let added = result.hostLatency.p50 - result.directLatency.p50
         print(String(format: "   latency, one connection: direct p50 %6.0f us p99 %6.0f us   via host p50 %6.0f us p99 %6.0f us   added p50 %4.0f us (target <= 300 us)  %@",
                      result.directLatency.p50, result.directLatency.p99, result.hostLatency.p50, result.hostLatency.p99, added, added <= 300 ? "MET" : "MISSED"))

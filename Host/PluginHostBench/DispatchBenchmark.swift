@@ -42,7 +42,7 @@ struct DispatchBenchmark {
             direct.append(try await measure { _ = try await plugin.handle(request, context: context) })
             dispatched.append(try await measure { _ = try await runtime.dispatch(request, workspace: workspace, pluginID: "example.echo", caller: caller) })
         }
-        return Result(directNanoseconds: direct.sorted()[rounds / 2], dispatchNanoseconds: dispatched.sorted()[rounds / 2])
+        return Result(directNanoseconds: direct.median, dispatchNanoseconds: dispatched.median)
     }
 
     private func measure(_ body: () async throws -> Void) async throws -> Double {

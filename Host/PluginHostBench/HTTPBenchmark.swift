@@ -94,10 +94,13 @@ struct HTTPBenchmark {
 }
 
 /// One HTTP call for setting a benchmark up: its status and body.
-func httpCall(_ method: String, _ url: String, token: String?, body: String?, contentType: String = "application/json") async throws -> (status: Int, body: Data) {
+func httpCall(
+    _ method: String, _ url: String, token: String?, body: String?, contentType: String = "application/json", headers: [(String, String)] = []
+) async throws -> (status: Int, body: Data) {
     var request = HTTPClientRequest(url: url)
     request.method = .init(rawValue: method)
     if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+    for (name, value) in headers { request.headers.add(name: name, value: value) }
     if let body {
         request.headers.add(name: "Content-Type", value: contentType)
         request.body = .bytes(ByteBuffer(string: body))

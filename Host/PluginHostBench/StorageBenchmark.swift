@@ -60,8 +60,7 @@ struct StorageBenchmark {
     }
 
     private static func median(_ figures: [Figures]) -> Figures {
-        func middle(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
-        return Figures(getsPerSecond: middle(figures.map(\.getsPerSecond)), putsPerSecond: middle(figures.map(\.putsPerSecond)))
+        Figures(getsPerSecond: figures.map(\.getsPerSecond).median, putsPerSecond: figures.map(\.putsPerSecond).median)
     }
 
     // MARK: Through the SDK

@@ -49,3 +49,8 @@ private func microseconds(_ text: String) -> Double? {
     }
     return nil
 }
+
+extension Array where Element == Double {
+    /// The middle value (the upper one of an even count): the figure of a benchmark's rounds.
+    var median: Double { sorted()[count / 2] }
+}
