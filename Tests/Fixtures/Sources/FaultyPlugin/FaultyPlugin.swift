@@ -2,8 +2,9 @@ import Foundation
 import PluginSDK
 
 /// Misbehaves on request, so tests can show the host contains it:
-/// `throw` throws an arbitrary error, `hang` ignores cancellation for a few seconds, `status` answers
-/// with an impossible status, `fine` answers 200. Its `enabled` hook refuses a config with `refuse: true`.
+/// `throw` throws an arbitrary error, `hang` ignores cancellation for 3 seconds, `status` answers
+/// with an impossible status, `thread` answers the name of the thread it runs on, `fine` answers 200.
+/// Its `enabled` hook refuses a config with `refuse: true`.
 final class FaultyPlugin: Plugin {
     struct Secret: Error { var detail = "internal detail that must not reach the caller" }
 
@@ -12,11 +13,17 @@ final class FaultyPlugin: Plugin {
         case "throw":
             throw Secret()
         case "hang":
-            let until = ContinuousClock.now + .seconds(3)
-            while ContinuousClock.now < until { try? await Task.sleep(for: .milliseconds(50)) }
+            // Cancellation cannot end this wait, and it holds no thread (a loop of `try? Task.sleep`
+            // would spin once cancelled, and starve the other tests).
+            await withCheckedContinuation { continuation in
+                DispatchQueue.global().asyncAfter(deadline: .now() + 3) { continuation.resume() }
+            }
             return PluginResponse(status: 200)
         case "status":
             return PluginResponse(status: 1234)
+        case "thread":
+            let name = try String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)
+            return try .json(["thread": name.trimmingCharacters(in: .whitespacesAndNewlines)])
         default:
             return try .json(["ok": true])
         }
