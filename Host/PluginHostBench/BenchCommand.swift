@@ -83,6 +83,10 @@ struct BenchCommand: AsyncParsableCommand {
                          sdk.getsPerSecond, raw.getsPerSecond, sdk.getsPerSecond / raw.getsPerSecond, sdk.getsPerSecond / raw.getsPerSecond >= 0.8 ? "MET" : "MISSED"))
             print(String(format: "   put: SDK on PostgreSQL %8.0f ops/s   raw libpq %8.0f ops/s   ratio %.3f (target >= 0.8)  %@",
                          sdk.putsPerSecond, raw.putsPerSecond, sdk.putsPerSecond / raw.putsPerSecond, sdk.putsPerSecond / raw.putsPerSecond >= 0.8 ? "MET" : "MISSED"))
+            if let gets = result.sdkPostgresDefaultExecutorGets {
+                print(String(format: "   for comparison, SDK gets from Swift's default executor instead of the pool's threads (where the host runs plugins granted storage): %.0f ops/s, ratio %.3f",
+                             gets, gets / raw.getsPerSecond))
+            }
         } else {
             print("   PostgreSQL skipped: PLUGIN_HOST_BENCH_DATABASE_URL is not set (make bench starts a throwaway server and sets it)")
         }

@@ -21,7 +21,8 @@ struct StorageBenchmark {
     let duration: Duration = .seconds(4)
     let keys = 100
     /// SDK and raw alternate, so neither gets a quieter machine; each figure is the median of its rounds.
-    let rounds = 3
+    /// The ratio moved by 0.1 between runs of 3 rounds.
+    let rounds = 5
 
     struct Figures {
         var getsPerSecond: Double
@@ -31,6 +32,9 @@ struct StorageBenchmark {
     struct Result {
         var sdkPostgres: Figures?
         var rawPostgres: Figures?
+        /// SDK gets from tasks on Swift's default executor, not the pool's threads: what running plugin
+        /// code on the pool saves.
+        var sdkPostgresDefaultExecutorGets: Double?
         var sdkSQLite: Figures
     }
 
@@ -41,22 +45,28 @@ struct StorageBenchmark {
         logger.logLevel = .error
 
         let sqlite = try await SQLiteStore.open(folder: folder)
-        let sqliteStorage = try await storage(on: sqlite, folder: folder, logger: logger)
-        let sdkSQLite = Figures(getsPerSecond: try await sdkGets(sqliteStorage), putsPerSecond: try await sdkPuts(sqliteStorage))
+        let (sqliteStorage, sqliteExecutor) = try await storage(on: sqlite, folder: folder, logger: logger)
+        let sdkSQLite = Figures(
+            getsPerSecond: try await sdkGets(sqliteStorage, on: sqliteExecutor), putsPerSecond: try await sdkPuts(sqliteStorage, on: sqliteExecutor))
         await sqlite.close()
 
         guard let postgresURL else { return Result(sdkPostgres: nil, rawPostgres: nil, sdkSQLite: sdkSQLite) }
         let postgres = PostgresStore(
             configuration: PostgresConfiguration(url: postgresURL, migrationURL: migrationURL, poolSize: connections), logger: logger)
-        let postgresStorage = try await storage(on: postgres, folder: folder, logger: logger)
+        let (postgresStorage, postgresExecutor) = try await storage(on: postgres, folder: folder, logger: logger)
         var sdk: [Figures] = []
         var raw: [Figures] = []
+        var defaultExecutorGets: [Double] = []
         for _ in 0..<rounds {
-            sdk.append(Figures(getsPerSecond: try await sdkGets(postgresStorage), putsPerSecond: try await sdkPuts(postgresStorage)))
+            sdk.append(Figures(
+                getsPerSecond: try await sdkGets(postgresStorage, on: postgresExecutor),
+                putsPerSecond: try await sdkPuts(postgresStorage, on: postgresExecutor)))
             raw.append(Figures(getsPerSecond: try await rawMeasure(url: postgresURL, put: false), putsPerSecond: try await rawMeasure(url: postgresURL, put: true)))
+            defaultExecutorGets.append(try await sdkGets(postgresStorage, on: nil))
         }
         await postgres.close()
-        return Result(sdkPostgres: Self.median(sdk), rawPostgres: Self.median(raw), sdkSQLite: sdkSQLite)
+        return Result(
+            sdkPostgres: Self.median(sdk), rawPostgres: Self.median(raw), sdkPostgresDefaultExecutorGets: defaultExecutorGets.median, sdkSQLite: sdkSQLite)
     }
 
     private static func median(_ figures: [Figures]) -> Figures {
@@ -65,8 +75,9 @@ struct StorageBenchmark {
 
     // MARK: Through the SDK
 
-    /// The notes plugin's storage in a workspace, as the plugin gets it, with 100 keys written.
-    private func storage(on store: any HostStore, folder: String, logger: Logger) async throws -> any PluginStorage {
+    /// The notes plugin's storage in a workspace, as the plugin gets it, with 100 keys written, and the
+    /// executor its calls run on.
+    private func storage(on store: any HostStore, folder: String, logger: Logger) async throws -> (any PluginStorage, (any TaskExecutor)?) {
         let runtime = try await PluginRuntime.standalone(configuration: HostConfiguration(dataDirectory: folder), store: store, logger: logger)
         if runtime.plugin(id: "example.notes") == nil {
             _ = try await runtime.install(manifestText: notesManifest(pluginsFolder), baseDirectory: pluginsFolder)
@@ -83,26 +94,27 @@ struct StorageBenchmark {
         let storage = try runtime.context(workspace: workspace, pluginID: "example.notes", caller: caller).storage
         let value = Data(repeating: 0x61, count: 128)
         for key in 0..<keys { _ = try await storage.put("bench/\(key)", value) }
-        return storage
+        return (storage, runtime.executor(workspace: workspace, pluginID: "example.notes"))
     }
 
-    private func sdkPuts(_ storage: any PluginStorage) async throws -> Double {
+    /// The calls run where the runtime runs the notes plugin's code (PostgreSQL: the pool's threads).
+    private func sdkPuts(_ storage: any PluginStorage, on executor: (any TaskExecutor)?) async throws -> Double {
         let (keys, value) = (self.keys, Data(repeating: 0x61, count: 128))
-        return try await measure { worker, index in _ = try await storage.put("bench/\((worker * 31 + index) % keys)", value) }
+        return try await measure(on: executor) { worker, index in _ = try await storage.put("bench/\((worker * 31 + index) % keys)", value) }
     }
 
-    private func sdkGets(_ storage: any PluginStorage) async throws -> Double {
+    private func sdkGets(_ storage: any PluginStorage, on executor: (any TaskExecutor)?) async throws -> Double {
         let keys = self.keys
-        return try await measure { worker, index in _ = try await storage.get("bench/\((worker * 31 + index) % keys)") }
+        return try await measure(on: executor) { worker, index in _ = try await storage.get("bench/\((worker * 31 + index) % keys)") }
     }
 
     /// Operations per second of `callers` concurrent tasks for `duration`.
-    private func measure(_ operation: @escaping @Sendable (Int, Int) async throws -> Void) async throws -> Double {
+    private func measure(on executor: (any TaskExecutor)?, _ operation: @escaping @Sendable (Int, Int) async throws -> Void) async throws -> Double {
         let deadline = ContinuousClock.now + duration
         let started = ContinuousClock.now
         let total = try await withThrowingTaskGroup(of: Int.self) { group in
             for worker in 0..<callers {
-                group.addTask {
+                group.addTask(executorPreference: executor) {
                     var count = 0
                     while ContinuousClock.now < deadline {
                         try await operation(worker, count)

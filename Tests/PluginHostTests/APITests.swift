@@ -175,6 +175,25 @@ struct APITests {
         }
     }
 
+    @Test("on PostgreSQL a plugin granted storage runs on the pool's threads, others on Swift's; the timeout holds on both", arguments: StoreKind.allCases)
+    func pluginExecutor(store: StoreKind) async throws {
+        try await withHost(store: store, configure: { $0.pluginTimeout = .milliseconds(300) }) { host in
+            try await host.install(try Fixtures.faulty())
+            try await host.tenant("acme", workspaces: ["ws1", "ws2"])
+            try await host.enable("test.faulty", in: "ws1", grants: ["storage.read"])
+            try await host.enable("test.faulty", in: "ws2", grants: [])
+            let granted = try await host.admin(.GET, "/v1/workspaces/ws1/plugins/test.faulty/resources/thread").json["thread"] as? String
+            let plain = try await host.admin(.GET, "/v1/workspaces/ws2/plugins/test.faulty/resources/thread").json["thread"] as? String
+            #expect(granted?.hasPrefix("host-pq-pool-") == (store == .postgres), "ran on \(granted ?? "-")")
+            #expect(plain?.hasPrefix("host-pq-pool-") == false, "ran on \(plain ?? "-")")
+            // A plugin hogging a thread of the pool past its timeout gets 504; the other threads serve on.
+            let started = ContinuousClock.now
+            #expect(try await host.admin(.GET, "/v1/workspaces/ws1/plugins/test.faulty/resources/hang").errorCode == "PLUGIN_TIMEOUT")
+            #expect(ContinuousClock.now - started < .seconds(2))
+            #expect(try await host.admin(.GET, "/v1/workspaces/ws1/plugins/test.faulty/resources/fine").status == 200)
+        }
+    }
+
     @Test("an enabled hook that refuses leaves the plugin disabled; disabling keeps the data", arguments: StoreKind.allCases)
     func lifecycleHooks(store: StoreKind) async throws {
         try await withHost(store: store) { host in

@@ -194,8 +194,9 @@ struct PostgresTests {
             // ...and succeed again once it is back, with no host restart.
             _ = try await postgres("start")
             #expect(try await eventually(timeout: .seconds(20)) { try await started.admin(.POST, notes, json: ["text": "after"]).status == 201 })
-            let texts = (try await started.admin(.GET, notes).json["notes"] as? [[String: any Sendable]])?.compactMap { $0["text"] as? String }
-            #expect(texts == ["before", "after"])
+            let listed = try await started.admin(.GET, notes)
+            let texts = (listed.json["notes"] as? [[String: any Sendable]])?.compactMap { $0["text"] as? String }
+            #expect(texts == ["before", "after"], "\(listed.status) \(listed.text)")
             try await started.stop()
         } catch {
             try? await host?.stop()

@@ -10,4 +10,11 @@ extension PluginRuntime {
         guard let bound = active.bound else { throw HostError.pluginUnavailable(pluginID, "not loaded") }
         return CallContext(bound: bound, caller: caller, requestID: nil)
     }
+
+    /// Where the calls of `pluginID` in `workspace` run: the store's threads for an in-process plugin
+    /// granted storage (``HostStore/pluginExecutor``), `nil` for Swift's default executor. Code that
+    /// uses a ``context(workspace:pluginID:caller:)`` as the plugin would runs there too.
+    public func executor(workspace: Workspace, pluginID: String) -> (any TaskExecutor)? {
+        state.withLock { $0.enablements[EnablementKey(workspaceID: workspace.id, pluginID: pluginID)]?.bound?.executor }
+    }
 }

@@ -426,7 +426,8 @@ public final class PluginRuntime: Sendable {
             storage: ScopedStorage(store: store, scope: scope, grants: grants, maxKeyBytes: configuration.maxKeyBytes, maxValueBytes: configuration.maxValueBytes),
             events: ScopedEvents(bus: bus, workspaceID: workspace.id, pluginID: plugin.record.id, grants: grants),
             routes: plugin.record.manifest.routes.map(CompiledRoute.init), logger: logger, requestMetrics: metrics.requests(plugin: plugin.record.id),
-            timeout: timeout(of: plugin.record.manifest)
+            timeout: timeout(of: plugin.record.manifest),
+            executor: instance is RemotePlugin || !(grants.contains(.storageRead) || grants.contains(.storageWrite)) ? nil : store.pluginExecutor
         )
         return ActiveEnablement(enablement: enablement, grants: grants, bound: bound)
     }
@@ -473,7 +474,7 @@ public final class PluginRuntime: Sendable {
                 // The host's own code, bounded by the HTTP client's deadline: no task of its own needed.
                 response = try await remote.handle(request, context: context)
             } else {
-                response = try await withPluginTimeout(pluginID: pluginID, timeout: context.bound.timeout, started: started) {
+                response = try await withPluginTimeout(pluginID: pluginID, timeout: context.bound.timeout, executor: context.bound.executor, started: started) {
                     try await instance.handle(request, context: context)
                 }
             }
@@ -520,21 +521,24 @@ public final class PluginRuntime: Sendable {
     /// caller past the timeout: the caller gets 504 and the abandoned task is cancelled. The deadline is
     /// kept by ``CallWatchdog``, so a call costs no timer of its own.
     ///
-    /// The task starts immediately, so a plugin that answers without suspending has run to its end when
-    /// `Task.immediate` returns; its answer is taken from there, with no deadline registered and no
-    /// continuation, which would suspend the caller and enqueue it again. Only a call still running then
-    /// registers its deadline (counted from the call's start) and waits.
+    /// Without an `executor`, the task starts immediately, so a plugin that answers without suspending
+    /// has run to its end when `Task.immediate` returns; its answer is taken from there, with no deadline
+    /// registered and no continuation, which would suspend the caller and enqueue it again. Only a call
+    /// still running then registers its deadline (counted from the call's start) and waits. With one
+    /// (the store's threads, for a plugin that uses storage), the task starts there.
     func withPluginTimeout<T: Sendable>(
-        pluginID: String, timeout: Duration? = nil, started: ContinuousClock.Instant = .now, _ body: @escaping @Sendable () async throws -> T
+        pluginID: String, timeout: Duration? = nil, executor: (any TaskExecutor)? = nil, started: ContinuousClock.Instant = .now,
+        _ body: @escaping @Sendable () async throws -> T
     ) async throws -> T {
         let timeout = timeout ?? self.timeout(of: pluginID)
         let call = PluginCall<T>()
         let watchdog = self.watchdog
-        let task = Task.immediate {
+        let run: @Sendable () async -> Void = {
             let result: Result<T, any Error>
             do { result = .success(try await body()) } catch { result = .failure(error) }
             call.finish(result, watchdog: watchdog)
         }
+        let task = executor.map { Task(executorPreference: $0, operation: run) } ?? Task.immediate(operation: run)
         if let result = call.takeResult() { return try result.get() }
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
@@ -621,7 +625,9 @@ public final class PluginRuntime: Sendable {
             return Delivery(pluginID: id, retry: remote == nil ? configuration.eventRetry : configuration.remote.eventRetry, remote: remote) { [self] in
                 // A retry after the plugin was disabled in the workspace has nothing to deliver to.
                 guard state.withLock({ $0.enablements[key]?.bound != nil }) else { return }
-                try await withPluginTimeout(pluginID: id, timeout: bound.timeout) { try await bound.instance.handle(event: event, context: context) }
+                try await withPluginTimeout(pluginID: id, timeout: bound.timeout, executor: bound.executor) {
+                    try await bound.instance.handle(event: event, context: context)
+                }
             }
         }
     }

@@ -18,11 +18,15 @@ final class BoundPlugin: Sendable {
     let requestMetrics: PluginRequestMetrics
     /// How long a call may run (see ``PluginRuntime/timeout(of:)``).
     let timeout: Duration
+    /// Where its calls run: the store's threads for an in-process plugin granted storage, if the store
+    /// offers them (``HostStore/pluginExecutor``); `nil`, Swift's default executor.
+    let executor: (any TaskExecutor)?
 
     init(instance: any Plugin, tenantID: String, workspaceID: String, pluginID: String, grants: PermissionSet, config: [String: JSONValue],
          storage: any PluginStorage, events: any PluginEvents, routes: [CompiledRoute], logger: Logger, requestMetrics: PluginRequestMetrics,
-         timeout: Duration) {
+         timeout: Duration, executor: (any TaskExecutor)?) {
         self.timeout = timeout
+        self.executor = executor
         self.instance = instance
         self.tenantID = tenantID
         self.workspaceID = workspaceID

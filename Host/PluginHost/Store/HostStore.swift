@@ -51,10 +51,16 @@ public protocol HostStore: Sendable {
     var registryChanges: AsyncStream<Void> { get }
     /// How often to re-read the registry in case a change notification was missed; `nil`: never.
     var registryResyncInterval: Duration? { get }
+    /// Where the code of plugins that use storage runs, if not on Swift's default executor: a store whose
+    /// blocking calls have threads of their own can run that code on them, so that a storage call from it
+    /// is a direct call, with no hop to another thread and back.
+    var pluginExecutor: (any TaskExecutor)? { get }
 }
 
 extension HostStore {
     public func prepare() async throws {}
+
+    public var pluginExecutor: (any TaskExecutor)? { nil }
 
     /// One call after another: enough for a store that only this process writes, whose registry
     /// changes are serialised by the runtime.

@@ -27,9 +27,10 @@ final class PostgresListener: Sendable {
 
     func start() {
         guard !started.exchange(true, ordering: .relaxed) else { return }
-        let thread = Thread { [self] in listen() }
-        thread.name = "plugin-host-listen"
-        thread.start()
+        Thread { [self] in
+            Thread.current.name = "host-pq-listen"  // as PostgresPool names its threads
+            listen()
+        }.start()
     }
 
     func stop() {

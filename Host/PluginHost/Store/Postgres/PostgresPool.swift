@@ -8,25 +8,58 @@ import Synchronization
 /// together are sent together: one pipeline, one round trip, each group still its own transaction. So
 /// under load a thread hop and a round trip serve several calls, and a failing group affects no other.
 ///
+/// The pool is also a `TaskExecutor`: the runtime runs the code of plugins that use storage on its
+/// threads (``HostStore/pluginExecutor``). A task waiting for its statements is resumed into this
+/// pool's own queue, and a thread that has just finished a round trip runs it, so a storage call costs
+/// no hop to Swift's cooperative pool and back. Task parts run before queued statements, which they add
+/// to: the next batch then carries them. A plugin's own code thus runs on these threads between
+/// statements; it does not block them any more than it would a thread of the cooperative pool.
+///
 /// Each thread checks its connection before use: one the server closed (a restart) is replaced. While
 /// the server is unreachable, work fails at once with a lost-connection error; nothing waits for it.
-final class PostgresPool: Sendable {
+final class PostgresPool: TaskExecutor, Sendable {
     private enum Job {
         case statements([PostgresStatement], CheckedContinuation<[[PostgresRow]], any Error>)
         case exclusive(@Sendable (PostgresConnection) throws -> Void, CheckedContinuation<Void, any Error>)
+        /// A part of a task that prefers this pool as its executor.
+        case task(UnownedJob)
     }
 
     private struct Queue {
         var jobs: [Job] = []
         var head = 0
+        /// Task parts, run before statements: they add their statements to the next batch.
+        var tasks: [UnownedJob] = []
+        var taskHead = 0
         var closed = false
-        var running = 0
 
-        var isEmpty: Bool { head == jobs.count }
+        var isEmpty: Bool { head == jobs.count && taskHead == tasks.count }
+
+        mutating func append(_ job: Job) {
+            if case .task(let task) = job { tasks.append(task) } else { jobs.append(job) }
+        }
+
+        var remaining: [Job] { tasks[taskHead...].map(Job.task) + jobs[head...] }
+
+        mutating func removeAll() {
+            jobs = []
+            head = 0
+            tasks = []
+            taskHead = 0
+        }
 
         mutating func take(upTo limit: Int) -> [Job] {
-            guard !isEmpty else { return [] }
-            if case .exclusive = jobs[head] {
+            if taskHead < tasks.count {
+                let task = tasks[taskHead]
+                taskHead += 1
+                if taskHead == tasks.count {
+                    tasks.removeAll(keepingCapacity: true)
+                    taskHead = 0
+                }
+                return [.task(task)]
+            }
+            guard head < jobs.count else { return [] }
+            guard case .statements = jobs[head] else {
                 head += 1
                 return [jobs[head - 1]]
             }
@@ -57,9 +90,12 @@ final class PostgresPool: Sendable {
         self.size = max(1, size)
         self.statementTimeout = statementTimeout
         for index in 0..<self.size {
-            let thread = Thread { [self] in drive() }
-            thread.name = "plugin-host-pq-\(index)"
-            thread.start()
+            Thread { [self] in
+                // Named from the thread itself (a name given before `start()` never reaches Linux), in at
+                // most 15 characters, so that `top -H` and `perf` show it.
+                Thread.current.name = "host-pq-pool-\(index)"
+                drive()
+            }.start()
         }
     }
 
@@ -82,14 +118,29 @@ final class PostgresPool: Sendable {
         return result.withLock { $0.take()! }
     }
 
+    /// Runs a part of a task that prefers this executor on a thread of the pool.
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        if !enqueue(.task(job)) { runAfterClose(job) }
+    }
+
+    /// A task part that arrives after ``close()`` still has to run, or its task would never finish: it
+    /// runs on a Dispatch thread, where a storage call finds the pool closed and fails at once.
+    private func runAfterClose(_ job: UnownedJob) {
+        let executor = asUnownedTaskExecutor()
+        DispatchQueue.global().async { job.runSynchronously(on: executor) }
+    }
+
     /// Fails what is queued, lets the threads finish what they run, and closes the connections.
     func close() async {
         let abandoned = queue.withLock { queue -> [Job] in
             queue.closed = true
-            defer { queue.jobs = []; queue.head = 0 }
-            return Array(queue.jobs[queue.head...])
+            defer { queue.removeAll() }
+            return queue.remaining
         }
-        for job in abandoned { Self.fail(job, with: PostgresError(message: "the connection pool is closed", connectionLost: true)) }
+        for job in abandoned {
+            if case .task(let task) = job { runAfterClose(task) } else { Self.fail(job, with: PostgresError(message: "the connection pool is closed", connectionLost: true)) }
+        }
         wakeAll()
         // Wait until every thread has left, so no libpq call outlives the store.
         while stopped.load(ordering: .acquiring) < size {
@@ -104,18 +155,24 @@ final class PostgresPool: Sendable {
     }
 
     private func enqueue(_ job: Job) {
-        let accepted = queue.withLock { queue -> Bool in
-            guard !queue.closed else { return false }
-            queue.jobs.append(job)
-            return true
-        }
-        guard accepted else {
+        guard enqueue(job) else {
             Self.fail(job, with: PostgresError(message: "the connection pool is closed", connectionLost: true))
             return
         }
+    }
+
+    /// Queues `job` and wakes a thread; `false` once the pool is closed.
+    private func enqueue(_ job: Job) -> Bool {
+        let accepted = queue.withLock { queue -> Bool in
+            guard !queue.closed else { return false }
+            queue.append(job)
+            return true
+        }
+        guard accepted else { return false }
         wakeUp.lock()
         wakeUp.signal()
         wakeUp.unlock()
+        return true
     }
 
     /// One connection's thread: take queued work, run it, repeat until the pool closes.
@@ -141,6 +198,10 @@ final class PostgresPool: Sendable {
                 wakeUp.lock()
                 wakeUp.signal()
                 wakeUp.unlock()
+            }
+            if case .task(let task) = jobs[0] {
+                task.runSynchronously(on: asUnownedTaskExecutor())
+                continue
             }
             if let current = connection, !current.checkAlive() || !current.isReusable { connection = nil }
             if connection == nil {
@@ -183,6 +244,7 @@ final class PostgresPool: Sendable {
         switch job {
         case .statements(_, let continuation): continuation.resume(throwing: error)
         case .exclusive(_, let continuation): continuation.resume(throwing: error)
+        case .task: preconditionFailure("a task is run, never failed")
         }
     }
 }

@@ -78,6 +78,8 @@ public final class PostgresStore: HostStore, Service {
 
     public var registryChanges: AsyncStream<Void> { listener.changes }
     public var registryResyncInterval: Duration? { configuration.resyncInterval }
+    /// The pool's threads: a plugin's storage calls run there without a thread hop (see ``PostgresPool``).
+    public var pluginExecutor: (any TaskExecutor)? { pool }
 
     /// Keeps the pool open until graceful shutdown, then closes it after the services above it.
     public func run() async throws {
