@@ -521,11 +521,11 @@ public final class PluginRuntime: Sendable {
     /// caller past the timeout: the caller gets 504 and the abandoned task is cancelled. The deadline is
     /// kept by ``CallWatchdog``, so a call costs no timer of its own.
     ///
-    /// Without an `executor`, the task starts immediately, so a plugin that answers without suspending
-    /// has run to its end when `Task.immediate` returns; its answer is taken from there, with no deadline
-    /// registered and no continuation, which would suspend the caller and enqueue it again. Only a call
-    /// still running then registers its deadline (counted from the call's start) and waits. With one
-    /// (the store's threads, for a plugin that uses storage), the task starts there.
+    /// The task starts immediately, so a plugin that answers without suspending has run to its end when
+    /// `Task.immediate` returns; its answer is taken from there, with no deadline registered and no
+    /// continuation, which would suspend the caller and enqueue it again. Only a call still running then
+    /// registers its deadline (counted from the call's start) and waits. With an `executor` (the store's
+    /// threads, for a plugin granted storage), the task starts there instead and the caller waits.
     func withPluginTimeout<T: Sendable>(
         pluginID: String, timeout: Duration? = nil, executor: (any TaskExecutor)? = nil, started: ContinuousClock.Instant = .now,
         _ body: @escaping @Sendable () async throws -> T

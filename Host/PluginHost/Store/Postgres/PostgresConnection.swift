@@ -101,8 +101,12 @@ final class PostgresConnection: @unchecked Sendable {
 
     /// Reads whatever the server sent while the connection sat idle; a server that restarted or closed
     /// the connection shows up here, before a statement is lost on it.
+    ///
+    /// Twice: a server that shut down sent a last error message and then closed the connection, and one
+    /// read returns that message as data; only the next one meets the end of the stream. A connection
+    /// checked only once passed here, and failed the call it then carried with 503.
     func checkAlive() -> Bool {
-        PQconsumeInput(handle) == 1 && PQstatus(handle) == CONNECTION_OK
+        PQconsumeInput(handle) == 1 && PQconsumeInput(handle) == 1 && PQstatus(handle) == CONNECTION_OK
     }
 
     /// The socket, for waiting on notifications.

@@ -28,7 +28,7 @@ final class PostgresListener: Sendable {
     func start() {
         guard !started.exchange(true, ordering: .relaxed) else { return }
         Thread { [self] in
-            Thread.current.name = "host-pq-listen"  // as PostgresPool names its threads
+            Thread.current.name = "pq-listen"  // as PostgresPool names its threads
             listen()
         }.start()
     }

@@ -13,7 +13,8 @@ import Synchronization
 /// pool's own queue, and a thread that has just finished a round trip runs it, so a storage call costs
 /// no hop to Swift's cooperative pool and back. Task parts run before queued statements, which they add
 /// to: the next batch then carries them. A plugin's own code thus runs on these threads between
-/// statements; it does not block them any more than it would a thread of the cooperative pool.
+/// statements. One that loops without suspending holds its thread, as it would hold a thread of the
+/// cooperative pool (of which there are as many as cores); the other threads go on serving.
 ///
 /// Each thread checks its connection before use: one the server closed (a restart) is replaced. While
 /// the server is unreachable, work fails at once with a lost-connection error; nothing waits for it.
@@ -55,6 +56,9 @@ final class PostgresPool: TaskExecutor, Sendable {
                 if taskHead == tasks.count {
                     tasks.removeAll(keepingCapacity: true)
                     taskHead = 0
+                } else if taskHead > 64 && taskHead * 2 > tasks.count {
+                    tasks.removeFirst(taskHead)
+                    taskHead = 0
                 }
                 return [.task(task)]
             }
@@ -93,7 +97,7 @@ final class PostgresPool: TaskExecutor, Sendable {
             Thread { [self] in
                 // Named from the thread itself (a name given before `start()` never reaches Linux), in at
                 // most 15 characters, so that `top -H` and `perf` show it.
-                Thread.current.name = "host-pq-pool-\(index)"
+                Thread.current.name = "pq-pool-\(index)"
                 drive()
             }.start()
         }
@@ -121,7 +125,7 @@ final class PostgresPool: TaskExecutor, Sendable {
     /// Runs a part of a task that prefers this executor on a thread of the pool.
     func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
-        if !enqueue(.task(job)) { runAfterClose(job) }
+        if !tryEnqueue(.task(job)) { runAfterClose(job) }
     }
 
     /// A task part that arrives after ``close()`` still has to run, or its task would never finish: it
@@ -142,8 +146,12 @@ final class PostgresPool: TaskExecutor, Sendable {
             if case .task(let task) = job { runAfterClose(task) } else { Self.fail(job, with: PostgresError(message: "the connection pool is closed", connectionLost: true)) }
         }
         wakeAll()
-        // Wait until every thread has left, so no libpq call outlives the store.
-        while stopped.load(ordering: .acquiring) < size {
+        // Wait until every thread has left, so no libpq call outlives the store. A libpq call ends within
+        // the statement timeout; plugin code running on a thread may not end at all (a plugin looping
+        // without suspending), and must not hold up shutdown: past that bound its thread is left behind,
+        // and can make no libpq call, since the pool is closed.
+        let bound = ContinuousClock.now + statementTimeout + .seconds(5)
+        while stopped.load(ordering: .acquiring) < size, ContinuousClock.now < bound {
             try? await Task.sleep(for: .milliseconds(5))
         }
     }
@@ -155,14 +163,14 @@ final class PostgresPool: TaskExecutor, Sendable {
     }
 
     private func enqueue(_ job: Job) {
-        guard enqueue(job) else {
+        guard tryEnqueue(job) else {
             Self.fail(job, with: PostgresError(message: "the connection pool is closed", connectionLost: true))
             return
         }
     }
 
     /// Queues `job` and wakes a thread; `false` once the pool is closed.
-    private func enqueue(_ job: Job) -> Bool {
+    private func tryEnqueue(_ job: Job) -> Bool {
         let accepted = queue.withLock { queue -> Bool in
             guard !queue.closed else { return false }
             queue.append(job)
