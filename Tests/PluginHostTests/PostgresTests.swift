@@ -70,6 +70,30 @@ struct PostgresTests {
         }
     }
 
+    @Test("a connection whose server process ended is found dead before it carries a call")
+    func staleConnection() async throws {
+        let database = try await TestDatabase.create()
+        do {
+            let (serving, superuser) = (database.servingURL, database.superuserURL)
+            let (before, after) = try await TestPostgres.blocking {
+                let connection = try PostgresConnection(url: serving, statementTimeout: .seconds(10))
+                let pid = try connection.query("SELECT pg_backend_pid()::bigint").first?[0]
+                let before = connection.checkAlive()
+                // As in a restart: the server process sends its last error message, then closes.
+                let admin = try PostgresConnection(url: superuser, statementTimeout: .seconds(10))
+                try admin.query("SELECT pg_terminate_backend($1::int)", [pid ?? .null])
+                Thread.sleep(forTimeInterval: 0.3)
+                return (before, connection.checkAlive())
+            }
+            #expect(before)
+            #expect(!after)
+            await database.drop()
+        } catch {
+            await database.drop()
+            throw error
+        }
+    }
+
     @Test("a database password never reaches an error message, raw, percent-decoded or as password=")
     func passwordRedaction() {
         let url = "postgresql://app:50%off%40x@db.example:5432/plugin_host"
