@@ -133,16 +133,17 @@ struct WorkspacesCommand: AsyncParsableCommand {
 
 struct TokensCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "tokens", abstract: "Create, list and revoke API tokens of a tenant.", subcommands: [Create.self, List.self, Revoke.self],
+        commandName: "tokens", abstract: "Create, list and revoke API tokens of a tenant, or without --tenant, platform admin tokens.",
+        subcommands: [Create.self, List.self, Revoke.self],
         defaultSubcommand: Create.self)
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "A tenant's tokens (never their secrets).")
+        static let configuration = CommandConfiguration(abstract: "A tenant's tokens, or the platform admin tokens (never their secrets).")
         @OptionGroup var connection: ConnectionOptions
-        @Option(help: "Tenant id.") var tenant: String
+        @Option(help: "Tenant id; without it, the platform admin tokens.") var tenant: String?
 
         func run() async throws {
-            let data = try await connection.client().send(.GET, "/v1/tenants/\(tenant)/tokens")
+            let data = try await connection.client().send(.GET, tenant.map { "/v1/tenants/\($0)/tokens" } ?? "/v1/tokens")
             if connection.json { return printJSON(data) }
             printTable(["ID", "ROLE", "SUBJECT", "WORKSPACES", "CREATED"], (decodeObject(data)["tokens"] as? [[String: Any]] ?? []).map {
                 [text($0["id"]), text($0["role"]), text($0["subject"]), text($0["workspaces"]), text($0["createdAt"])]
@@ -151,28 +152,41 @@ struct TokensCommand: AsyncParsableCommand {
     }
 
     struct Revoke: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Revoke a tenant's token by its id (see `tokens list`).")
+        static let configuration = CommandConfiguration(abstract: "Revoke a tenant's token, or a platform admin token, by its id (see `tokens list`).")
         @OptionGroup var connection: ConnectionOptions
-        @Option(help: "Tenant id.") var tenant: String
+        @Option(help: "Tenant id; without it, a platform admin token.") var tenant: String?
         @Argument var id: String
 
         func run() async throws {
-            _ = try await connection.client().send(.DELETE, "/v1/tenants/\(tenant)/tokens/\(id)")
-            print("revoked token \(id) of tenant \(tenant)")
+            _ = try await connection.client().send(.DELETE, tenant.map { "/v1/tenants/\($0)/tokens/\(id)" } ?? "/v1/tokens/\(id)")
+            print(tenant.map { "revoked token \(id) of tenant \($0)" } ?? "revoked platform admin token \(id)")
         }
     }
 
     struct Create: AsyncParsableCommand {
         @OptionGroup var connection: ConnectionOptions
-        @Option(help: "Tenant id.") var tenant: String
-        @Option(help: "tenant-admin or member.") var role: String
+        @Option(help: "Tenant id (not for platform-admin).") var tenant: String?
+        @Option(help: "tenant-admin or member with --tenant; platform-admin without.") var role: String
         @Option(help: "Who the token is for.") var subject: String
         @Option(name: .customLong("workspace"), help: "A workspace a member may use (repeat for several).") var workspaces: [String] = []
 
+        func validate() throws {
+            if (role == "platform-admin") != (tenant == nil) {
+                throw ValidationError(tenant == nil
+                    ? "--role \(role) needs --tenant: give the tenant the token belongs to"
+                    : "a platform-admin token belongs to no tenant: leave out --tenant")
+            }
+        }
+
         func run() async throws {
             struct Body: Encodable { var role: String; var subject: String; var workspaces: [String]? }
-            let data = try await connection.client().send(
-                .POST, "/v1/tenants/\(tenant)/tokens", json: Body(role: role, subject: subject, workspaces: workspaces.isEmpty ? nil : workspaces))
+            struct PlatformBody: Encodable { var subject: String }
+            let client = try connection.client()
+            let data = if let tenant {
+                try await client.send(.POST, "/v1/tenants/\(tenant)/tokens", json: Body(role: role, subject: subject, workspaces: workspaces.isEmpty ? nil : workspaces))
+            } else {
+                try await client.send(.POST, "/v1/tokens", json: PlatformBody(subject: subject))
+            }
             if connection.json { return printJSON(data) }
             print("token for \(subject) (\(role)); shown once, store it now:\n\(text(decodeObject(data)["token"]))")
         }

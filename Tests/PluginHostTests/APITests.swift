@@ -282,13 +282,56 @@ struct APITests {
         }
     }
 
+    @Test("a platform admin makes another platform token, lists them without secrets and revokes one, but never the last", arguments: StoreKind.allCases)
+    func platformTokens(store: StoreKind) async throws {
+        try await withHost(store: store) { host in
+            try await host.tenant("acme", workspaces: ["ws1"])
+            let tenantAdmin = try await host.token(tenant: "acme", role: "tenant-admin")
+            let made = try await host.admin(.POST, "/v1/tokens", json: ["subject": "ops-oncall"])
+            #expect(made.status == 201)
+            #expect(made.json["role"] as? String == "platform-admin" && made.json["tenantId"] == nil)
+            let second = try #require(made.json["token"] as? String)
+            let secondID = try #require(made.json["id"] as? String)
+            #expect(try await host.request(.GET, "/v1/plugins", token: second).status == 200)
+
+            let listed = try await host.request(.GET, "/v1/tokens", token: second)
+            let tokens = listed.json["tokens"] as? [[String: any Sendable]] ?? []
+            // The host's own admin token (given with --admin-token), then the new one; no tenant's token.
+            #expect(tokens.map { $0["subject"] as? String } == ["platform-admin", "ops-oncall"])
+            #expect(tokens.allSatisfy { $0["token"] == nil && $0["tenantId"] == nil })
+            #expect(!listed.text.contains(second.dropFirst("ph_\(secondID)_".count)))
+            #expect(!listed.text.contains(host.adminToken))
+            let firstID = try #require(tokens.first?["id"] as? String)
+
+            // Only platform admins.
+            #expect(try await host.request(.GET, "/v1/tokens", token: tenantAdmin).status == 403)
+            #expect(try await host.request(.POST, "/v1/tokens", token: tenantAdmin, json: ["subject": "x"]).status == 403)
+            #expect(try await host.request(.DELETE, "/v1/tokens/\(secondID)", token: tenantAdmin).status == 403)
+            #expect(try await host.admin(.POST, "/v1/tokens", json: ["subject": ""]).errorCode == "BAD_REQUEST")
+
+            // Rotation: the new token revokes the old one, which is refused from the next request on.
+            #expect(try await host.request(.DELETE, "/v1/tokens/\(firstID)", token: second).status == 204)
+            #expect(try await host.request(.GET, "/v1/plugins", token: host.adminToken).status == 401)
+            #expect(try await host.request(.DELETE, "/v1/tokens/\(firstID)", token: second).errorCode == "TOKEN_NOT_FOUND")
+            // A tenant's token is not a platform token, whatever its id.
+            let tenantTokenID = try #require((try await host.request(.GET, "/v1/tenants/acme/tokens", token: second).json["tokens"] as? [[String: any Sendable]])?
+                .first?["id"] as? String)
+            #expect(try await host.request(.DELETE, "/v1/tokens/\(tenantTokenID)", token: second).errorCode == "TOKEN_NOT_FOUND")
+            #expect(try await host.request(.GET, "/v1/tenants/acme/tokens", token: tenantAdmin).status == 200)
+            // The last one stays.
+            let last = try await host.request(.DELETE, "/v1/tokens/\(secondID)", token: second)
+            #expect(last.status == 409 && last.errorCode == "LAST_PLATFORM_TOKEN")
+            #expect(try await host.request(.GET, "/v1/plugins", token: second).status == 200)
+        }
+    }
+
     @Test("token ids never start with a dash, which a command line would read as an option")
     func tokenIDs() {
         // One id in 64 would, were they not redrawn: 2,000 ids all pass by chance with a probability of 1e-14.
         #expect((0..<2000).allSatisfy { _ in !APIToken.mint().id.hasPrefix("-") })
     }
 
-    @Test("`plugin-host tokens list` and `tokens revoke` list without secrets and revoke over the API")
+    @Test("`plugin-host tokens list`, `create` and `revoke` list without secrets and revoke over the API, for a tenant and for the platform")
     func tokenCommands() async throws {
         let cli = HostProcess.executable
         try #require(FileManager.default.isExecutableFile(atPath: cli), "build the CLI first (make test does)")
@@ -310,6 +353,19 @@ struct APITests {
             #expect(try await host.request(.GET, "/v1/tenants/acme/workspaces", token: member).status == 401)
             let again = try await cliRun(["tokens", "revoke", "--tenant", "acme", id])
             #expect(again.status != 0 && again.output.contains("TOKEN_NOT_FOUND"), "\(again.output)")
+
+            // Without --tenant: platform admin tokens.
+            let made = try await cliRun(["tokens", "create", "--role", "platform-admin", "--subject", "ops-oncall"])
+            #expect(made.status == 0 && made.output.contains("shown once"), "\(made.output)")
+            let platformTokens = try await host.admin(.GET, "/v1/tokens").json["tokens"] as? [[String: any Sendable]] ?? []
+            let platformID = try #require(platformTokens.first { $0["subject"] as? String == "ops-oncall" }?["id"] as? String)
+            let platform = try await cliRun(["tokens", "list"])
+            #expect(platform.status == 0 && platform.output.contains("ops-oncall") && platform.output.contains(platformID), "\(platform.output)")
+            #expect(!platform.output.contains("member-of-acme"))
+            let misplaced = try await cliRun(["tokens", "create", "--role", "member", "--subject", "x"])
+            #expect(misplaced.status != 0 && misplaced.output.contains("needs --tenant"), "\(misplaced.output)")
+            let dropped = try await cliRun(["tokens", "revoke", "--", platformID])
+            #expect(dropped.status == 0 && dropped.output.contains("revoked platform admin token \(platformID)"), "\(dropped.output)")
         }
     }
 

@@ -63,6 +63,17 @@ struct OpenAPITests {
             try await call(.GET, "/v1/tenants/{tenantId}/tokens", "/v1/tenants/acme/tokens")
             try await call(.DELETE, "/v1/tenants/{tenantId}/tokens/{tokenId}", "/v1/tenants/acme/tokens/\(revoked)")
             try await call(.DELETE, "/v1/tenants/{tenantId}/tokens/{tokenId}", "/v1/tenants/acme/tokens/\(revoked)")
+            // Platform admin tokens: another made and revoked; the last one stays.
+            try await call(.POST, "/v1/tokens", "/v1/tokens", json: ["subject": "second admin"])
+            let second = try #require(observed.seen.last?.body["id"] as? String)
+            try await call(.POST, "/v1/tokens", "/v1/tokens", json: ["subject": ""])
+            try await call(.POST, "/v1/tokens", "/v1/tokens", token: .some(member), json: ["subject": "x"])
+            try await call(.GET, "/v1/tokens", "/v1/tokens")
+            try await call(.DELETE, "/v1/tokens/{tokenId}", "/v1/tokens/\(second)")
+            try await call(.DELETE, "/v1/tokens/{tokenId}", "/v1/tokens/\(second)")
+            try await call(.GET, "/v1/tokens", "/v1/tokens")
+            let last = try #require((observed.seen.last?.body["tokens"] as? [[String: any Sendable]])?.first?["id"] as? String)
+            try await call(.DELETE, "/v1/tokens/{tokenId}", "/v1/tokens/\(last)")
             let enable = "/v1/workspaces/{ws}/plugins/{pluginId}"
             try await call(.PUT, enable, "/v1/workspaces/ws1/plugins/example.notes", json: ["grants": TestHost.notesGrants])
             try await call(.PUT, enable, "/v1/workspaces/ws1/plugins/test.faulty", json: ["grants": []])

@@ -106,13 +106,19 @@ enum API {
         var workspaces: [String]?
     }
 
+    /// A platform admin token to make: who it is for.
+    struct NewPlatformToken: Codable, Sendable {
+        var subject: String
+    }
+
     struct TokenView: Codable, Sendable {
         /// The secret, shown only in this response.
         var token: String
         var id: String
         var role: String
         var subject: String
-        var tenantId: String
+        /// `nil` (absent) for a platform admin token.
+        var tenantId: String?
         var workspaces: [String]
     }
 
@@ -121,7 +127,8 @@ enum API {
         var id: String
         var role: String
         var subject: String
-        var tenantId: String
+        /// `nil` (absent) for a platform admin token.
+        var tenantId: String?
         var workspaces: [String]
         var createdAt: Date
 
@@ -129,7 +136,7 @@ enum API {
             id = record.id
             role = record.role.rawValue
             subject = record.subject
-            tenantId = record.tenantID ?? ""
+            tenantId = record.tenantID
             workspaces = record.workspaces
             createdAt = record.createdAt
         }

@@ -16,6 +16,9 @@ struct AdminController {
         group.get("plugins/:pluginId", use: getPlugin)
         group.delete("plugins/:pluginId", use: deletePlugin)
         group.post("plugins/:pluginId/install-secret", use: rotateInstallSecret)
+        group.post("tokens", use: createPlatformToken)
+        group.get("tokens", use: listPlatformTokens)
+        group.delete("tokens/:tokenId", use: revokePlatformToken)
         group.post("tenants", use: createTenant)
         group.get("tenants", use: listTenants)
         group.post("tenants/:tenantId/tokens", use: createToken)
@@ -109,9 +112,7 @@ struct AdminController {
         guard let role = CallerRole(rawValue: body.role), role != .platformAdmin else {
             throw HostError.badRequest("role must be tenant-admin or member, not \"\(body.role)\"")
         }
-        guard !body.subject.isEmpty, body.subject.count <= 200, !body.subject.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
-            throw HostError.badRequest("subject must have 1 to 200 characters without control characters")
-        }
+        try Self.check(subject: body.subject)
         let workspaces = body.workspaces ?? []
         if role == .member && workspaces.isEmpty {
             throw HostError.badRequest("a member token needs the workspaces it may use: give workspaces: [\"...\"]")
@@ -147,6 +148,53 @@ struct AdminController {
         authenticator.forget(tokenID: tokenID)
         runtime.logger.info("token revoked", metadata: ["tenant.id": "\(tenantID)", "token.id": "\(tokenID)", "by": "\(principal.tokenID)"])
         return Response(status: .noContent)
+    }
+
+    // MARK: Platform admin tokens
+
+    /// A new platform admin token, to hand to another admin or to rotate one: make the new one, then
+    /// revoke the old.
+    @Sendable func createPlatformToken(_ request: Request, context: HostRequestContext) async throws -> Response {
+        try requirePlatformAdmin(context)
+        let principal = try context.requirePrincipal()
+        let body = try await request.decodeJSON(API.NewPlatformToken.self, limit: maxBodySize)
+        try Self.check(subject: body.subject)
+        let minted = APIToken.mint()
+        try await store.createToken(TokenRecord(
+            id: minted.id, secretHash: minted.secretHash, role: .platformAdmin, subject: body.subject, tenantID: nil, workspaces: [], createdAt: Date()
+        ))
+        runtime.logger.info("platform admin token created", metadata: ["token.id": "\(minted.id)", "by": "\(principal.tokenID)"])
+        return try .json(API.TokenView(token: minted.token, id: minted.id, role: CallerRole.platformAdmin.rawValue, subject: body.subject, tenantId: nil, workspaces: []),
+                         status: .created)
+    }
+
+    /// The platform admins' tokens, without their secrets.
+    @Sendable func listPlatformTokens(_ request: Request, context: HostRequestContext) async throws -> Response {
+        try requirePlatformAdmin(context)
+        return try .json(API.TokenList(tokens: try await store.tokens(tenantID: nil).map(API.TokenInfo.init)))
+    }
+
+    /// Revokes a platform admin token, the caller's own included, but never the last one: 409
+    /// `LAST_PLATFORM_TOKEN` then, so that the host keeps an administrator.
+    @Sendable func revokePlatformToken(_ request: Request, context: HostRequestContext) async throws -> Response {
+        try requirePlatformAdmin(context)
+        let principal = try context.requirePrincipal()
+        let tokenID = try context.parameters.require("tokenId")
+        guard try await store.deleteToken(id: tokenID, tenantID: nil) else {
+            if try await store.tokens(tenantID: nil).contains(where: { $0.id == tokenID }) {
+                throw HostError(409, "LAST_PLATFORM_TOKEN", "\(tokenID) is the last platform admin token; create another (POST /v1/tokens) before revoking it")
+            }
+            throw HostError(404, "TOKEN_NOT_FOUND", "there is no platform admin token \(tokenID)")
+        }
+        authenticator.forget(tokenID: tokenID)
+        runtime.logger.info("platform admin token revoked", metadata: ["token.id": "\(tokenID)", "by": "\(principal.tokenID)"])
+        return Response(status: .noContent)
+    }
+
+    private static func check(subject: String) throws {
+        guard !subject.isEmpty, subject.count <= 200, !subject.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw HostError.badRequest("subject must have 1 to 200 characters without control characters")
+        }
     }
 
     // MARK: Enablements

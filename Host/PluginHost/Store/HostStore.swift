@@ -20,10 +20,11 @@ public protocol HostStore: Sendable {
 
     func createToken(_ token: TokenRecord) async throws
     func token(secretHash: String) async throws -> TokenRecord?
-    /// A tenant's tokens, oldest first.
-    func tokens(tenantID: String) async throws -> [TokenRecord]
-    /// Revokes a tenant's token; `false` if the tenant has no token with that id.
-    func deleteToken(id: String, tenantID: String) async throws -> Bool
+    /// A tenant's tokens, oldest first; with `tenantID` `nil`, the platform admins' tokens.
+    func tokens(tenantID: String?) async throws -> [TokenRecord]
+    /// Revokes a tenant's token (with `tenantID` `nil`, a platform admin's token, but never the last
+    /// one, so that the host always has an administrator); `false` if nothing was revoked.
+    func deleteToken(id: String, tenantID: String?) async throws -> Bool
 
     func putEnablement(_ enablement: Enablement) async throws
     func enablements() async throws -> [Enablement]

@@ -108,12 +108,15 @@ public final class SQLiteStore: HostStore, Service {
         try await rows(Self.tokensQuery + " WHERE secret_hash = ?", [.text(secretHash)]).compactMap(Self.token).first
     }
 
-    public func tokens(tenantID: String) async throws -> [TokenRecord] {
-        try await rows(Self.tokensQuery + " WHERE tenant_id = ? ORDER BY created_at, id", [.text(tenantID)]).compactMap(Self.token)
+    public func tokens(tenantID: String?) async throws -> [TokenRecord] {
+        try await rows(Self.tokensQuery + " WHERE tenant_id IS ? ORDER BY created_at, id", [tenantID.map(SQLiteValue.text) ?? .null]).compactMap(Self.token)
     }
 
-    public func deleteToken(id: String, tenantID: String) async throws -> Bool {
-        try await changes("DELETE FROM tokens WHERE id = ? AND tenant_id = ?", [.text(id), .text(tenantID)]) > 0
+    public func deleteToken(id: String, tenantID: String?) async throws -> Bool {
+        // One statement, so the check that another platform token remains and the delete cannot interleave.
+        try await changes(
+            "DELETE FROM tokens WHERE id = ? AND tenant_id IS ? AND (tenant_id IS NOT NULL OR (SELECT count(*) FROM tokens WHERE tenant_id IS NULL) > 1)",
+            [.text(id), tenantID.map(SQLiteValue.text) ?? .null]) > 0
     }
 
     private static let tokensQuery = "SELECT \(TokenRecord.columns) FROM tokens"

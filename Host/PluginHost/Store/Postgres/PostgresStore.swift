@@ -206,12 +206,18 @@ public final class PostgresStore: HostStore, Service {
         try await rows(Self.tokensQuery + " WHERE secret_hash = $1", [.text(secretHash)]).compactMap(Self.token).first
     }
 
-    public func tokens(tenantID: String) async throws -> [TokenRecord] {
-        try await rows(Self.tokensQuery + " WHERE tenant_id = $1 ORDER BY created_at, id", [.text(tenantID)]).compactMap(Self.token)
+    public func tokens(tenantID: String?) async throws -> [TokenRecord] {
+        try await rows(Self.tokensQuery + " WHERE tenant_id IS NOT DISTINCT FROM $1::text ORDER BY created_at, id", [tenantID.map(PostgresValue.text) ?? .null])
+            .compactMap(Self.token)
     }
 
-    public func deleteToken(id: String, tenantID: String) async throws -> Bool {
-        try await rows("DELETE FROM tokens WHERE id = $1 AND tenant_id = $2 RETURNING id", [.text(id), .text(tenantID)]).count > 0
+    public func deleteToken(id: String, tenantID: String?) async throws -> Bool {
+        // The last platform token stays. Two hosts revoking the last two at once could both pass the
+        // count; `serve --admin-token` registers a new one then (see README, Admin token).
+        try await rows(
+            "DELETE FROM tokens WHERE id = $1 AND tenant_id IS NOT DISTINCT FROM $2::text "
+                + "AND ($2::text IS NOT NULL OR (SELECT count(*) FROM tokens WHERE tenant_id IS NULL) > 1) RETURNING id",
+            [.text(id), tenantID.map(PostgresValue.text) ?? .null]).count > 0
     }
 
     private static let tokensQuery = "SELECT \(TokenRecord.columns) FROM tokens"
