@@ -38,7 +38,7 @@ public func buildApplication(
             storeServices.append(StoreSupervisor(runtime: runtime, configuration: configuration, announceAdminToken: announceAdminToken, logger: logger))
         } else {
             try await runtime.bootstrap()
-            try await ensureAdminToken(configuration: configuration, store: store, announce: announceAdminToken)
+            try await ensureAdminToken(configuration: configuration, store: store, announce: announceAdminToken, logger: logger)
             if let folder = configuration.manifestsDirectory {
                 await installManifests(in: folder, runtime: runtime, logger: logger)
             }
@@ -93,11 +93,14 @@ struct PluginSupervisor: Service {
 }
 
 /// Makes sure a platform admin token exists: the configured one, or one generated and announced once.
-func ensureAdminToken(configuration: HostConfiguration, store: any HostStore, announce: @Sendable (String) -> Void) async throws {
+func ensureAdminToken(configuration: HostConfiguration, store: any HostStore, announce: @Sendable (String) -> Void, logger: Logger) async throws {
     let marker = "admin.token.issued"
     if let token = configuration.adminToken {
         let hash = APIToken.hash(token)
-        if try await store.token(secretHash: hash) == nil {
+        if try await store.setting(revokedAdminTokenSetting(hash: hash)) != nil {
+            // Revoked through the API: registering it again would undo that.
+            logger.warning("the configured admin token (--admin-token or PLUGIN_HOST_ADMIN_TOKEN) was revoked and is not accepted; remove it, or set a new one")
+        } else if try await store.token(secretHash: hash) == nil {
             try await store.createToken(TokenRecord(
                 id: "admin-" + hash.prefix(8), secretHash: hash, role: .platformAdmin, subject: "platform-admin", tenantID: nil, workspaces: [], createdAt: Date()
             ))
@@ -137,4 +140,10 @@ func installManifests(in folder: String, runtime: PluginRuntime, logger: Logger)
             logger.error("manifest not installed", metadata: ["manifest": "\(path)", "error": "\(error)"])
         }
     }
+}
+
+/// The setting that marks the configured admin token with this hash as revoked, so that a restart with
+/// the same `--admin-token` does not register it again.
+func revokedAdminTokenSetting(hash: String) -> String {
+    "admin.token.revoked." + hash
 }

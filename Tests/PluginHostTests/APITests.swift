@@ -303,7 +303,13 @@ struct APITests {
             #expect(!listed.text.contains(host.adminToken))
             let firstID = try #require(tokens.first?["id"] as? String)
 
-            // Only platform admins.
+            // Only platform admins; tenant and platform tokens stay apart.
+            let member = try await host.token(tenant: "acme", role: "member", workspaces: ["ws1"])
+            #expect(try await host.request(.GET, "/v1/tokens", token: member).status == 403)
+            #expect(try await host.request(.DELETE, "/v1/tokens/\(secondID)", token: member).status == 403)
+            let tenantTokens = try await host.request(.GET, "/v1/tenants/acme/tokens", token: tenantAdmin).json["tokens"] as? [[String: any Sendable]] ?? []
+            #expect(tenantTokens.map { $0["subject"] as? String } == ["tenant-admin-of-acme", "member-of-acme"])
+            #expect(try await host.request(.DELETE, "/v1/tenants/acme/tokens/\(secondID)", token: tenantAdmin).errorCode == "TOKEN_NOT_FOUND")
             #expect(try await host.request(.GET, "/v1/tokens", token: tenantAdmin).status == 403)
             #expect(try await host.request(.POST, "/v1/tokens", token: tenantAdmin, json: ["subject": "x"]).status == 403)
             #expect(try await host.request(.DELETE, "/v1/tokens/\(secondID)", token: tenantAdmin).status == 403)
@@ -322,6 +328,22 @@ struct APITests {
             let last = try await host.request(.DELETE, "/v1/tokens/\(secondID)", token: second)
             #expect(last.status == 409 && last.errorCode == "LAST_PLATFORM_TOKEN")
             #expect(try await host.request(.GET, "/v1/plugins", token: second).status == 200)
+            // Also when the last two revoke each other at once: one of them stays, every time.
+            var survivor = second
+            for _ in 0..<8 {
+                let other = try #require(try await host.request(.POST, "/v1/tokens", token: survivor, json: ["subject": "pair"]).json["token"] as? String)
+                let ids = try await host.request(.GET, "/v1/tokens", token: survivor).json["tokens"] as? [[String: any Sendable]] ?? []
+                let (survivorID, otherID) = try (#require(ids.first?["id"] as? String), #require(ids.last?["id"] as? String))
+                let current = survivor
+                async let first = host.request(.DELETE, "/v1/tokens/\(otherID)", token: current)
+                async let other2 = host.request(.DELETE, "/v1/tokens/\(survivorID)", token: other)
+                // One revoke wins. The other is refused as the last token's (409), or, when it
+                // arrives after the first has finished, as a revoked caller's (401).
+                let statuses = try await [first.status, other2.status].sorted()
+                #expect(statuses == [204, 409] || statuses == [204, 401], "\(statuses)")
+                survivor = try await host.request(.GET, "/v1/plugins", token: survivor).status == 200 ? survivor : other
+                #expect((try await host.request(.GET, "/v1/tokens", token: survivor).json["tokens"] as? [[String: any Sendable]])?.count == 1)
+            }
         }
     }
 
@@ -359,9 +381,10 @@ struct APITests {
             #expect(made.status == 0 && made.output.contains("shown once"), "\(made.output)")
             let platformTokens = try await host.admin(.GET, "/v1/tokens").json["tokens"] as? [[String: any Sendable]] ?? []
             let platformID = try #require(platformTokens.first { $0["subject"] as? String == "ops-oncall" }?["id"] as? String)
+            _ = try await host.token(tenant: "acme", role: "tenant-admin")
             let platform = try await cliRun(["tokens", "list"])
             #expect(platform.status == 0 && platform.output.contains("ops-oncall") && platform.output.contains(platformID), "\(platform.output)")
-            #expect(!platform.output.contains("member-of-acme"))
+            #expect(!platform.output.contains("tenant-admin-of-acme"))
             let misplaced = try await cliRun(["tokens", "create", "--role", "member", "--subject", "x"])
             #expect(misplaced.status != 0 && misplaced.output.contains("needs --tenant"), "\(misplaced.output)")
             let dropped = try await cliRun(["tokens", "revoke", "--", platformID])

@@ -48,6 +48,40 @@ struct PersistenceTests {
         }
     }
 
+    @Test("a revoked --admin-token stays revoked when the host restarts with it", arguments: StoreKind.allCases)
+    func revokedAdminTokenStaysRevoked(store: StoreKind) async throws {
+        let database = store == .postgres ? try await TestDatabase.create() : nil
+        let folder = try TemporaryFolder()
+        do {
+            var host = try await TestHost.start(data: folder.path, postgres: database?.hostConfiguration())
+            let second: String
+            do {
+                second = try #require(try await host.admin(.POST, "/v1/tokens", json: ["subject": "rotated"]).json["token"] as? String)
+                let configuredID = try #require((try await host.admin(.GET, "/v1/tokens").json["tokens"] as? [[String: any Sendable]])?.first?["id"] as? String)
+                #expect(configuredID.hasPrefix("admin-"))
+                #expect(try await host.request(.DELETE, "/v1/tokens/\(configuredID)", token: second).status == 204)
+                try await host.stop()
+            } catch {
+                try? await host.stop()
+                throw error
+            }
+            // The same configuration, --admin-token included.
+            host = try await TestHost.start(data: folder.path, postgres: database?.hostConfiguration())
+            do {
+                #expect(try await host.request(.GET, "/v1/plugins", token: host.adminToken).status == 401)
+                #expect(try await host.request(.GET, "/v1/plugins", token: second).status == 200)
+                try await host.stop()
+            } catch {
+                try? await host.stop()
+                throw error
+            }
+            await database?.drop()
+        } catch {
+            await database?.drop()
+            throw error
+        }
+    }
+
     @Test("without a configured admin token the first start generates one, stores only its hash, and never repeats it")
     func generatedAdminToken() async throws {
         let folder = try TemporaryFolder()

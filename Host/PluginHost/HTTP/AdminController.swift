@@ -180,13 +180,17 @@ struct AdminController {
         try requirePlatformAdmin(context)
         let principal = try context.requirePrincipal()
         let tokenID = try context.parameters.require("tokenId")
-        guard try await store.deleteToken(id: tokenID, tenantID: nil) else {
-            if try await store.tokens(tenantID: nil).contains(where: { $0.id == tokenID }) {
-                throw HostError(409, "LAST_PLATFORM_TOKEN", "\(tokenID) is the last platform admin token; create another (POST /v1/tokens) before revoking it")
-            }
+        guard let record = try await store.tokens(tenantID: nil).first(where: { $0.id == tokenID }) else {
             throw HostError(404, "TOKEN_NOT_FOUND", "there is no platform admin token \(tokenID)")
         }
+        guard try await store.deleteToken(id: tokenID, tenantID: nil) else {
+            throw HostError(409, "LAST_PLATFORM_TOKEN", "\(tokenID) is the last platform admin token; create another (POST /v1/tokens) before revoking it")
+        }
         authenticator.forget(tokenID: tokenID)
+        // The token given with --admin-token: a restart with the same setting must not bring it back.
+        if tokenID.hasPrefix("admin-") {
+            try await store.setSetting(revokedAdminTokenSetting(hash: record.secretHash), ISO8601DateFormatter().string(from: Date()))
+        }
         runtime.logger.info("platform admin token revoked", metadata: ["token.id": "\(tokenID)", "by": "\(principal.tokenID)"])
         return Response(status: .noContent)
     }

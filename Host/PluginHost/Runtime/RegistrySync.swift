@@ -78,7 +78,7 @@ struct StoreSupervisor: Service {
                         try await runtime.bootstrap()
                         bootstrapped = true
                     }
-                    try await ensureAdminToken(configuration: configuration, store: runtime.store, announce: announceAdminToken)
+                    try await ensureAdminToken(configuration: configuration, store: runtime.store, announce: announceAdminToken, logger: logger)
                     if let folder = configuration.manifestsDirectory {
                         await installManifests(in: folder, runtime: runtime, logger: logger)
                     }

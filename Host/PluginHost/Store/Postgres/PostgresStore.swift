@@ -207,17 +207,24 @@ public final class PostgresStore: HostStore, Service {
     }
 
     public func tokens(tenantID: String?) async throws -> [TokenRecord] {
-        try await rows(Self.tokensQuery + " WHERE tenant_id IS NOT DISTINCT FROM $1::text ORDER BY created_at, id", [tenantID.map(PostgresValue.text) ?? .null])
-            .compactMap(Self.token)
+        let rows = if let tenantID {
+            try await rows(Self.tokensQuery + " WHERE tenant_id = $1 ORDER BY created_at, id", [.text(tenantID)])
+        } else {
+            try await rows(Self.tokensQuery + " WHERE tenant_id IS NULL ORDER BY created_at, id")
+        }
+        return rows.compactMap(Self.token)
     }
 
     public func deleteToken(id: String, tenantID: String?) async throws -> Bool {
-        // The last platform token stays. Two hosts revoking the last two at once could both pass the
-        // count; `serve --admin-token` registers a new one then (see README, Admin token).
-        try await rows(
-            "DELETE FROM tokens WHERE id = $1 AND tenant_id IS NOT DISTINCT FROM $2::text "
-                + "AND ($2::text IS NOT NULL OR (SELECT count(*) FROM tokens WHERE tenant_id IS NULL) > 1) RETURNING id",
-            [.text(id), tenantID.map(PostgresValue.text) ?? .null]).count > 0
+        guard tenantID == nil else {
+            return try await rows("DELETE FROM tokens WHERE id = $1 AND tenant_id = $2 RETURNING id", [.text(id), .text(tenantID!)]).count > 0
+        }
+        // The last platform token stays. The count locks the platform tokens (FOR UPDATE), so two revokes
+        // at once take turns, and the second counts without the row the first deleted.
+        return try await rows(
+            "DELETE FROM tokens WHERE id = $1 AND tenant_id IS NULL "
+                + "AND (SELECT count(*) FROM (SELECT 1 FROM tokens WHERE tenant_id IS NULL FOR UPDATE) AS platform) > 1 RETURNING id",
+            [.text(id)]).count > 0
     }
 
     private static let tokensQuery = "SELECT \(TokenRecord.columns) FROM tokens"
