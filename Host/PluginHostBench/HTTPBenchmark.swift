@@ -63,7 +63,6 @@ struct HTTPBenchmark {
         let script = folder.appendingPathComponent("post.lua").path
         try "wrk.method = \"POST\"\nwrk.body = string.rep(\"a\", 64)\nwrk.headers[\"Content-Type\"] = \"text/plain\"\n"
             .write(toFile: script, atomically: true, encoding: .utf8)
-        var result = Result(hostRequestsPerSecond: [], bareRequestsPerSecond: [])
         let authorization = ["-H", "Authorization: Bearer \(token)"]
         func throughHost() async throws -> Double {
             try await runWrk(
@@ -73,23 +72,11 @@ struct HTTPBenchmark {
         func throughBare() async throws -> Double {
             try await runWrk("http://127.0.0.1:\(barePort)/echo", connections: connections, seconds: duration, script: script, arguments: authorization).requestsPerSecond
         }
-        // A pair that warms both servers up (connections, caches, the allocator), not counted.
-        _ = try await throughHost()
-        _ = try await throughBare()
-        // Each round runs both; which goes first alternates, so a drift in the machine's speed does not
-        // always land on the same side.
-        for round in 0..<rounds {
-            if round % 2 == 0 {
-                result.hostRequestsPerSecond.append(try await throughHost())
-                result.bareRequestsPerSecond.append(try await throughBare())
-            } else {
-                result.bareRequestsPerSecond.append(try await throughBare())
-                result.hostRequestsPerSecond.append(try await throughHost())
-            }
-        }
+        // A warm-up pair (connections, caches, the allocator) that is not counted, then the rounds.
+        let (hostRates, bareRates) = try await alternatingRounds(rounds, warmUp: true, throughHost, throughBare)
         await group.triggerGracefulShutdown()
         _ = try? await running.value
-        return result
+        return Result(hostRequestsPerSecond: hostRates, bareRequestsPerSecond: bareRates)
     }
 }
 

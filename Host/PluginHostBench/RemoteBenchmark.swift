@@ -107,19 +107,7 @@ struct RemoteBenchmark {
             try await runWrk(remoteURL + "/", connections: connections, seconds: seconds, script: script, scriptArguments: [try directRequests(batch)])
         }
         // A warm-up pair, not counted; then each round runs both, the order alternating, as the HTTP benchmark does.
-        _ = try await throughHost()
-        _ = try await directly()
-        var viaHost: [WrkResult] = []
-        var directs: [WrkResult] = []
-        for round in 0..<rounds {
-            if round % 2 == 0 {
-                viaHost.append(try await throughHost())
-                directs.append(try await directly())
-            } else {
-                directs.append(try await directly())
-                viaHost.append(try await throughHost())
-            }
-        }
+        let (viaHost, directs) = try await alternatingRounds(rounds, warmUp: true, throughHost, directly)
         // Latency without queueing: one connection, one request at a time. That is at most 1/p50 requests
         // a second; 10,000 a second (a p50 of 100 µs) is more than one connection has reached here.
         let hostLatency = try await runWrk(base + "/", connections: 1, seconds: latencySeconds, script: script, scriptArguments: [hostRequests])

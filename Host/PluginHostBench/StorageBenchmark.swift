@@ -20,7 +20,8 @@ struct StorageBenchmark {
     let callers = 16
     let duration: Duration = .seconds(4)
     let keys = 100
-    /// SDK and raw alternate, so neither gets a quieter machine; each figure is the median of its rounds.
+    /// SDK and raw take turns going first (``alternatingRounds``), so neither gets a quieter machine; each
+    /// figure is the median of its rounds.
     /// The ratio moved by 0.1 between runs of 3 rounds.
     let rounds = 5
 
@@ -54,19 +55,19 @@ struct StorageBenchmark {
         let postgres = PostgresStore(
             configuration: PostgresConfiguration(url: postgresURL, migrationURL: migrationURL, poolSize: connections), logger: logger)
         let (postgresStorage, postgresExecutor) = try await storage(on: postgres, folder: folder, logger: logger)
-        var sdk: [Figures] = []
-        var raw: [Figures] = []
-        var defaultExecutorGets: [Double] = []
-        for _ in 0..<rounds {
-            sdk.append(Figures(
-                getsPerSecond: try await sdkGets(postgresStorage, on: postgresExecutor),
-                putsPerSecond: try await sdkPuts(postgresStorage, on: postgresExecutor)))
-            raw.append(Figures(getsPerSecond: try await rawMeasure(url: postgresURL, put: false), putsPerSecond: try await rawMeasure(url: postgresURL, put: true)))
-            defaultExecutorGets.append(try await sdkGets(postgresStorage, on: nil))
+        // The SDK side of a round: its figures, and the gets from the default executor for comparison.
+        func throughSDK() async throws -> (Figures, Double) {
+            let figures = Figures(
+                getsPerSecond: try await sdkGets(postgresStorage, on: postgresExecutor), putsPerSecond: try await sdkPuts(postgresStorage, on: postgresExecutor))
+            return (figures, try await sdkGets(postgresStorage, on: nil))
         }
+        func throughLibpq() async throws -> Figures {
+            Figures(getsPerSecond: try await rawMeasure(url: postgresURL, put: false), putsPerSecond: try await rawMeasure(url: postgresURL, put: true))
+        }
+        let (sdk, raw) = try await alternatingRounds(rounds, warmUp: false, throughSDK, throughLibpq)
         await postgres.close()
         return Result(
-            sdkPostgres: Self.median(sdk), rawPostgres: Self.median(raw), sdkPostgresDefaultExecutorGets: defaultExecutorGets.median, sdkSQLite: sdkSQLite)
+            sdkPostgres: Self.median(sdk.map(\.0)), rawPostgres: Self.median(raw), sdkPostgresDefaultExecutorGets: sdk.map(\.1).median, sdkSQLite: sdkSQLite)
     }
 
     private static func median(_ figures: [Figures]) -> Figures {

@@ -54,3 +54,25 @@ extension Array where Element == Double {
     /// The middle value (the upper one of an even count): the figure of a benchmark's rounds.
     var median: Double { sorted()[count / 2] }
 }
+
+/// Measures both sides once per round, the order alternating between rounds, so that a drift in the
+/// machine's speed does not always land on the same side. With `warmUp`, a first pair is run and not counted.
+func alternatingRounds<A, B>(
+    _ rounds: Int, warmUp: Bool, _ first: () async throws -> A, _ second: () async throws -> B
+) async throws -> (first: [A], second: [B]) {
+    if warmUp {
+        _ = try await first()
+        _ = try await second()
+    }
+    var (firsts, seconds): ([A], [B]) = ([], [])
+    for round in 0..<rounds {
+        if round % 2 == 0 {
+            firsts.append(try await first())
+            seconds.append(try await second())
+        } else {
+            seconds.append(try await second())
+            firsts.append(try await first())
+        }
+    }
+    return (firsts, seconds)
+}

@@ -6,79 +6,45 @@ import Testing
 struct PersistenceTests {
     @Test("plugins, tenants, tokens, enablements and plugin data survive a restart", arguments: StoreKind.allCases)
     func survivesRestart(store: StoreKind) async throws {
-        let database = store == .postgres ? try await TestDatabase.create() : nil
-        do {
-            try await survivesRestart(database: database)
-            await database?.drop()
-        } catch {
-            await database?.drop()
-            throw error
-        }
-    }
-
-    private func survivesRestart(database: TestDatabase?) async throws {
         let folder = try TemporaryFolder()
-        var host = try await TestHost.start(data: folder.path, postgres: database?.hostConfiguration())
-        let member: String
-        do {
-            try await host.install(try Fixtures.notes)
-            try await host.tenant("acme", workspaces: ["ws1"])
-            try await host.enable("example.notes", in: "ws1", grants: TestHost.notesGrants, config: ["maxLength": 50])
-            member = try await host.token(tenant: "acme", role: "member", workspaces: ["ws1"])
-            #expect(try await host.request(.POST, "/v1/workspaces/ws1/plugins/example.notes/resources/notes", token: member, json: ["text": "before restart"]).status == 201)
-            try await host.stop()
-        } catch {
-            try? await host.stop()
-            throw error
-        }
-        host = try await TestHost.start(data: folder.path, postgres: database?.hostConfiguration())
-        do {
-            let notes = try await host.request(.GET, "/v1/workspaces/ws1/plugins/example.notes/resources/notes", token: member)
-            #expect(notes.status == 200)
-            #expect((notes.json["notes"] as? [[String: any Sendable]])?.first?["text"] as? String == "before restart")
-            // The config persisted too: maxLength 50 still applies.
-            let long = try await host.request(.POST, "/v1/workspaces/ws1/plugins/example.notes/resources/notes", token: member, json: ["text": String(repeating: "x", count: 51)])
-            #expect(long.status == 400)
-            let plugins = try await host.admin(.GET, "/v1/plugins").json["plugins"] as? [[String: any Sendable]]
-            #expect(plugins?.first?["status"] as? String == "loaded")
-            try await host.stop()
-        } catch {
-            try? await host.stop()
-            throw error
+        try await withDatabase(store) { database in
+            let member = try await TestHost.running(data: folder.path, postgres: database?.hostConfiguration()) { host in
+                try await host.install(try Fixtures.notes)
+                try await host.tenant("acme", workspaces: ["ws1"])
+                try await host.enable("example.notes", in: "ws1", grants: TestHost.notesGrants, config: ["maxLength": 50])
+                let member = try await host.token(tenant: "acme", role: "member", workspaces: ["ws1"])
+                #expect(try await host.request(.POST, "/v1/workspaces/ws1/plugins/example.notes/resources/notes", token: member, json: ["text": "before restart"]).status == 201)
+                return member
+            }
+            try await TestHost.running(data: folder.path, postgres: database?.hostConfiguration()) { host in
+                let notes = try await host.request(.GET, "/v1/workspaces/ws1/plugins/example.notes/resources/notes", token: member)
+                #expect(notes.status == 200)
+                #expect((notes.json["notes"] as? [[String: any Sendable]])?.first?["text"] as? String == "before restart")
+                // The config persisted too: maxLength 50 still applies.
+                let long = try await host.request(.POST, "/v1/workspaces/ws1/plugins/example.notes/resources/notes", token: member, json: ["text": String(repeating: "x", count: 51)])
+                #expect(long.status == 400)
+                let plugins = try await host.admin(.GET, "/v1/plugins").json["plugins"] as? [[String: any Sendable]]
+                #expect(plugins?.first?["status"] as? String == "loaded")
+            }
         }
     }
 
     @Test("a revoked --admin-token stays revoked when the host restarts with it", arguments: StoreKind.allCases)
     func revokedAdminTokenStaysRevoked(store: StoreKind) async throws {
-        let database = store == .postgres ? try await TestDatabase.create() : nil
         let folder = try TemporaryFolder()
-        do {
-            var host = try await TestHost.start(data: folder.path, postgres: database?.hostConfiguration())
-            let second: String
-            do {
-                second = try #require(try await host.admin(.POST, "/v1/tokens", json: ["subject": "rotated"]).json["token"] as? String)
+        try await withDatabase(store) { database in
+            let second = try await TestHost.running(data: folder.path, postgres: database?.hostConfiguration()) { host in
+                let second = try #require(try await host.admin(.POST, "/v1/tokens", json: ["subject": "rotated"]).json["token"] as? String)
                 let configuredID = try #require((try await host.admin(.GET, "/v1/tokens").json["tokens"] as? [[String: any Sendable]])?.first?["id"] as? String)
                 #expect(configuredID.hasPrefix("admin-"))
                 #expect(try await host.request(.DELETE, "/v1/tokens/\(configuredID)", token: second).status == 204)
-                try await host.stop()
-            } catch {
-                try? await host.stop()
-                throw error
+                return second
             }
             // The same configuration, --admin-token included.
-            host = try await TestHost.start(data: folder.path, postgres: database?.hostConfiguration())
-            do {
+            try await TestHost.running(data: folder.path, postgres: database?.hostConfiguration()) { (host: TestHost) async throws in
                 #expect(try await host.request(.GET, "/v1/plugins", token: host.adminToken).status == 401)
                 #expect(try await host.request(.GET, "/v1/plugins", token: second).status == 200)
-                try await host.stop()
-            } catch {
-                try? await host.stop()
-                throw error
             }
-            await database?.drop()
-        } catch {
-            await database?.drop()
-            throw error
         }
     }
 

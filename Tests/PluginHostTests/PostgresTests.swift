@@ -12,18 +12,13 @@ struct PostgresTests {
         let database = try await TestDatabase.create()
         let folder = try TemporaryFolder()
         do {
-            let host = try await TestHost.start(data: folder.path, postgres: database.hostConfiguration())
-            do {
+            try await TestHost.running(data: folder.path, postgres: database.hostConfiguration()) { host in
                 try await host.install(try Fixtures.notes)
                 try await host.tenant("acme", workspaces: ["ws-a", "ws-b"])
                 for workspace in ["ws-a", "ws-b"] {
                     try await host.enable("example.notes", in: workspace, grants: TestHost.notesGrants)
                     #expect(try await host.admin(.POST, "/v1/workspaces/\(workspace)/plugins/example.notes/resources/notes", json: ["text": workspace]).status == 201)
                 }
-                try await host.stop()
-            } catch {
-                try? await host.stop()
-                throw error
             }
 
             let count = PostgresStatement("SELECT count(*) FROM kv")

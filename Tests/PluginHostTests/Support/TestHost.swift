@@ -136,21 +136,40 @@ final class TestHost: Sendable {
 /// and stops the host and removes the folder and database after.
 func withHost<T>(store: StoreKind = .sqlite, configure: (inout HostConfiguration) -> Void = { _ in }, _ body: (TestHost) async throws -> T) async throws -> T {
     let folder = try TemporaryFolder()
+    return try await withDatabase(store) { database in
+        try await TestHost.running(data: folder.path, postgres: database?.hostConfiguration(), configure: configure, body)
+    }
+}
+
+/// Runs `body` with a fresh PostgreSQL database for `.postgres` (`nil` for SQLite), and drops it after,
+/// also when `body` throws.
+func withDatabase<T>(_ store: StoreKind, _ body: (TestDatabase?) async throws -> T) async throws -> T {
     let database = store == .postgres ? try await TestDatabase.create() : nil
     do {
-        let host = try await TestHost.start(data: folder.path, postgres: database?.hostConfiguration(), configure: configure)
+        let result = try await body(database)
+        await database?.drop()
+        return result
+    } catch {
+        await database?.drop()
+        throw error
+    }
+}
+
+extension TestHost {
+    /// Starts a host (see ``start(data:postgres:waitUntilReady:configure:)``), runs `body` with it and
+    /// stops it, also when `body` throws.
+    static func running<T>(
+        data: String, postgres: PostgresConfiguration? = nil, configure: (inout HostConfiguration) -> Void = { _ in }, _ body: (TestHost) async throws -> T
+    ) async throws -> T {
+        let host = try await start(data: data, postgres: postgres, configure: configure)
         do {
             let result = try await body(host)
             try await host.stop()
-            await database?.drop()
             return result
         } catch {
             try? await host.stop()
             throw error
         }
-    } catch {
-        await database?.drop()
-        throw error
     }
 }
 

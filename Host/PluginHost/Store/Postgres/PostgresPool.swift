@@ -26,55 +26,60 @@ final class PostgresPool: TaskExecutor, Sendable {
         case task(UnownedJob)
     }
 
+    /// A first-in, first-out queue over an array: taking from the front moves an index, and the taken
+    /// part is dropped once it is most of the array.
+    private struct FIFO<Element> {
+        private var items: [Element] = []
+        private var head = 0
+
+        var isEmpty: Bool { head == items.count }
+        var first: Element? { isEmpty ? nil : items[head] }
+        var remaining: ArraySlice<Element> { items[head...] }
+
+        mutating func append(_ item: Element) { items.append(item) }
+
+        mutating func popFirst() -> Element? {
+            guard !isEmpty else { return nil }
+            defer {
+                head += 1
+                if head == items.count {
+                    items.removeAll(keepingCapacity: true)
+                    head = 0
+                } else if head > 64 && head * 2 > items.count {
+                    items.removeFirst(head)
+                    head = 0
+                }
+            }
+            return items[head]
+        }
+    }
+
     private struct Queue {
-        var jobs: [Job] = []
-        var head = 0
+        var jobs = FIFO<Job>()
         /// Task parts, run before statements: they add their statements to the next batch.
-        var tasks: [UnownedJob] = []
-        var taskHead = 0
+        var tasks = FIFO<UnownedJob>()
         var closed = false
 
-        var isEmpty: Bool { head == jobs.count && taskHead == tasks.count }
+        var isEmpty: Bool { jobs.isEmpty && tasks.isEmpty }
 
         mutating func append(_ job: Job) {
             if case .task(let task) = job { tasks.append(task) } else { jobs.append(job) }
         }
 
-        var remaining: [Job] { tasks[taskHead...].map(Job.task) + jobs[head...] }
-
-        mutating func removeAll() {
-            jobs = []
-            head = 0
-            tasks = []
-            taskHead = 0
+        /// Everything queued, emptying the queue.
+        mutating func removeAll() -> [Job] {
+            defer { (jobs, tasks) = (FIFO(), FIFO()) }
+            return tasks.remaining.map(Job.task) + jobs.remaining
         }
 
+        /// A task part; else an exclusive job; else up to `limit` statement groups in a row.
         mutating func take(upTo limit: Int) -> [Job] {
-            if taskHead < tasks.count {
-                let task = tasks[taskHead]
-                taskHead += 1
-                if taskHead == tasks.count {
-                    tasks.removeAll(keepingCapacity: true)
-                    taskHead = 0
-                } else if taskHead > 64 && taskHead * 2 > tasks.count {
-                    tasks.removeFirst(taskHead)
-                    taskHead = 0
-                }
-                return [.task(task)]
-            }
-            guard head < jobs.count else { return [] }
-            guard case .statements = jobs[head] else {
-                head += 1
-                return [jobs[head - 1]]
-            }
-            var taken: [Job] = []
-            while head < jobs.count, taken.count < limit, case .statements = jobs[head] {
-                taken.append(jobs[head])
-                head += 1
-            }
-            if head > 64 && head * 2 > jobs.count {
-                jobs.removeFirst(head)
-                head = 0
+            if let task = tasks.popFirst() { return [.task(task)] }
+            guard let first = jobs.popFirst() else { return [] }
+            guard case .statements = first else { return [first] }
+            var taken = [first]
+            while taken.count < limit, case .statements? = jobs.first, let next = jobs.popFirst() {
+                taken.append(next)
             }
             return taken
         }
@@ -139,11 +144,10 @@ final class PostgresPool: TaskExecutor, Sendable {
     func close() async {
         let abandoned = queue.withLock { queue -> [Job] in
             queue.closed = true
-            defer { queue.removeAll() }
-            return queue.remaining
+            return queue.removeAll()
         }
         for job in abandoned {
-            if case .task(let task) = job { runAfterClose(task) } else { Self.fail(job, with: PostgresError(message: "the connection pool is closed", connectionLost: true)) }
+            if case .task(let task) = job { runAfterClose(task) } else { Self.fail(job, with: Self.closedError) }
         }
         wakeAll()
         // Wait until every thread has left, so no libpq call outlives the store. A libpq call ends within
@@ -163,10 +167,7 @@ final class PostgresPool: TaskExecutor, Sendable {
     }
 
     private func enqueue(_ job: Job) {
-        guard tryEnqueue(job) else {
-            Self.fail(job, with: PostgresError(message: "the connection pool is closed", connectionLost: true))
-            return
-        }
+        if !tryEnqueue(job) { Self.fail(job, with: Self.closedError) }
     }
 
     /// Queues `job` and wakes a thread; `false` once the pool is closed.
@@ -247,6 +248,8 @@ final class PostgresPool: TaskExecutor, Sendable {
             for continuation in continuations { continuation.resume(throwing: error) }
         }
     }
+
+    private static let closedError = PostgresError(message: "the connection pool is closed", connectionLost: true)
 
     private static func fail(_ job: Job, with error: any Error) {
         switch job {

@@ -216,8 +216,8 @@ public final class PostgresStore: HostStore, Service {
     }
 
     public func deleteToken(id: String, tenantID: String?) async throws -> Bool {
-        guard tenantID == nil else {
-            return try await rows("DELETE FROM tokens WHERE id = $1 AND tenant_id = $2 RETURNING id", [.text(id), .text(tenantID!)]).count > 0
+        if let tenantID {
+            return try await rows("DELETE FROM tokens WHERE id = $1 AND tenant_id = $2 RETURNING id", [.text(id), .text(tenantID)]).count > 0
         }
         // The last platform token stays. The count locks the platform tokens (FOR UPDATE), so two revokes
         // at once take turns, and the second counts without the row the first deleted.

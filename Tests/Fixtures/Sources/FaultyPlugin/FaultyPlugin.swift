@@ -13,7 +13,6 @@ final class FaultyPlugin: Plugin {
         case "throw":
             throw Secret()
         case "hang":
-            _ = try? await context.storage.get("hang")
             // Cancellation cannot end this wait, and it holds no thread (a loop of `try? Task.sleep`
             // would spin once cancelled, and starve the other tests).
             await withCheckedContinuation { continuation in
