@@ -1,16 +1,22 @@
 import AsyncHTTPClient
 import Foundation
+import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
 import PluginHost
 import ServiceLifecycle
+import Synchronization
 
 /// The remote echo plugin (`libEchoPlugin.so` behind the remote protocol server that `serve-plugin`
 /// runs) called directly with signed calls, vs the same plugin called through the host, which routes,
 /// checks the token, signs and forwards over its pooled client. One wrk, the same Lua script and
-/// settings for both; every direct request is signed in advance with its own call id (the remote
+/// settings for all; every direct request is signed in advance with its own call id (the remote
 /// refuses replays), so the client does no signing while it measures.
+///
+/// A third side sends the same signed requests through a bare Hummingbird route that forwards them
+/// with AsyncHTTPClient, as any proxy on these two libraries would: the floor under the host's figures
+/// on this machine, with none of the host's own work (auth, routing, grants, signing, the SDK token).
 struct RemoteBenchmark {
     let pluginsFolder: String
     let connections = 32
@@ -22,8 +28,12 @@ struct RemoteBenchmark {
     struct Result {
         var host: [WrkResult]
         var direct: [WrkResult]
+        /// The same signed requests as direct, through a bare Hummingbird route that forwards them with
+        /// AsyncHTTPClient: what any proxy built on the two costs here, with none of the host's work.
+        var proxy: [WrkResult]
         var hostLatency: WrkResult
         var directLatency: WrkResult
+        var proxyLatency: WrkResult
     }
 
     func run() async throws -> Result {
@@ -45,14 +55,23 @@ struct RemoteBenchmark {
             libraryPath: pluginsFolder + "/libEchoPlugin.so", hostname: "127.0.0.1", port: 0, installSecret: .file(secretFile), logger: logger,
             onServerRunning: { remotePorts.continuation.yield($0) }
         )
-        let group = ServiceGroup(configuration: .init(services: [host, remote], gracefulShutdownSignals: [], logger: logger))
+        let remoteBase = Mutex("")
+        let proxyPorts = AsyncStream.makeStream(of: Int.self)
+        let proxyClient = Self.proxyClient()
+        let proxy = Self.bareProxy(client: proxyClient, remoteURL: { remoteBase.withLock { $0 } }, logger: logger, onServerRunning: { proxyPorts.continuation.yield($0) })
+        let group = ServiceGroup(configuration: .init(services: [host, remote, proxy], gracefulShutdownSignals: [], logger: logger))
         let running = Task { try await group.run() }
         defer { running.cancel() }
         var hostIterator = hostPorts.stream.makeAsyncIterator()
         var remoteIterator = remotePorts.stream.makeAsyncIterator()
-        guard let hostPort = await hostIterator.next(), let remotePort = await remoteIterator.next() else { throw BenchError("the servers did not start") }
+        var proxyIterator = proxyPorts.stream.makeAsyncIterator()
+        guard let hostPort = await hostIterator.next(), let remotePort = await remoteIterator.next(), let proxyPort = await proxyIterator.next() else {
+            throw BenchError("the servers did not start")
+        }
         let base = "http://127.0.0.1:\(hostPort)"
         let remoteURL = "http://127.0.0.1:\(remotePort)"
+        remoteBase.withLock { $0 = remoteURL }
+        let proxyURL = "http://127.0.0.1:\(proxyPort)"
 
         // Through the host: install, hand the remote its install secret, enable.
         let manifest = "id: example.echo\nname: Echo\nversion: 1.0.0\nsdk: ^1.0.0\nruntime: {kind: remote, url: \"\(remoteURL)\", timeout: 5s}\n"
@@ -106,19 +125,62 @@ struct RemoteBenchmark {
         func directly() async throws -> WrkResult {
             try await runWrk(remoteURL + "/", connections: connections, seconds: seconds, script: script, scriptArguments: [try directRequests(batch)])
         }
-        // A warm-up pair, not counted; then each round runs both, the order alternating, as the HTTP benchmark does.
-        let (viaHost, directs) = try await alternatingRounds(rounds, warmUp: true, throughHost, directly)
+        func throughProxy() async throws -> WrkResult {
+            try await runWrk(proxyURL + "/", connections: connections, seconds: seconds, script: script, scriptArguments: [try directRequests(batch)])
+        }
+        // A warm-up of each, not counted; then each round runs all three, the order rotating.
+        let measured = try await rotatingRounds(rounds, warmUp: true, [throughHost, directly, throughProxy])
+        let (viaHost, directs, proxied) = (measured[0], measured[1], measured[2])
         // Latency without queueing: one connection, one request at a time. That is at most 1/p50 requests
         // a second; 10,000 a second (a p50 of 100 µs) is more than one connection has reached here.
         let hostLatency = try await runWrk(base + "/", connections: 1, seconds: latencySeconds, script: script, scriptArguments: [hostRequests])
         let directLatency = try await runWrk(
             remoteURL + "/", connections: 1, seconds: latencySeconds, script: script, scriptArguments: [try directRequests(latencySeconds * 10_000 + 10_000)]
         )
-        let result = Result(host: viaHost, direct: directs, hostLatency: hostLatency, directLatency: directLatency)
+        let proxyLatency = try await runWrk(
+            proxyURL + "/", connections: 1, seconds: latencySeconds, script: script, scriptArguments: [try directRequests(latencySeconds * 10_000 + 10_000)]
+        )
+        let result = Result(host: viaHost, direct: directs, proxy: proxied, hostLatency: hostLatency, directLatency: directLatency, proxyLatency: proxyLatency)
 
         await group.triggerGracefulShutdown()
         _ = try? await running.value
+        try await proxyClient.shutdown()
         return result
+    }
+
+    /// An HTTP client set up as the host's for remotes: pooled connections, no redirects, no tracer.
+    static func proxyClient() -> HTTPClient {
+        var configuration = HTTPClient.Configuration()
+        configuration.redirectConfiguration = .disallow
+        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
+        configuration.decompression = .disabled
+        configuration.tracing.tracer = nil
+        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    }
+
+    /// A bare Hummingbird route passing each request on to the remote as it came (method, target,
+    /// headers, body) and its answer back: no authentication, routing, grants or signing.
+    static func bareProxy(
+        client: HTTPClient, remoteURL: @escaping @Sendable () -> String, logger: Logger, onServerRunning: @escaping @Sendable (Int) -> Void
+    ) -> some Service {
+        let router = Router()
+        router.post("**") { request, _ -> Response in
+            var outgoing = HTTPClientRequest(url: remoteURL() + request.uri.description)
+            outgoing.method = .POST
+            for field in request.headers where field.name != .contentLength && field.name != .connection {
+                outgoing.headers.add(name: field.name.rawName, value: field.value)
+            }
+            outgoing.body = .bytes(try await request.body.collect(upTo: 1 << 20))
+            let response = try await client.execute(outgoing, deadline: .now() + .seconds(5))
+            let body = try await response.body.collect(upTo: 1 << 20)
+            var headers = HTTPFields()
+            for header in response.headers where header.name.lowercased() != "content-length" {
+                if let name = HTTPField.Name(header.name) { headers.append(HTTPField(name: name, value: header.value)) }
+            }
+            return Response(status: .init(code: Int(response.status.code)), headers: headers, body: ResponseBody(byteBuffer: body))
+        }
+        return Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+                           onServerRunning: { onServerRunning($0.localAddress?.port ?? 0) }, logger: logger)
     }
 
     static func context(_ kind: RemoteEnvelope.CallKind) -> RemoteEnvelope.Context {

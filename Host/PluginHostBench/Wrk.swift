@@ -76,3 +76,19 @@ func alternatingRounds<A, B>(
     }
     return (firsts, seconds)
 }
+
+/// Measures every side once per round, the order rotating between rounds (the first side of one round
+/// goes last in the next). With `warmUp`, each side is run once first and not counted.
+func rotatingRounds<T>(_ rounds: Int, warmUp: Bool, _ sides: [() async throws -> T]) async throws -> [[T]] {
+    if warmUp {
+        for side in sides { _ = try await side() }
+    }
+    var results = [[T]](repeating: [], count: sides.count)
+    for round in 0..<rounds {
+        for step in 0..<sides.count {
+            let side = (round + step) % sides.count
+            results[side].append(try await sides[side]())
+        }
+    }
+    return results
+}
