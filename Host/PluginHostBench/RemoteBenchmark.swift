@@ -57,8 +57,7 @@ struct RemoteBenchmark {
         )
         let remoteBase = Mutex("")
         let proxyPorts = AsyncStream.makeStream(of: Int.self)
-        let proxyClient = Self.proxyClient()
-        let proxy = Self.bareProxy(client: proxyClient, remoteURL: { remoteBase.withLock { $0 } }, logger: logger, onServerRunning: { proxyPorts.continuation.yield($0) })
+        let proxy = BareProxy(remoteURL: { remoteBase.withLock { $0 } }, logger: logger, onServerRunning: { proxyPorts.continuation.yield($0) })
         let group = ServiceGroup(configuration: .init(services: [host, remote, proxy], gracefulShutdownSignals: [], logger: logger))
         let running = Task { try await group.run() }
         defer { running.cancel() }
@@ -144,43 +143,55 @@ struct RemoteBenchmark {
 
         await group.triggerGracefulShutdown()
         _ = try? await running.value
-        try await proxyClient.shutdown()
         return result
     }
 
-    /// An HTTP client set up as the host's for remotes: pooled connections, no redirects, no tracer.
-    static func proxyClient() -> HTTPClient {
-        var configuration = HTTPClient.Configuration()
-        configuration.redirectConfiguration = .disallow
-        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
-        configuration.decompression = .disabled
-        configuration.tracing.tracer = nil
-        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
-    }
-
     /// A bare Hummingbird route passing each request on to the remote as it came (method, target,
-    /// headers, body) and its answer back: no authentication, routing, grants or signing.
-    static func bareProxy(
-        client: HTTPClient, remoteURL: @escaping @Sendable () -> String, logger: Logger, onServerRunning: @escaping @Sendable (Int) -> Void
-    ) -> some Service {
-        let router = Router()
-        router.post("**") { request, _ -> Response in
-            var outgoing = HTTPClientRequest(url: remoteURL() + request.uri.description)
-            outgoing.method = .POST
-            for field in request.headers where field.name != .contentLength && field.name != .connection {
-                outgoing.headers.add(name: field.name.rawName, value: field.value)
+    /// headers, body) and its answer back, over an HTTP client set up as the host's for remotes (pooled
+    /// connections, no redirects, no tracer): no authentication, routing, grants or signing. The client
+    /// is shut down when the server stops.
+    struct BareProxy: Service {
+        let remoteURL: @Sendable () -> String
+        let logger: Logger
+        let onServerRunning: @Sendable (Int) -> Void
+
+        func run() async throws {
+            var configuration = HTTPClient.Configuration()
+            configuration.redirectConfiguration = .disallow
+            configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
+            configuration.decompression = .disabled
+            configuration.tracing.tracer = nil
+            let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+            let remoteURL = self.remoteURL
+            let router = Router()
+            router.post("**") { request, _ -> Response in
+                var outgoing = HTTPClientRequest(url: remoteURL() + request.uri.description)
+                outgoing.method = .POST
+                for field in request.headers where field.name != .contentLength && field.name != .connection {
+                    outgoing.headers.add(name: field.name.rawName, value: field.value)
+                }
+                outgoing.body = .bytes(try await request.body.collect(upTo: 1 << 20))
+                let response = try await client.execute(outgoing, deadline: .now() + .seconds(5))
+                let body = try await response.body.collect(upTo: 1 << 20)
+                var headers = HTTPFields()
+                for header in response.headers where header.name.lowercased() != "content-length" {
+                    if let name = HTTPField.Name(header.name) { headers.append(HTTPField(name: name, value: header.value)) }
+                }
+                return Response(status: .init(code: Int(response.status.code)), headers: headers, body: ResponseBody(byteBuffer: body))
             }
-            outgoing.body = .bytes(try await request.body.collect(upTo: 1 << 20))
-            let response = try await client.execute(outgoing, deadline: .now() + .seconds(5))
-            let body = try await response.body.collect(upTo: 1 << 20)
-            var headers = HTTPFields()
-            for header in response.headers where header.name.lowercased() != "content-length" {
-                if let name = HTTPField.Name(header.name) { headers.append(HTTPField(name: name, value: header.value)) }
+            let onServerRunning = self.onServerRunning
+            let application = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+                                          onServerRunning: { onServerRunning($0.localAddress?.port ?? 0) }, logger: logger)
+            let failure: (any Error)?
+            do {
+                try await application.run()
+                failure = nil
+            } catch {
+                failure = error
             }
-            return Response(status: .init(code: Int(response.status.code)), headers: headers, body: ResponseBody(byteBuffer: body))
+            try await client.shutdown()
+            if let failure { throw failure }
         }
-        return Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-                           onServerRunning: { onServerRunning($0.localAddress?.port ?? 0) }, logger: logger)
     }
 
     static func context(_ kind: RemoteEnvelope.CallKind) -> RemoteEnvelope.Context {
