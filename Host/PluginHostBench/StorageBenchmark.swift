@@ -21,8 +21,7 @@ struct StorageBenchmark {
     let duration: Duration = .seconds(4)
     let keys = 100
     /// SDK and raw take turns going first (``alternatingRounds``), so neither gets a quieter machine; each
-    /// figure is the median of its rounds.
-    /// The ratio moved by 0.1 between runs of 3 rounds.
+    /// figure is the median of its rounds (5: with 3, the ratio moved by 0.1 between runs).
     let rounds = 5
 
     struct Figures {

@@ -9,9 +9,9 @@ import Testing
 struct PostgresTests {
     @Test("row-level security: without the workspace set a query sees and writes no plugin data, even as the tables' owner")
     func rowLevelSecurity() async throws {
-        let database = try await TestDatabase.create()
         let folder = try TemporaryFolder()
-        do {
+        try await withDatabase(.postgres) { database in
+            let database = try #require(database)
             try await TestHost.running(data: folder.path, postgres: database.hostConfiguration()) { host in
                 try await host.install(try Fixtures.notes)
                 try await host.tenant("acme", workspaces: ["ws-a", "ws-b"])
@@ -58,17 +58,13 @@ struct PostgresTests {
                 ($0 as? PostgresError)?.sqlState == "42501"
             }
             #expect(try await database.query(as: database.superuserURL, [count])[0].first?[0] == .int(2))
-            await database.drop()
-        } catch {
-            await database.drop()
-            throw error
         }
     }
 
     @Test("a connection whose server process ended is found dead before it carries a call")
     func staleConnection() async throws {
-        let database = try await TestDatabase.create()
-        do {
+        try await withDatabase(.postgres) { database in
+            let database = try #require(database)
             let (serving, superuser) = (database.servingURL, database.superuserURL)
             let (before, after) = try await TestPostgres.blocking {
                 let connection = try PostgresConnection(url: serving, statementTimeout: .seconds(10))
@@ -82,10 +78,6 @@ struct PostgresTests {
             }
             #expect(before)
             #expect(!after)
-            await database.drop()
-        } catch {
-            await database.drop()
-            throw error
         }
     }
 
@@ -101,16 +93,16 @@ struct PostgresTests {
 
     @Test("a serving role that bypasses row-level security is refused with a clear error")
     func superuserRefused() async throws {
-        let database = try await TestDatabase.create()
         let folder = try TemporaryFolder()
-        var configuration = HostConfiguration(dataDirectory: folder.path, port: 0, adminToken: "admin-token")
-        configuration.postgres = PostgresConfiguration(url: database.superuserURL, poolSize: 2)
-        var logger = Logger(label: "test-host")
-        logger.logLevel = .critical
-        let app = try await buildApplication(configuration: configuration, logger: logger)
-        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
-        await #expect { try await group.run() } throws: { "\($0)".contains("BYPASSRLS") }
-        await database.drop()
+        try await withDatabase(.postgres) { database in
+            var configuration = HostConfiguration(dataDirectory: folder.path, port: 0, adminToken: "admin-token")
+            configuration.postgres = PostgresConfiguration(url: try #require(database).superuserURL, poolSize: 2)
+            var logger = Logger(label: "test-host")
+            logger.logLevel = .critical
+            let app = try await buildApplication(configuration: configuration, logger: logger)
+            let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
+            await #expect { try await group.run() } throws: { "\($0)".contains("BYPASSRLS") }
+        }
     }
 
     @Test("two host processes on one database: what one installs and enables the other serves within a second; a token one revokes the other refuses within 5 s",

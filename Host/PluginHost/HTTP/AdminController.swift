@@ -187,10 +187,8 @@ struct AdminController {
             throw HostError(409, "LAST_PLATFORM_TOKEN", "\(tokenID) is the last platform admin token; create another (POST /v1/tokens) before revoking it")
         }
         authenticator.forget(tokenID: tokenID)
-        // The token given with --admin-token: a restart with the same setting must not bring it back.
-        if tokenID.hasPrefix("admin-") {
-            try await store.setSetting(revokedAdminTokenSetting(hash: record.secretHash), ISO8601DateFormatter().string(from: Date()))
-        }
+        // Should it be the one a host is started with (--admin-token), a restart must not bring it back.
+        try await store.setSetting(revokedAdminTokenSetting(hash: record.secretHash), ISO8601DateFormatter().string(from: Date()))
         runtime.logger.info("platform admin token revoked", metadata: ["token.id": "\(tokenID)", "by": "\(principal.tokenID)"])
         return Response(status: .noContent)
     }

@@ -427,7 +427,7 @@ public final class PluginRuntime: Sendable {
             events: ScopedEvents(bus: bus, workspaceID: workspace.id, pluginID: plugin.record.id, grants: grants),
             routes: plugin.record.manifest.routes.map(CompiledRoute.init), logger: logger, requestMetrics: metrics.requests(plugin: plugin.record.id),
             timeout: timeout(of: plugin.record.manifest),
-            executor: instance is RemotePlugin || !(grants.contains(.storageRead) || grants.contains(.storageWrite)) ? nil : store.pluginExecutor
+            executor: instance is RemotePlugin || grants.permissions.isDisjoint(with: [.storageRead, .storageWrite]) ? nil : store.pluginExecutor
         )
         return ActiveEnablement(enablement: enablement, grants: grants, bound: bound)
     }
