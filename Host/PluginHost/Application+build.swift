@@ -60,6 +60,10 @@ public func buildApplication(
         return Application(
             // The resource route's usual paths are matched ahead of the router, through the same middlewares.
             responder: HostResponder(router: router.buildResponder(), errors: errors, auth: auth, resources: resources),
+            server: .http1(configuration: .init(
+                additionalChannelHandlers: [ConnectionGuard(bodyTimeout: TimeAmount(configuration.readTimeout))],
+                idleTimeout: TimeAmount(configuration.readTimeout)
+            )),
             configuration: .init(address: .hostname(configuration.hostname, port: configuration.port), serverName: "plugin-host"),
             services: storeServices + [
                 // Shut down in reverse: server, health checks, event dispatcher (drains), plugin shutdown

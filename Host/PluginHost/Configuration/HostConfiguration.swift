@@ -29,6 +29,9 @@ public struct HostConfiguration: Sendable {
     public var maxBodySize: Int
     /// How long a plugin may take to answer a request or run a hook.
     public var pluginTimeout: Duration
+    /// How long a client may take to send a request's head (counted from the connection's start or the
+    /// previous answer, so it also closes idle connections) and, separately, its body.
+    public var readTimeout: Duration
     /// Largest storage key, in UTF-8 bytes.
     public var maxKeyBytes: Int
     /// Largest stored value, in bytes.
@@ -45,6 +48,7 @@ public struct HostConfiguration: Sendable {
         adminToken: String? = nil,
         maxBodySize: Int = 1 << 20,
         pluginTimeout: Duration = .seconds(10),
+        readTimeout: Duration = .seconds(30),
         maxKeyBytes: Int = 1024,
         maxValueBytes: Int = 1 << 20,
         eventRetry: RetryPolicy = RetryPolicy(),
@@ -60,6 +64,7 @@ public struct HostConfiguration: Sendable {
         self.adminToken = adminToken
         self.maxBodySize = maxBodySize
         self.pluginTimeout = pluginTimeout
+        self.readTimeout = readTimeout
         self.maxKeyBytes = maxKeyBytes
         self.maxValueBytes = maxValueBytes
         self.eventRetry = eventRetry

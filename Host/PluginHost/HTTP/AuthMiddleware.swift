@@ -13,27 +13,25 @@ struct AuthMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard runtime.isReady else { throw HostError.storeUnavailable() }
-        guard let header = Self.authorization(request.headers), header.utf8.starts(with: Self.scheme.utf8),
-              let principal = try await authenticator.principal(token: Substring(header.utf8.dropFirst(Self.scheme.utf8.count)))
+        guard let token = request.headers.bearerToken, let principal = try await authenticator.principal(token: token)
         else { throw HostError.unauthorized() }
         // The context's logger adds token.id from the principal when it is used.
         var context = context
         context.principal = principal
-        return try await next(request, context)
-    }
-
-    private static let scheme = "Bearer "
-
-    /// The request's one `Authorization` value; none when it is repeated. A scan, because the fields'
-    /// subscript joins every value of a name into a new string.
-    private static func authorization(_ fields: HTTPFields) -> String? {
-        var found: String?
-        for field in fields where field.name == .authorization {
-            guard found == nil else { return nil }
-            found = field.value
+        do {
+            return try await next(request, context)
+        } catch {
+            // The error middleware holds the context as it was before this one: tell it who called.
+            throw AuthenticatedFailure(underlying: error, principal: principal)
         }
-        return found
     }
+}
+
+/// An error thrown while serving an authenticated request, with the principal that made it, so that
+/// ``ErrorMiddleware`` (outside ``AuthMiddleware``) logs it with the caller's `token.id`.
+struct AuthenticatedFailure: Error {
+    var underlying: any Error
+    var principal: Principal
 }
 
 /// Looks tokens up by their hash, remembering the ones it has seen so requests skip the store. The

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import NIOCore
 
@@ -30,6 +31,29 @@ extension Request {
         } catch {
             throw HostError.badRequest("the body is not valid JSON")
         }
+    }
+}
+
+extension HTTPFields {
+    /// The token of the request's one `Authorization: Bearer <token>` field: the scheme in any case
+    /// (RFC 9110 §11.1), one or more spaces, then the token. `nil` when the field is missing, repeated,
+    /// of another scheme, or holds no token. A scan, because the fields' subscript joins every value of
+    /// a name into a new string.
+    var bearerToken: Substring? {
+        var found: String?
+        for field in self where field.name == .authorization {
+            guard found == nil else { return nil }
+            found = field.value
+        }
+        guard let value = found else { return nil }
+        let scheme = "bearer".utf8
+        let bytes = value.utf8
+        guard bytes.count > scheme.count,
+              zip(bytes.prefix(scheme.count), scheme).allSatisfy({ $0 | 0x20 == $1 }),
+              bytes[bytes.index(bytes.startIndex, offsetBy: scheme.count)] == UInt8(ascii: " ")
+        else { return nil }
+        let token = value[value.utf8.index(bytes.startIndex, offsetBy: scheme.count)...].drop { $0 == " " }
+        return token.isEmpty ? nil : token
     }
 }
 

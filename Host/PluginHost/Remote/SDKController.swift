@@ -126,12 +126,12 @@ struct SDKController {
     /// Authenticates the token, binds its services, and maps what they throw to the API's errors.
     private func perform(_ request: Request, _ body: (PluginRuntime.SDKBinding) async throws -> Response) async throws -> Response {
         guard runtime.isReady else { throw HostError.storeUnavailable() }
-        guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else {
+        guard let token = request.headers.bearerToken else {
             throw HostError(401, "UNAUTHORIZED", "send the call's SDK token (sdk.token of X-Plugin-Host-Context) as `Authorization: Bearer <token>`")
         }
         let claims: HostSecrets.TokenClaims
         do {
-            claims = try runtime.remote.secrets.verifyToken(header.dropFirst("Bearer ".count))
+            claims = try runtime.remote.secrets.verifyToken(token)
         } catch .expired {
             throw HostError(401, "TOKEN_EXPIRED", "the SDK token has expired; tokens live for one call")
         } catch {

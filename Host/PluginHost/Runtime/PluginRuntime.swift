@@ -323,10 +323,12 @@ public final class PluginRuntime: Sendable {
         }
     }
 
+    /// Tenant and workspace ids go into URL paths: `.` and `..` (which clients resolve away) and ids
+    /// that read as options on a command line (`-x`) are refused by asking for a letter or digit first.
     static func checkIdentifier(_ id: String, field: String) throws {
         let allowed = Set("abcdefghijklmnopqrstuvwxyz0123456789-_.")
-        guard (1...64).contains(id.count), id.allSatisfy(allowed.contains) else {
-            throw HostError.badRequest("\(field) \"\(id)\" must be 1 to 64 characters of [a-z0-9-_.]")
+        guard (1...64).contains(id.count), id.allSatisfy(allowed.contains), let first = id.first, first.isLetter || first.isNumber else {
+            throw HostError.badRequest("\(field) \"\(id)\" must be 1 to 64 characters of [a-z0-9-_.], starting with a letter or digit")
         }
     }
 

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import Hummingbird
+import InMemoryLogging
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -13,6 +14,8 @@ final class TestHost: Sendable {
     let port: Int
     let adminToken: String
     let data: String
+    /// Everything the host logged at info level and above (debug and above with `logLevel`).
+    let logs: InMemoryLogHandler
     private let group: ServiceGroup
     private let running: Task<Void, any Error>
 
@@ -29,20 +32,22 @@ final class TestHost: Sendable {
     /// Starts a host on `data`, or on PostgreSQL when `postgres` is given, with the admin token
     /// `admin-token`, and waits until it is ready.
     static func start(
-        data: String, postgres: PostgresConfiguration? = nil, waitUntilReady: Bool = true, configure: (inout HostConfiguration) -> Void = { _ in }
+        data: String, postgres: PostgresConfiguration? = nil, waitUntilReady: Bool = true, logLevel: Logger.Level = .info,
+        configure: (inout HostConfiguration) -> Void = { _ in }
     ) async throws -> TestHost {
         var configuration = HostConfiguration(dataDirectory: data, port: 0, adminToken: "admin-token")
         configuration.postgres = postgres
         configure(&configuration)
-        var logger = Logger(label: "test-host")
-        logger.logLevel = .critical
+        let logs = InMemoryLogHandler()
+        var logger = Logger(label: "test-host") { _ in logs }
+        logger.logLevel = logLevel
         let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
         let app = try await buildApplication(configuration: configuration, logger: logger, onServerRunning: { port in portContinuation.yield(port) })
         let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
         let running = Task { try await group.run() }
         var iterator = ports.makeAsyncIterator()
         guard let port = await iterator.next() else { throw CancellationError() }
-        let host = TestHost(port: port, adminToken: configuration.adminToken ?? "", data: data, group: group, running: running)
+        let host = TestHost(port: port, adminToken: configuration.adminToken ?? "", data: data, logs: logs, group: group, running: running)
         if configuration.postgres != nil && waitUntilReady {
             let ready = try await eventually(timeout: .seconds(30)) { try await host.request(.GET, "/ready").status == 200 }
             if !ready {
@@ -54,10 +59,11 @@ final class TestHost: Sendable {
         return host
     }
 
-    private init(port: Int, adminToken: String, data: String, group: ServiceGroup, running: Task<Void, any Error>) {
+    private init(port: Int, adminToken: String, data: String, logs: InMemoryLogHandler, group: ServiceGroup, running: Task<Void, any Error>) {
         self.port = port
         self.adminToken = adminToken
         self.data = data
+        self.logs = logs
         self.group = group
         self.running = running
     }
@@ -134,10 +140,12 @@ final class TestHost: Sendable {
 
 /// Runs `body` with a started host on a fresh folder (and a fresh PostgreSQL database for `.postgres`),
 /// and stops the host and removes the folder and database after.
-func withHost<T>(store: StoreKind = .sqlite, configure: (inout HostConfiguration) -> Void = { _ in }, _ body: (TestHost) async throws -> T) async throws -> T {
+func withHost<T>(
+    store: StoreKind = .sqlite, logLevel: Logger.Level = .info, configure: (inout HostConfiguration) -> Void = { _ in }, _ body: (TestHost) async throws -> T
+) async throws -> T {
     let folder = try TemporaryFolder()
     return try await withDatabase(store) { database in
-        try await TestHost.running(data: folder.path, postgres: database?.hostConfiguration(), configure: configure, body)
+        try await TestHost.running(data: folder.path, postgres: database?.hostConfiguration(), logLevel: logLevel, configure: configure, body)
     }
 }
 
@@ -159,9 +167,10 @@ extension TestHost {
     /// Starts a host (see ``start(data:postgres:waitUntilReady:configure:)``), runs `body` with it and
     /// stops it, also when `body` throws.
     static func running<T>(
-        data: String, postgres: PostgresConfiguration? = nil, configure: (inout HostConfiguration) -> Void = { _ in }, _ body: (TestHost) async throws -> T
+        data: String, postgres: PostgresConfiguration? = nil, logLevel: Logger.Level = .info, configure: (inout HostConfiguration) -> Void = { _ in },
+        _ body: (TestHost) async throws -> T
     ) async throws -> T {
-        let host = try await start(data: data, postgres: postgres, configure: configure)
+        let host = try await start(data: data, postgres: postgres, logLevel: logLevel, configure: configure)
         do {
             let result = try await body(host)
             try await host.stop()
