@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "plugin-host", targets: ["PluginHostCLI"]),
         .library(name: "PluginHost", targets: ["PluginHost"]),
+        .library(name: "PluginHostFormats", targets: ["PluginHostFormats"]),
         .executable(name: "plugin-host-bench", targets: ["PluginHostBench"]),
     ],
     dependencies: [
@@ -39,9 +40,22 @@ let package = Package(
             pkgConfig: "libpq",
             providers: [.apt(["libpq-dev"])]
         ),
+        // The formats the host reads from outside (manifests, plugin libraries, remote envelopes, SDK
+        // tokens), apart from the server so that the fuzz targets (Tests/Fuzz) build without it.
+        .target(
+            name: "PluginHostFormats",
+            dependencies: [
+                .product(name: "PluginSDK", package: "PluginSDK"),
+                .product(name: "PluginMagic", package: "PluginSDK"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            path: "Host/PluginHostFormats"
+        ),
         .target(
             name: "PluginHost",
             dependencies: [
+                "PluginHostFormats",
                 "CSQLite",
                 "CLibPQ",
                 .product(name: "PluginSDK", package: "PluginSDK"),

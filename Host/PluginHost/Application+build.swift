@@ -128,8 +128,8 @@ func installManifests(in folder: String, runtime: PluginRuntime, logger: Logger)
         .sorted()
     for file in files {
         let path = URL(fileURLWithPath: folder).appendingPathComponent(file).path
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { continue }
         do {
+            let text = try ManifestValidator.read(file: path)
             let status = try await runtime.install(manifestText: text, baseDirectory: URL(fileURLWithPath: path).deletingLastPathComponent().path)
             if status.installSecret != nil {
                 // Not shown here: logs are no place for a secret. The admin makes a new one to hand over.
@@ -140,6 +140,8 @@ func installManifests(in folder: String, runtime: PluginRuntime, logger: Logger)
             continue
         } catch let error as HostError {
             logger.error("manifest not installed", metadata: ["manifest": "\(path)", "problems": "\(error.details.joined(separator: "; "))"])
+        } catch let error as ManifestErrors {
+            logger.error("manifest not installed", metadata: ["manifest": "\(path)", "problems": "\(error.problems.map(\.description).joined(separator: "; "))"])
         } catch {
             logger.error("manifest not installed", metadata: ["manifest": "\(path)", "error": "\(error)"])
         }

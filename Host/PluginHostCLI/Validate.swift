@@ -10,7 +10,7 @@ struct Validate: ParsableCommand {
     var files: [String]
 
     func run() throws {
-        let validator = ManifestValidator(loader: PluginLibraryLoader())
+        let validator = ManifestValidator()
         var failed = 0
         for file in files {
             switch validator.validate(file: file) {

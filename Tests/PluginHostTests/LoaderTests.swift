@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import PluginHost
 import PluginMagic
 import PluginSDK
@@ -72,6 +75,61 @@ struct LoaderTests {
         }
     }
 
+    @Test("crafted section headers, symbol tables and symbols are refused as corrupt, never a trap", arguments: ELFCrafting.Patch.allCases)
+    func craftedLibraries(patch: ELFCrafting.Patch) throws {
+        let folder = try TemporaryFolder()
+        let path = folder.path + "/libCrafted.so"
+        try Data(try ELFCrafting.crafted(patch)).write(to: URL(fileURLWithPath: path))
+        do {
+            _ = try PluginLibraryLoader().inspect(path: path)
+            Issue.record("\(patch) was accepted")
+        } catch {
+            #expect(error.reason.isCorrupt, "\(patch): \(error)")
+            #expect(!LoaderTests.mappedFiles().contains(path))
+        }
+    }
+
+    @Test("runtime.path naming a device, a FIFO, a folder or a file over the size cap is refused before it is read")
+    func notLibraries() throws {
+        let folder = try TemporaryFolder()
+        let fifo = folder.path + "/libFifo.so"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let huge = try folder.file("libHuge.so", "")
+        // Sparse: it takes no disk, and reading it whole would take seconds and gigabytes.
+        try FileHandle(forWritingTo: URL(fileURLWithPath: huge)).truncate(atOffset: 2 << 30)
+        for (path, reason) in [("/dev/zero", LoadError.Reason.notRegularFile), (fifo, .notRegularFile), (folder.path, .notRegularFile),
+                               (huge, .tooLarge(size: 2 << 30, limit: 256 << 20))] {
+            do {
+                _ = try PluginLibraryLoader().inspect(path: path)
+                Issue.record("\(path) was accepted")
+            } catch {
+                #expect(error.reason == reason, "\(path): \(error)")
+            }
+        }
+    }
+
+    @Test("a library replaced by a crafted file while the host was down marks the plugin failed at start; the host serves the rest")
+    func craftedAtRestart() async throws {
+        let folder = try TemporaryFolder()
+        let library = folder.path + "/libEchoPlugin.so"
+        try FileManager.default.copyItem(atPath: try Fixtures.library("EchoPlugin"), toPath: library)
+        let manifest = try Fixtures.echo.replacingOccurrences(of: try Fixtures.library("EchoPlugin"), with: library)
+        let data = try TemporaryFolder()
+        try await TestHost.running(data: data.path) { host in
+            try await host.install(manifest, contentType: "application/json")
+        }
+        // Replaced as `install` or `mv` would, by a new file: this process still maps the old one, which
+        // writing in place would corrupt under the running code.
+        try Data(try ELFCrafting.crafted(.sectionHeadersPastTwoToThe63)).write(to: URL(fileURLWithPath: library), options: .atomic)
+        try await TestHost.running(data: data.path) { host in
+            #expect(try await host.request(.GET, "/health").status == 200)
+            let status = try await host.admin(.GET, "/v1/plugins/example.echo")
+            #expect(status.json["status"] as? String == "failed")
+            #expect((status.json["loadError"] as? String)?.contains("truncated or corrupt ELF file") == true, "\(status.text)")
+            try await host.tenant("acme", workspaces: ["ws1"])
+        }
+    }
+
     /// The process's memory mappings. Read through a file handle: procfs reports a size of 0, so
     /// reading it as a sized file would see nothing.
     static func mappedFiles() -> String {
@@ -94,5 +152,15 @@ struct LoaderTests {
         let copy = folder.path + "/lib\(name)-patched.so"
         try data.write(to: URL(fileURLWithPath: copy))
         return copy
+    }
+}
+
+extension LoadError.Reason {
+    /// The file is no ELF library, or one whose tables or magic block cannot be read.
+    var isCorrupt: Bool {
+        switch self {
+        case .notELF, .magicUnreadable, .magicMissing, .magicLayout: true
+        default: false
+        }
     }
 }

@@ -1,10 +1,13 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import PluginHost
 import Testing
 
 @Suite("Manifest validation")
 struct ManifestTests {
-    let validator = ManifestValidator(loader: PluginLibraryLoader())
+    let validator = ManifestValidator()
 
     func problems(_ text: String, installedVersion: @escaping (String) -> String? = { _ in nil }) -> [ManifestProblem] {
         switch validator.validate(text: text, baseDirectory: "/", installedVersion: installedVersion) {
@@ -128,5 +131,102 @@ struct ManifestTests {
         #expect(throws: ConfigErrors.self) { try schema.validate(["maxLength": .string("long")]).get() }
         #expect(throws: ConfigErrors.self) { try schema.validate(["maxLength": .integer(0)]).get() }
         #expect(throws: ConfigErrors.self) { try schema.validate(["colour": .string("blue")]).get() }
+    }
+
+    @Test("an SDK range at Int.max has no upper bound to compute and is refused, not a trap", arguments: [
+        "^9223372036854775807.0.0", "~1.9223372036854775807.0", "^0.0.9223372036854775807", "^0.9223372036854775807", "9223372036854775807",
+        "1.9223372036854775807", "~9223372036854775807", "^99999999999999999999.0.0", "^-1.0.0", "~+1.2",
+    ])
+    func versionRangeOverflow(range: String) throws {
+        #expect(VersionRange(range) == nil)
+        let text = try Fixtures.notes.replacingOccurrences(of: "sdk: ^1.0.0", with: "sdk: \"\(range)\"")
+        #expect(problems(text).first { $0.field == "sdk" }?.message.contains("not a version range") == true)
+    }
+
+    @Test("config numbers that are not finite (.inf, .nan, 1e999) are refused naming the field", arguments: [
+        ("default: .inf", "default"), ("default: -.inf", "default"), ("default: .nan", "default"), ("default: 1e999", "default"),
+        ("minimum: .inf", "minimum"), ("maximum: .nan", "maximum"), ("minimum: -.INF", "minimum"), ("enum: [1, .nan]", "enum[1]"),
+        ("default: [1, [2, .inf]]", "default"), ("minimum: lots", "minimum"), ("secret: maybe", "secret"),
+    ])
+    func nonFiniteNumbers(line: String, field: String) throws {
+        let text = try Fixtures.notes.replacingOccurrences(of: "      default: 10000\n", with: "      \(line)\n")
+            .replacingOccurrences(of: "      minimum: 1\n", with: line.hasPrefix("minimum") ? "" : "      minimum: 1\n")
+            .replacingOccurrences(of: "      maximum: 100000\n", with: line.hasPrefix("maximum") ? "" : "      maximum: 100000\n")
+        let found = problems(text)
+        #expect(found.map(\.field) == ["config.properties.maxLength.\(field)"], "\(found)")
+    }
+
+    @Test("YAML aliases that expand past the limit and nesting past 64 levels are refused at once")
+    func yamlBombs() throws {
+        // Nine levels of ten aliases each: a billion values from a few hundred bytes.
+        var bomb = "id: x.y\nname: Bomb\nversion: 1.0.0\nsdk: ^1.0.0\nruntime: {kind: remote, url: \"http://127.0.0.1:9\"}\nconfig:\n  properties:\n    p:\n      type: array\n      default: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
+        for level in 1...9 {
+            bomb += "      enum: &a\(level) [" + Array(repeating: "*a\(level - 1)", count: 10).joined(separator: ", ") + "]\n"
+        }
+        // (The repeated key `enum` is itself an error; the limit is found before keys are read.)
+        let start = ContinuousClock.now
+        let found = problems(bomb)
+        #expect(found.count == 1)
+        #expect(found.first?.message.contains("once its YAML aliases (*name) are expanded") == true, "\(found)")
+        #expect(ContinuousClock.now - start < .seconds(5))
+        // The same with the alias as a mapping key, which the composer would hash whole.
+        let keyBomb = "a: &a [" + String(repeating: "x, ", count: 999) + "x]\nb: &b [" + Array(repeating: "*a", count: 200).joined(separator: ", ") + "]\n? *b\n: 1\n"
+        #expect(problems(keyBomb).first?.message.contains("are expanded") == true)
+        // A handful of aliases is fine.
+        let aliases = try Fixtures.notes.replacingOccurrences(of: "      default: 10000\n", with: "      default: &d 10000\n").replacingOccurrences(of: "      maximum: 100000\n", with: "      maximum: *d\n")
+        #expect(problems(aliases).isEmpty, "\(problems(aliases))")
+
+        let deep = "id: x.y\nconfig: " + String(repeating: "[", count: 65) + String(repeating: "]", count: 65) + "\n"
+        #expect(problems(deep).first?.message.contains("nests deeper than 64 levels") == true)
+        let deepest = "a: " + String(repeating: "[", count: 5000)
+        #expect(problems(deepest).count == 1)
+    }
+
+    @Test("a remote URL must have a host name or address, a port from 1 to 65535, and nothing after them", arguments: [
+        ("http://127.0.0.1:99999", false), ("http://%00", false), ("http://127.0.0.1:0", false), ("http://exa mple.com", false),
+        ("http://a..b", false), ("http://-a.example", false), ("http://[::1", false), ("ftp://127.0.0.1", false), ("http://127.0.0.1/x", false),
+        ("http://user:pw@127.0.0.1", false), ("http://127.0.0.1?x=1", false), ("http://127.0.0.1:9001", true), ("https://plugins.example.com", true),
+        ("http://[::1]:8080", true), ("http://notes_plugin:80/", true), ("http://127.0.0.1:65535", true),
+    ])
+    func remoteURLs(url: String, valid: Bool) {
+        let text = "id: x.y\nname: R\nversion: 1.0.0\nsdk: ^1.0.0\nruntime: {kind: remote, url: \"\(url)\"}\n"
+        #expect(problems(text).map(\.field) == (valid ? [] : ["runtime.url"]), "\(problems(text))")
+    }
+
+    @Test("a manifest file that is no regular file, or larger than 1 MiB, is refused without being read whole")
+    func manifestFiles() throws {
+        let folder = try TemporaryFolder()
+        #expect(throws: ManifestErrors.self) { try ManifestValidator.read(file: "/dev/zero") }
+        #expect(throws: ManifestErrors.self) { try ManifestValidator.read(file: folder.path) }
+        #expect(throws: ManifestErrors.self) { try ManifestValidator.read(file: folder.path + "/missing.yaml") }
+        let big = try folder.file("big.yaml", "")
+        try FileHandle(forWritingTo: URL(fileURLWithPath: big)).truncate(atOffset: 4 << 30)
+        do {
+            _ = try ManifestValidator.read(file: big)
+            Issue.record("a 4 GiB manifest was read")
+        } catch {
+            #expect(error.description.contains("larger than 1 MiB"))
+        }
+        let fifo = folder.path + "/fifo.yaml"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        #expect(throws: ManifestErrors.self) { try ManifestValidator.read(file: fifo) }
+    }
+
+    @Test("a host starts, and logs each problem, when its manifests folder holds traps, bombs and devices")
+    func hostileManifestsFolder() async throws {
+        let folder = try TemporaryFolder()
+        _ = try folder.file("a-range.yaml", try Fixtures.notes.replacingOccurrences(of: "sdk: ^1.0.0", with: "sdk: \"^9223372036854775807.0.0\""))
+        _ = try folder.file("b-inf.yaml", try Fixtures.notes.replacingOccurrences(of: "default: 10000", with: "default: .inf"))
+        _ = try folder.file("c-bomb.yaml", "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + (1...6).map { "a\($0): &a\($0) [" + Array(repeating: "*a\($0 == 1 ? "" : String($0 - 1))", count: 10).joined(separator: ", ") + "]" }.joined(separator: "\n"))
+        #expect(mkfifo(folder.path + "/d-fifo.yaml", 0o600) == 0)
+        _ = try folder.file("e-echo.json", try Fixtures.echo)
+        let data = try TemporaryFolder()
+        try await TestHost.running(data: data.path, configure: { $0.manifestsDirectory = folder.path }) { host in
+            #expect(try await host.request(.GET, "/health").status == 200)
+            let installed = (try await host.admin(.GET, "/v1/plugins").json["plugins"] as? [[String: any Sendable]])?.compactMap { $0["id"] as? String }
+            #expect(installed == ["example.echo"])
+            let refused = host.logs.entries.filter { $0.message.description == "manifest not installed" }.compactMap { $0.metadata["manifest"]?.description }
+            #expect(Set(refused.map { URL(fileURLWithPath: $0).lastPathComponent }) == ["a-range.yaml", "b-inf.yaml", "c-bomb.yaml", "d-fifo.yaml"])
+        }
     }
 }

@@ -79,48 +79,14 @@ public struct HostSecrets: Sendable {
 
     // MARK: SDK tokens
 
-    /// What an SDK token allows: one plugin in one workspace, with the grants of one call, until `expires`.
-    struct TokenClaims: Sendable, Codable, Equatable {
-        var tenant: String
-        var workspace: String
-        var plugin: String
-        var grants: [String]
-        var subject: String
-        var role: String
-        /// Unix time in milliseconds.
-        var expires: Int64
-    }
+    typealias TokenClaims = SDKToken.Claims
 
-    enum TokenProblem: Error, Equatable {
-        case malformed
-        case expired
-    }
-
-    /// `pht1.` base64url(claims JSON) `.` base64url(HMAC-SHA256 of everything before the second dot).
+    /// A token for one call's SDK requests (``SDKToken``), signed with this host's token key.
     func mintToken(_ claims: TokenClaims) -> String {
-        var json = JSONText()
-        json.open()
-        json.member("expires", claims.expires)
-        json.member("grants", claims.grants)
-        json.member("plugin", claims.plugin)
-        json.member("role", claims.role)
-        json.member("subject", claims.subject)
-        json.member("tenant", claims.tenant)
-        json.member("workspace", claims.workspace)
-        json.close()
-        let payload = "pht1." + Base64URL.encode(json.bytes)
-        let mac = HMAC<SHA256>.authenticationCode(for: Data(payload.utf8), using: tokenKey)
-        return payload + "." + Base64URL.encode(Data(mac))
+        SDKToken.mint(claims, key: tokenKey)
     }
 
-    func verifyToken(_ token: Substring, nowMilliseconds: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) throws(TokenProblem) -> TokenClaims {
-        guard token.hasPrefix("pht1."), let dot = token.lastIndex(of: "."), dot > token.index(token.startIndex, offsetBy: 4),
-              let mac = Base64URL.decode(token[token.index(after: dot)...]),
-              HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: Data(token[..<dot].utf8), using: tokenKey),
-              let claimsData = Base64URL.decode(token[token.index(token.startIndex, offsetBy: 5)..<dot]),
-              let claims = try? JSONDecoder().decode(TokenClaims.self, from: claimsData)
-        else { throw .malformed }
-        guard claims.expires > nowMilliseconds else { throw .expired }
-        return claims
+    func verifyToken(_ token: Substring, nowMilliseconds: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) throws(SDKToken.Problem) -> TokenClaims {
+        try SDKToken.verify(token, key: tokenKey, nowMilliseconds: nowMilliseconds)
     }
 }

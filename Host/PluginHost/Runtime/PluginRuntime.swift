@@ -83,7 +83,7 @@ public final class PluginRuntime: Sendable {
         self.remote = RemoteServices(configuration: configuration.remote, secrets: secrets, store: store, host: configuration, logger: logger)
         self.store = store
         self.loader = loader
-        self.validator = ManifestValidator(loader: loader)
+        self.validator = ManifestValidator(inspector: loader.inspector)
         self.bus = bus
         self.metrics = metrics
         self.logger = logger

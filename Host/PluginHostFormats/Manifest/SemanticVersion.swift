@@ -31,6 +31,17 @@ public struct SemanticVersion: Sendable, Hashable, Comparable, CustomStringConve
         self.init(values[0], values[1], values[2], prerelease: prerelease)
     }
 
+    /// The next major, minor or patch release (`1.2.3` → `2.0.0`, `1.3.0`, `1.2.4`); `nil` when the
+    /// component is already `Int.max`.
+    var nextMajor: SemanticVersion? { Self.next(major).map { SemanticVersion($0, 0, 0) } }
+    var nextMinor: SemanticVersion? { Self.next(minor).map { SemanticVersion(major, $0, 0) } }
+    var nextPatch: SemanticVersion? { Self.next(patch).map { SemanticVersion(major, minor, $0) } }
+
+    private static func next(_ component: Int) -> Int? {
+        let (next, overflow) = component.addingReportingOverflow(1)
+        return overflow ? nil : next
+    }
+
     public var description: String {
         "\(major).\(minor).\(patch)" + (prerelease.isEmpty ? "" : "-" + prerelease.joined(separator: "."))
     }

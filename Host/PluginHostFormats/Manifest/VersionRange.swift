@@ -52,24 +52,31 @@ public struct VersionRange: Sendable, Hashable, CustomStringConvertible {
         }
         if term.hasPrefix("^") || term.hasPrefix("~") {
             guard let (version, given) = partial(String(term.dropFirst())) else { return nil }
-            let upper: SemanticVersion
+            let upper: SemanticVersion?
             if term.hasPrefix("~") {
-                upper = given >= 2 ? SemanticVersion(version.major, version.minor + 1, 0) : SemanticVersion(version.major + 1, 0, 0)
+                upper = given >= 2 ? version.nextMinor : version.nextMajor
             } else if version.major > 0 || given == 1 {
-                upper = SemanticVersion(version.major + 1, 0, 0)
+                upper = version.nextMajor
             } else if version.minor > 0 || given == 2 {
-                upper = SemanticVersion(0, version.minor + 1, 0)
+                upper = version.nextMinor
             } else {
-                upper = SemanticVersion(0, 0, version.patch + 1)
+                upper = version.nextPatch
             }
-            return [Comparator(op: .greaterOrEqual, version: version), Comparator(op: .less, version: upper)]
+            return bounded(from: version, below: upper)
         }
         guard let (version, given) = partial(term) else { return nil }
         switch given {
         case 3: return [Comparator(op: .equal, version: version)]
-        case 2: return [Comparator(op: .greaterOrEqual, version: version), Comparator(op: .less, version: SemanticVersion(version.major, version.minor + 1, 0))]
-        default: return [Comparator(op: .greaterOrEqual, version: version), Comparator(op: .less, version: SemanticVersion(version.major + 1, 0, 0))]
+        case 2: return bounded(from: version, below: version.nextMinor)
+        default: return bounded(from: version, below: version.nextMajor)
         }
+    }
+
+    /// `>=lower <upper`; no range when there is no upper bound (a component at `Int.max` has no next
+    /// value).
+    private static func bounded(from lower: SemanticVersion, below upper: SemanticVersion?) -> [Comparator]? {
+        guard let upper else { return nil }
+        return [Comparator(op: .greaterOrEqual, version: lower), Comparator(op: .less, version: upper)]
     }
 
     /// A full version, or `1`, `1.2`, `1.x`, `1.2.*`; returns how many numbers were given.
@@ -79,6 +86,7 @@ public struct VersionRange: Sendable, Hashable, CustomStringConvertible {
         let all = string.split(separator: ".", omittingEmptySubsequences: false)
         guard (1...2).contains(numbers.count), all.count <= 3,
               all.dropFirst(numbers.count).allSatisfy({ $0 == "x" || $0 == "*" || $0 == "X" }),
+              numbers.allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isASCIIDigit) }),
               let values = Optional(numbers.compactMap { Int($0) }), values.count == numbers.count
         else { return nil }
         return (SemanticVersion(values[0], values.count > 1 ? values[1] : 0, 0), numbers.count)

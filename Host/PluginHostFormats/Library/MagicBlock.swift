@@ -15,6 +15,8 @@ public struct MagicBlock: Sendable, Hashable {
     public static let host = MagicBlock(plugin_host_magic_of_this_build())
 
     static let symbolName = "plugin_host_magic"
+    /// The size of the block, which a symbol of that name must have.
+    static var size: Int { MemoryLayout<plugin_host_magic>.size }
     static let tag = Array("PLUGIN-HOST-MAGC".utf8)
 
     init(_ raw: plugin_host_magic) {
@@ -29,10 +31,10 @@ public struct MagicBlock: Sendable, Hashable {
     }
 
     /// Reads a block from the bytes of the exported symbol.
-    init(bytes: ArraySlice<UInt8>) throws(LoadError.Reason) {
-        guard bytes.count >= 24, Array(bytes.prefix(16)) == Self.tag else { throw .magicUnreadable("its tag is not \"PLUGIN-HOST-MAGC\"") }
-        let layout = bytes.dropFirst(16).prefix(4).reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
-        guard layout == MagicBlock.host.layout, bytes.count == MemoryLayout<plugin_host_magic>.size else {
+    init(bytes: [UInt8]) throws(LoadError.Reason) {
+        guard bytes.count >= 24, bytes.prefix(16).elementsEqual(Self.tag) else { throw .magicUnreadable("its tag is not \"PLUGIN-HOST-MAGC\"") }
+        let layout = bytes[16..<20].reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+        guard layout == MagicBlock.host.layout, bytes.count == Self.size else {
             throw .magicLayout(plugin: layout, host: MagicBlock.host.layout)
         }
         var raw = plugin_host_magic()

@@ -73,6 +73,16 @@ extension ConfigSchema.Property {
 }
 
 extension JSONValue {
+    /// Whether every number in it is finite, as JSON requires.
+    var isFinite: Bool {
+        switch self {
+        case .number(let number): number.isFinite
+        case .array(let items): items.allSatisfy(\.isFinite)
+        case .object(let members): members.values.allSatisfy(\.isFinite)
+        case .null, .bool, .integer, .string: true
+        }
+    }
+
     var kindName: String {
         switch self {
         case .null: "null"

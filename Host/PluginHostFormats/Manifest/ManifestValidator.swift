@@ -8,28 +8,69 @@ public struct ManifestValidator: Sendable {
     /// A manifest that passed every check, with what its library's file said (`nil` for a remote plugin).
     public struct Validated: Sendable {
         public var manifest: PluginManifest
-        public var inspection: PluginLibraryLoader.Inspection?
+        public var inspection: LibraryInspector.Inspection?
     }
 
-    let loader: PluginLibraryLoader
+    let inspector: LibraryInspector
 
-    public init(loader: PluginLibraryLoader) {
-        self.loader = loader
+    public init(inspector: LibraryInspector = LibraryInspector()) {
+        self.inspector = inspector
     }
+
+    /// The largest manifest read, in bytes: the host's default body limit. Real manifests are a few KiB.
+    public static let maximumManifestBytes = 1 << 20
 
     /// Validates a manifest file.
     public func validate(file path: String, installedVersion: (String) -> String? = { _ in nil }) -> Result<Validated, ManifestErrors> {
-        let url = URL(fileURLWithPath: path)
-        guard let data = try? Data(contentsOf: url) else {
-            return .failure(ManifestErrors(problems: [ManifestProblem(field: "$", line: nil, message: "cannot read the manifest file \(path)")]))
+        let text: String
+        do {
+            text = try Self.read(file: path)
+        } catch {
+            return .failure(error)
         }
-        return validate(text: String(decoding: data, as: UTF8.self), baseDirectory: url.deletingLastPathComponent().path, installedVersion: installedVersion)
+        return validate(text: text, baseDirectory: URL(fileURLWithPath: path).deletingLastPathComponent().path, installedVersion: installedVersion)
+    }
+
+    /// The text of a manifest file: a regular file of at most ``maximumManifestBytes``.
+    public static func read(file path: String) throws(ManifestErrors) -> String {
+        func problem(_ message: String) -> ManifestErrors { ManifestErrors(problems: [ManifestProblem(field: "$", line: nil, message: message)]) }
+        let file: FileBytes
+        do {
+            file = try FileBytes(path: path)
+        } catch {
+            switch error {
+            case .notFound: throw problem("the manifest file \(path) does not exist")
+            case .notRegularFile: throw problem("\(path) is not a regular file")
+            case .io(let why): throw problem("cannot read the manifest file \(path): \(why)")
+            }
+        }
+        guard file.size <= UInt64(maximumManifestBytes) else { throw problem("the manifest file \(path) is larger than \(maximumManifestBytes >> 20) MiB") }
+        do {
+            return String(decoding: try file.bytes(at: 0, count: Int(file.size)), as: UTF8.self)
+        } catch {
+            throw problem("cannot read the manifest file \(path): \(error)")
+        }
     }
 
     /// Validates manifest text; a relative `runtime.path` resolves against `baseDirectory`.
     /// `installedVersion` answers which version of a plugin id is installed already, if any.
     public func validate(text: String, baseDirectory: String, installedVersion: (String) -> String? = { _ in nil }) -> Result<Validated, ManifestErrors> {
         var reader = Reader()
+        guard text.utf8.count <= Self.maximumManifestBytes else {
+            return .failure(ManifestErrors(problems: [ManifestProblem(field: "$", line: nil, message: "the manifest is larger than \(Self.maximumManifestBytes >> 20) MiB")]))
+        }
+        let limits = YAMLLimits()
+        do {
+            try limits.check(text)
+        } catch {
+            let problem = switch error {
+            case .tooDeep(let line):
+                ManifestProblem(field: "$", line: line, message: "the manifest nests deeper than \(limits.maximumDepth) levels")
+            case .tooManyValues(let line):
+                ManifestProblem(field: "$", line: line, message: "the manifest stands for more than \(limits.maximumValues) values once its YAML aliases (*name) are expanded; write the values out instead")
+            }
+            return .failure(ManifestErrors(problems: [problem]))
+        }
         let root: Node
         do {
             guard let node = try Yams.compose(yaml: text) else {
@@ -71,7 +112,7 @@ public struct ManifestValidator: Sendable {
         let routes = readRoutes(top["routes"], reader: &reader)
         let config = readConfig(top["config"], reader: &reader)
 
-        var inspection: PluginLibraryLoader.Inspection?
+        var inspection: LibraryInspector.Inspection?
         var libraryChecked = false
         if let runtime, runtime.kind == .library {
             inspection = inspectLibrary(runtime, node: top["runtime"], id: id, version: version, reader: &reader)
@@ -144,9 +185,7 @@ public struct ManifestValidator: Sendable {
         reader.rejectUnknown(mapping, known: ["kind", "url", "timeout"], prefix: "runtime.")
         var url = reader.string(mapping["url"], "runtime.url", required: true)
         if let text = url {
-            let parsed = URLComponents(string: text)
-            if let parsed, ["http", "https"].contains(parsed.scheme?.lowercased() ?? ""), let host = parsed.host, !host.isEmpty,
-               parsed.query == nil, parsed.fragment == nil, parsed.user == nil, parsed.password == nil, parsed.path.isEmpty || parsed.path == "/" {
+            if Self.isBaseURL(text) {
                 while url?.hasSuffix("/") == true { url?.removeLast() }
             } else {
                 reader.problem("runtime.url", mapping["url"], "\"\(text)\" is not a base URL: write http:// or https://, a host, an optional port and path, no path, query, fragment or credentials, for example http://127.0.0.1:9001")
@@ -166,6 +205,31 @@ public struct ManifestValidator: Sendable {
         return PluginManifest.Runtime(kind: .remote, path: "", resolvedPath: "", sha256: nil, url: url, timeoutMilliseconds: timeout)
     }
 
+    /// `http` or `https`, a host name or IP address, an optional port from 1 to 65535, and no path,
+    /// query, fragment or credentials.
+    static func isBaseURL(_ text: String) -> Bool {
+        guard let parsed = URLComponents(string: text), ["http", "https"].contains(parsed.scheme?.lowercased() ?? ""),
+              let host = parsed.percentEncodedHost, isHost(host),
+              parsed.port.map({ (1...65535).contains($0) }) ?? true,
+              parsed.query == nil, parsed.fragment == nil, parsed.user == nil, parsed.password == nil, parsed.path.isEmpty || parsed.path == "/"
+        else { return false }
+        return true
+    }
+
+    /// A DNS name (labels of letters, digits, `-` and `_`), an IPv4 address, or an IPv6 address in brackets.
+    private static func isHost(_ host: String) -> Bool {
+        // An IPv6 address, with or without the brackets (Foundation versions differ in which they give).
+        let address = host.hasPrefix("[") && host.hasSuffix("]") ? host.dropFirst().dropLast() : host[...]
+        if address.contains(":") {
+            return address.count > 1 && address.allSatisfy { $0.isHexDigit || $0 == ":" || $0 == "." }
+        }
+        let labels = host.split(separator: ".", omittingEmptySubsequences: false)
+        return host.utf8.count <= 253 && labels.allSatisfy { label in
+            (1...63).contains(label.utf8.count) && label.first != "-" && label.last != "-"
+                && label.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }
+        }
+    }
+
     /// `250ms`, `5s`, `1.5s`, `1m`, or a bare number of seconds, in milliseconds.
     static func milliseconds(_ text: String) -> Int? {
         let units: [(String, Double)] = [("ms", 1), ("s", 1000), ("m", 60_000)]
@@ -180,11 +244,11 @@ public struct ManifestValidator: Sendable {
 
     private func inspectLibrary(
         _ runtime: PluginManifest.Runtime, node: Node?, id: String?, version: String?, reader: inout Reader
-    ) -> PluginLibraryLoader.Inspection? {
+    ) -> LibraryInspector.Inspection? {
         let pathNode = node?.mapping?["path"]
-        let inspection: PluginLibraryLoader.Inspection
+        let inspection: LibraryInspector.Inspection
         do {
-            inspection = try loader.inspect(path: runtime.resolvedPath)
+            inspection = try inspector.inspect(path: runtime.resolvedPath)
         } catch {
             reader.problem("runtime.path", pathNode, error.description)
             return nil
@@ -289,8 +353,10 @@ public struct ManifestValidator: Sendable {
                 }
                 var result = ConfigSchema.Property(
                     type: type, description: reader.string(property["description"], field + ".description", required: false),
-                    defaultValue: property["default"].map(Self.jsonValue), allowedValues: property["enum"].map { $0.array().map(Self.jsonValue) },
-                    minimum: property["minimum"]?.float, maximum: property["maximum"]?.float, secret: property["secret"]?.bool ?? false
+                    defaultValue: reader.value(property["default"], field + ".default"),
+                    allowedValues: reader.list(property["enum"], field + ".enum")?.enumerated().compactMap { reader.value($1, "\(field).enum[\($0)]") },
+                    minimum: reader.number(property["minimum"], field + ".minimum"), maximum: reader.number(property["maximum"], field + ".maximum"),
+                    secret: reader.bool(property["secret"], field + ".secret") ?? false
                 )
                 if let defaultValue = result.defaultValue, let problem = result.problem(with: defaultValue) {
                     reader.problem(field + ".default", property["default"], problem)
@@ -310,6 +376,8 @@ public struct ManifestValidator: Sendable {
         return ConfigSchema(properties: properties, required: required)
     }
 
+    /// The JSON value a YAML node stands for; numbers may be non-finite here (`.inf`, `1e999`), which
+    /// ``Reader/value(_:_:)`` refuses.
     static func jsonValue(_ node: Node) -> JSONValue {
         switch node {
         case .scalar(let scalar):
@@ -362,6 +430,50 @@ struct Reader {
         guard case .sequence(let sequence) = node else {
             problem(field, node, "expected a list")
             return []
+        }
+        return Array(sequence)
+    }
+
+    /// A JSON value (a config default or `enum` entry): any YAML value whose numbers are finite.
+    mutating func value(_ node: Node?, _ field: String) -> JSONValue? {
+        guard let node else { return nil }
+        let value = ManifestValidator.jsonValue(node)
+        guard value.isFinite else {
+            problem(field, node, "holds a number that is not finite (.inf, .nan or beyond ±1.8e308); JSON has no such numbers")
+            return nil
+        }
+        return value
+    }
+
+    /// A finite number (a config `minimum` or `maximum`).
+    mutating func number(_ node: Node?, _ field: String) -> Double? {
+        guard let node else { return nil }
+        guard case .scalar(let scalar) = node, scalar.style == .plain, let number = node.float else {
+            problem(field, node, "expected a number")
+            return nil
+        }
+        guard number.isFinite else {
+            problem(field, node, "\"\(scalar.string)\" is not a finite number; write for example 0 or 100")
+            return nil
+        }
+        return number
+    }
+
+    mutating func bool(_ node: Node?, _ field: String) -> Bool? {
+        guard let node else { return nil }
+        guard case .scalar(let scalar) = node, scalar.style == .plain, let flag = node.bool else {
+            problem(field, node, "expected true or false")
+            return nil
+        }
+        return flag
+    }
+
+    /// A list, or `nil` (with a problem when the node is something else).
+    mutating func list(_ node: Node?, _ field: String) -> [Node]? {
+        guard let node else { return nil }
+        guard case .sequence(let sequence) = node else {
+            problem(field, node, "expected a list")
+            return nil
         }
         return Array(sequence)
     }

@@ -2,6 +2,8 @@
 public struct LoadError: Error, Sendable, CustomStringConvertible {
     public enum Reason: Error, Sendable, Equatable {
         case notFound
+        case notRegularFile
+        case tooLarge(size: UInt64, limit: UInt64)
         case unreadable(String)
         case notELF(String)
         case magicMissing
@@ -21,10 +23,19 @@ public struct LoadError: Error, Sendable, CustomStringConvertible {
     public var pluginID: String
     public var reason: Reason
 
+    public init(path: String, pluginID: String, reason: Reason) {
+        self.path = path
+        self.pluginID = pluginID
+        self.reason = reason
+    }
+
     public var description: String {
         let plugin = pluginID.isEmpty ? "the library at \(path)" : "plugin \(pluginID)"
         switch reason {
         case .notFound: return "library not found at \(path); build the plugin or fix runtime.path"
+        case .notRegularFile: return "\(path) is not a regular file; runtime.path must name the plugin's .so file"
+        case .tooLarge(let size, let limit):
+            return "library at \(path) is \(size >> 20) MiB, more than the \(limit >> 20) MiB a plugin library may have"
         case .unreadable(let why): return "library at \(path) cannot be read: \(why)"
         case .notELF(let why): return "library at \(path) \(why)"
         case .magicMissing:
