@@ -28,6 +28,11 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds a plugin may take per request or hook.")
     var pluginTimeout: Double = 10
 
+    @Option(help: ArgumentHelp(
+        "Seconds a client may take to send a request's head (counted from the connection's start or the previous answer; idle connections close after it) and, separately, its body.",
+        valueName: "seconds"))
+    var readTimeout: Double = 30
+
     @OptionGroup var logging: LoggingOptions
 
     @Option(help: ArgumentHelp(
@@ -51,13 +56,28 @@ struct Serve: AsyncParsableCommand {
         "Seconds between health checks of each remote plugin.", valueName: "seconds"))
     var remoteHealthInterval: Double = 10
 
+    func validate() throws {
+        try Self.check("--port", Double(port), within: 0...65535)
+        try Self.check("--max-body-size", Double(maxBodySize), within: 1...Double(1 << 30))
+        try Self.check("--plugin-timeout", pluginTimeout, within: 0.001...86_400)
+        try Self.check("--read-timeout", readTimeout, within: 0.1...3_600)
+        try Self.check("--postgres-pool-size", Double(postgresPoolSize), within: 1...256)
+        try Self.check("--remote-health-interval", remoteHealthInterval, within: 0.1...86_400)
+    }
+
+    private static func check(_ flag: String, _ value: Double, within range: ClosedRange<Double>) throws {
+        guard range.contains(value) else {
+            throw ValidationError("\(flag) must be from \(range.lowerBound.formatted) to \(range.upperBound.formatted), not \(value.formatted)")
+        }
+    }
+
     func run() async throws {
         let logger = try logging.bootstrap(label: "plugin-host")
         let environment = ProcessInfo.processInfo.environment
         var configuration = HostConfiguration(
             dataDirectory: data, hostname: hostname, port: port, manifestsDirectory: manifests,
             adminToken: adminToken ?? environment["PLUGIN_HOST_ADMIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 },
-            maxBodySize: maxBodySize, pluginTimeout: .milliseconds(Int64(pluginTimeout * 1000)),
+            maxBodySize: maxBodySize, pluginTimeout: .milliseconds(Int64(pluginTimeout * 1000)), readTimeout: .milliseconds(Int64(readTimeout * 1000)),
             postgres: (postgres ?? environment["PLUGIN_HOST_DATABASE_URL"]).flatMap { $0.isEmpty ? nil : $0 }.map { url in
                 PostgresConfiguration(
                     url: url, migrationURL: (postgresMigrationUrl ?? environment["PLUGIN_HOST_DATABASE_MIGRATION_URL"]).flatMap { $0.isEmpty ? nil : $0 },
@@ -68,7 +88,7 @@ struct Serve: AsyncParsableCommand {
         configuration.remote = RemoteConfiguration(
             // The key is taken from the environment only: a flag would show it in the process list.
             secretKey: environment["PLUGIN_HOST_SECRET_KEY"].flatMap { $0.isEmpty ? nil : $0 },
-            publicURL: publicUrl, healthInterval: .milliseconds(Int64(max(0.1, remoteHealthInterval) * 1000))
+            publicURL: publicUrl, healthInterval: .milliseconds(Int64(remoteHealthInterval * 1000))
         )
         let hostname = configuration.hostname
         let app = try await buildApplication(
@@ -92,4 +112,9 @@ struct Serve: AsyncParsableCommand {
         )
         try await app.runService()
     }
+}
+
+private extension Double {
+    /// `10` rather than `10.0`.
+    var formatted: String { rounded() == self && abs(self) < 1e15 ? String(Int64(self)) : String(self) }
 }

@@ -183,6 +183,31 @@ struct HostileRequestTests {
         }
     }
 
+    @Test("JSON nested 100,000 deep in a config, a token request or an SDK body is refused with 400, not a stack overflow")
+    func deeplyNestedJSON() async throws {
+        try await withHost { host in
+            let member = try await Self.workspaceWithNotes(host, remoteAt: nil)
+            let deep = String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
+            let config = try await host.admin(.PUT, "/v1/workspaces/ws1/plugins/example.notes", body: Data(#"{"grants": [], "config": {"maxLength": \#(deep)}}"#.utf8), contentType: "application/json")
+            #expect(config.status == 400, "\(config.text)")
+            let token = try await host.admin(.POST, "/v1/tenants/acme/tokens", body: Data(#"{"role": "member", "subject": \#(deep)}"#.utf8), contentType: "application/json")
+            #expect(token.status == 400)
+            #expect(try await host.request(.GET, "/v1/workspaces/ws1/plugins/example.notes/resources/notes", token: member).status == 200)
+        }
+    }
+
+    @Test("serve refuses numeric flags outside their range, naming the flag, instead of trapping at start", arguments: [
+        ["--plugin-timeout", "nan"], ["--plugin-timeout", "inf"], ["--plugin-timeout", "1e16"], ["--read-timeout=-1"],
+        ["--remote-health-interval", "1e300"], ["--max-body-size=-1"], ["--max-body-size", "9223372036854775807"], ["--postgres-pool-size", "100000"],
+    ])
+    func servingFlags(flag: [String]) async throws {
+        let folder = try TemporaryFolder()
+        let (status, output) = try await runCommand(HostProcess.executable, ["serve", "--port", "0", "--data", folder.path] + flag)
+        #expect(status == 64, "\(output)")
+        let name = String(flag[0].prefix { $0 != "=" })
+        #expect(output.contains("\(name) must be from"), "\(output)")
+    }
+
     // MARK: Helpers
 
     /// Tenant acme with workspace ws1, the notes plugin enabled there (and a remote echo when a fake
