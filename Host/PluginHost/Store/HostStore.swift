@@ -95,6 +95,15 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
     public var description: String { message }
 }
 
+extension Int64 {
+    /// A stored value's version as the API gives it. The host writes 1, 2, …; a negative one was written
+    /// by something else and is an error, not a trap.
+    func storedVersion() throws -> UInt64 {
+        guard let version = UInt64(exactly: self) else { throw StoreError.failed("a stored version is \(self), not a positive number") }
+        return version
+    }
+}
+
 extension String {
     /// The smallest string greater than every string that starts with `self`, for index range scans;
     /// `nil` when there is none (empty or all U+10FFFF).

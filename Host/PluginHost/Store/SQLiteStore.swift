@@ -170,7 +170,7 @@ public final class SQLiteStore: HostStore, Service {
     public func get(_ scope: StorageScope, key: String) async throws -> StoredValue? {
         try await rows("SELECT value, version FROM kv WHERE workspace_id = ? AND plugin_id = ? AND key = ?",
                        [.text(scope.workspaceID), .text(scope.pluginID), .text(key)]).first.map {
-            StoredValue(key: key, value: $0[0].data ?? Data(), version: UInt64($0[1].int64 ?? 0))
+            StoredValue(key: key, value: $0[0].data ?? Data(), version: try ($0[1].int64 ?? 0).storedVersion())
         }
     }
 
@@ -180,17 +180,17 @@ public final class SQLiteStore: HostStore, Service {
         return try await database.withConnection { connection in
             try Self.mapped {
                 try connection.transaction {
-                    let current = try connection.query("SELECT version FROM kv WHERE workspace_id = ? AND plugin_id = ? AND key = ?", base).first?[0].int64
-                    if let expectedVersion, UInt64(current ?? 0) != expectedVersion {
-                        throw StoreError.versionConflict(current: UInt64(current ?? 0))
+                    let current = try (connection.query("SELECT version FROM kv WHERE workspace_id = ? AND plugin_id = ? AND key = ?", base).first?[0].int64 ?? 0).storedVersion()
+                    if let expectedVersion, current != expectedVersion {
+                        throw StoreError.versionConflict(current: current)
                     }
-                    let next = (current ?? 0) + 1
+                    guard let next = Int64(exactly: current + 1) else { throw StoreError.failed("the version of \(key) cannot go past \(current)") }
                     try connection.query(
                         "INSERT INTO kv (workspace_id, plugin_id, key, value, version, updated_at) VALUES (?, ?, ?, ?, ?, ?) "
                             + "ON CONFLICT (workspace_id, plugin_id, key) DO UPDATE SET value = excluded.value, version = excluded.version, updated_at = excluded.updated_at",
                         base + [.blob(value), .integer(next), .real(now)]
                     )
-                    return UInt64(next)
+                    return current + 1
                 }
             }
         }
@@ -215,7 +215,7 @@ public final class SQLiteStore: HostStore, Service {
         sql += " ORDER BY key LIMIT ?"
         bindings.append(.integer(Int64(limit + 1)))
         let entries = try await rows(sql, bindings).map {
-            StoredValue(key: $0[0].string ?? "", value: $0[1].data ?? Data(), version: UInt64($0[2].int64 ?? 0))
+            StoredValue(key: $0[0].string ?? "", value: $0[1].data ?? Data(), version: try ($0[2].int64 ?? 0).storedVersion())
         }
         let page = Array(entries.prefix(limit))
         return StoragePage(entries: page, nextCursor: entries.count > limit ? page.last?.key : nil)

@@ -20,8 +20,9 @@ public struct PluginManifest: Sendable, Hashable, Codable {
         /// A remote plugin's per-call timeout in milliseconds; `nil`: the host's plugin timeout.
         public var timeoutMilliseconds: Int?
 
-        /// The per-call timeout of a remote plugin.
-        public var timeout: Duration? { timeoutMilliseconds.map { .milliseconds($0) } }
+        /// The per-call timeout of a remote plugin, within the range the validator allows (a manifest
+        /// read back from the store is not validated again).
+        public var timeout: Duration? { timeoutMilliseconds.map { .milliseconds(min(max($0, 1), 600_000)) } }
     }
 
     public struct Route: Sendable, Hashable, Codable {

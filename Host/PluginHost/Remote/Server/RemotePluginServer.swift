@@ -213,6 +213,10 @@ struct RemotePluginResponder: HTTPResponder {
         )
         do {
             let response = try await plugin.handle(pluginRequest, context: context)
+            guard (100...599).contains(response.status) else {
+                logger.error("plugin answered with an invalid status", metadata: ["status": "\(response.status)"])
+                return Self.error(500, "PLUGIN_ERROR", "the plugin answered with an invalid status")
+            }
             var fields = HTTPFields()
             for (name, value) in response.headers {
                 // X-Plugin-Host-* belongs to the protocol: a plugin's answer never carries it.

@@ -274,7 +274,7 @@ public final class PostgresStore: HostStore, Service {
         try await scoped(scope, PostgresStatement(
             "SELECT value, version FROM kv WHERE workspace_id = $1 AND plugin_id = $2 AND key = $3",
             [.text(scope.workspaceID), .text(scope.pluginID), .bytea(Data(key.utf8))]
-        )).first.map { StoredValue(key: key, value: $0[0].data ?? Data(), version: UInt64($0[1].int64 ?? 0)) }
+        )).first.map { StoredValue(key: key, value: $0[0].data ?? Data(), version: try ($0[1].int64 ?? 0).storedVersion()) }
     }
 
     public func put(_ scope: StorageScope, key: String, value: Data, expectedVersion: UInt64?) async throws -> UInt64 {
@@ -297,7 +297,7 @@ public final class PostgresStore: HostStore, Service {
                     + "WHERE workspace_id = $1 AND plugin_id = $2 AND key = $3 AND version = $6 RETURNING version",
                 base + [.int(Int64(bitPattern: expected))])
         }
-        if let version = try await scoped(scope, statement).first?[0].int64 { return UInt64(version) }
+        if let version = try await scoped(scope, statement).first?[0].int64 { return try version.storedVersion() }
         throw StoreError.versionConflict(current: try await get(scope, key: key)?.version ?? 0)
     }
 
@@ -323,7 +323,7 @@ public final class PostgresStore: HostStore, Service {
         parameters.append(.int(Int64(limit + 1)))
         sql += " ORDER BY key LIMIT $\(parameters.count)"
         let entries = try await scoped(scope, PostgresStatement(sql, parameters)).map {
-            StoredValue(key: String(decoding: $0[0].data ?? Data(), as: UTF8.self), value: $0[1].data ?? Data(), version: UInt64($0[2].int64 ?? 0))
+            StoredValue(key: String(decoding: $0[0].data ?? Data(), as: UTF8.self), value: $0[1].data ?? Data(), version: try ($0[2].int64 ?? 0).storedVersion())
         }
         let page = Array(entries.prefix(limit))
         return StoragePage(entries: page, nextCursor: entries.count > limit ? page.last?.key : nil)
