@@ -24,7 +24,10 @@ define ensure_packages
 	fi
 endef
 
-.PHONY: deps build run test bench clean
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := elf manifest version-range envelope
+
+.PHONY: deps build run test bench fuzz clean
 
 deps:
 	$(call ensure_packages,$(BUILD_PACKAGES))
@@ -57,5 +60,17 @@ bench: deps
 	@echo; echo "The remote plugin benchmark again, with Swift concurrency on the NIO event loops (opt-in):"
 	PLUGIN_HOST_NIO_EXECUTOR=1 .build/release/plugin-host-bench --plugins Plugins/.build/release --only-remote
 
+## fuzz: each parser of outside bytes (ELF reader, manifest validator, version ranges, remote envelope and
+## SDK token) under libFuzzer and AddressSanitizer for FUZZ_SECONDS (60) each; a crash fails the run and
+## is kept in .build-fuzz/crashes/ (CI runs 30 s of each)
+fuzz: deps
+	$(SWIFT) build --product plugin-host-fuzz --sanitize fuzzer --sanitize address --scratch-path .build-fuzz -Xswiftc -DPLUGIN_HOST_FUZZING
+	cd Plugins && $(SWIFT) build
+	@for target in $(FUZZ_TARGETS); do \
+		echo "fuzzing $$target for $(FUZZ_SECONDS) s"; \
+		Tests/Fuzz/run.sh $$target $(FUZZ_SECONDS) > .build-fuzz/$$target.log 2>&1 || { tail -40 .build-fuzz/$$target.log; exit 1; }; \
+		grep -E "^stat::(number_of_executed_units|average_exec_per_sec)" .build-fuzz/$$target.log; \
+	done
+
 clean:
-	rm -rf .build Plugins/.build Tests/Fixtures/.build PluginSDK/.build
+	rm -rf .build .build-fuzz Plugins/.build Tests/Fixtures/.build PluginSDK/.build

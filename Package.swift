@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "PluginHost", targets: ["PluginHost"]),
         .library(name: "PluginHostFormats", targets: ["PluginHostFormats"]),
         .executable(name: "plugin-host-bench", targets: ["PluginHostBench"]),
+        .executable(name: "plugin-host-fuzz", targets: ["PluginHostFuzz"]),
     ],
     dependencies: [
         // PluginSDK is its own package with a dynamic product, so the host process holds exactly one copy
@@ -108,10 +109,24 @@ let package = Package(
             ],
             path: "Host/PluginHostBench"
         ),
+        // Fuzz targets for the parsers of outside bytes (`make fuzz`), and the driver libFuzzer runs.
+        .target(
+            name: "PluginHostFuzzing",
+            dependencies: ["PluginHostFormats", .product(name: "Crypto", package: "swift-crypto")],
+            path: "Tests/Fuzz/Targets"
+        ),
+        .executableTarget(
+            name: "PluginHostFuzz",
+            dependencies: ["PluginHostFuzzing"],
+            path: "Tests/Fuzz/Driver",
+            // Under libFuzzer the driver has no main of its own.
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])]
+        ),
         .testTarget(
             name: "PluginHostTests",
             dependencies: [
                 "PluginHost",
+                "PluginHostFuzzing",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "InMemoryLogging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),

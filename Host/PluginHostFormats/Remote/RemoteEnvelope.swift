@@ -141,7 +141,7 @@ public enum RemoteEnvelope {
     }
 
     /// The HMAC-SHA256 of the string to sign, in lowercase hex.
-    static func mac(secret: String, callID: String, expires: Int64, method: String, target: String, contentHash: String, context: String) -> String {
+    package static func mac(secret: String, callID: String, expires: Int64, method: String, target: String, contentHash: String, context: String) -> String {
         let text = [algorithm, callID, String(expires), method, target, contentHash, context].joined(separator: "\n")
         let code = HMAC<SHA256>.authenticationCode(for: Data(text.utf8), using: SymmetricKey(data: Data(secret.utf8)))
         return Data(code).hexString

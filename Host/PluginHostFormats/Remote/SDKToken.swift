@@ -44,7 +44,11 @@ package enum SDKToken {
         json.member("tenant", claims.tenant)
         json.member("workspace", claims.workspace)
         json.close()
-        let payload = prefix + Base64URL.encode(json.bytes)
+        return sign(payload: prefix + Base64URL.encode(json.bytes), key: key)
+    }
+
+    /// `payload` `.` base64url(HMAC-SHA256 of `payload`).
+    package static func sign(payload: String, key: SymmetricKey) -> String {
         let mac = HMAC<SHA256>.authenticationCode(for: Data(payload.utf8), using: key)
         return payload + "." + Base64URL.encode(Data(mac))
     }
