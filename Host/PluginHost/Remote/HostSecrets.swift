@@ -62,6 +62,7 @@ public struct HostSecrets: Sendable {
     /// so a sealed value cannot be moved to another key of the settings.
     func seal(_ secret: String, purpose: String) throws -> String {
         let box = try AES.GCM.seal(Data(secret.utf8), using: sealingKey, authenticating: Data(purpose.utf8))
+        // `combined` is nil only for nonces other than AES-GCM's default 12 bytes, which `seal` uses.
         return "v1." + box.combined!.base64EncodedString()
     }
 

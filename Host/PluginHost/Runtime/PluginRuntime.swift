@@ -244,6 +244,7 @@ public final class PluginRuntime: Sendable {
             }
             if let old = previous?.instance { await old.shutdown() }
             logger.info("plugin installed", metadata: ["plugin.id": "\(manifest.id)", "plugin.version": "\(manifest.version)", "runtime.kind": "\(manifest.runtime.kind.rawValue)"])
+            // Registered above under the admin lock, which an uninstall or a resync would also need.
             var status = plugin(id: manifest.id)!
             status.installSecret = installSecret
             return status

@@ -201,7 +201,7 @@ struct ScopedEvents: PluginEvents {
             throw PluginError.badRequest("\"\(type)\" is not an event type: dot-separated segments of [a-z0-9_-]")
         }
         guard grants.allowsPublishing(type) else {
-            throw PluginError.permissionDenied(.eventsPublish(EventPattern(type)!))
+            throw PluginError.permissionDenied(.eventsPublish(EventPattern(type)!))  // a valid type, checked above
         }
         let event = PluginEvent(
             id: UUID().uuidString.lowercased(), type: type, workspaceID: workspaceID, sourcePluginID: pluginID,

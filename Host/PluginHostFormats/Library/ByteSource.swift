@@ -97,6 +97,7 @@ package final class FileBytes: ByteSource {
         var result = [UInt8](repeating: 0, count: count)
         var done = 0
         while done < count {
+            // Inside the loop count > 0, so the buffer has an address.
             let read = result.withUnsafeMutableBytes { buffer in
                 pread(descriptor, buffer.baseAddress! + done, count - done, off_t(offset) + off_t(done))
             }

@@ -97,7 +97,7 @@ public struct ManifestValidator: Sendable {
         let sdk = reader.string(top["sdk"], "sdk", required: true)
         if let sdk {
             if let range = VersionRange(sdk) {
-                let hostSDK = SemanticVersion(SDKVersion.version)!
+                let hostSDK = SemanticVersion(SDKVersion.version)!  // the SDK's own constant, a semantic version
                 if !range.contains(hostSDK) {
                     reader.problem("sdk", top["sdk"], "this host provides PluginSDK \(hostSDK), which is outside \"\(sdk)\"")
                 }

@@ -136,6 +136,7 @@ struct RemotePluginResponder: HTTPResponder {
         }
         let callContext: RemoteEnvelope.Context
         do {
+            // The names asked for are the envelope's own header names, constants that are valid field names.
             callContext = try RemoteEnvelope.verify(
                 method: request.method.rawValue, target: target, headers: { name in request.headers[HTTPField.Name(name)!] }, body: body,
                 expectedPlugin: pluginID, expectedCall: kind,
