@@ -70,7 +70,7 @@ public func buildApplication(
                 // hooks and the remotes' HTTP client, then the watchdog that bounds those hooks, then the
                 // registry sync and the store.
                 CallWatchdogService(watchdog: runtime.watchdog), PluginSupervisor(runtime: runtime),
-                EventDispatcher(bus: bus, runtime: runtime, logger: logger), RemoteHealthService(runtime: runtime),
+                EventDispatcher(bus: bus, runtime: runtime, logger: logger), PluginHealthService(runtime: runtime),
             ],
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0
@@ -136,10 +136,10 @@ func installManifests(in folder: String, runtime: PluginRuntime, logger: Logger)
                 logger.notice("remote plugin installed from the manifests folder; make its install secret with POST /v1/plugins/\(status.record.id)/install-secret",
                               metadata: ["plugin.id": "\(status.record.id)"])
             }
-        } catch let error as HostError where error.details.allSatisfy({ $0.contains("is already installed") }) && !error.details.isEmpty {
+        } catch HostError.invalidManifest(let problems) where !problems.isEmpty && problems.allSatisfy({ $0.contains("is already installed") }) {
             continue
-        } catch let error as HostError {
-            logger.error("manifest not installed", metadata: ["manifest": "\(path)", "problems": "\(error.details.joined(separator: "; "))"])
+        } catch HostError.invalidManifest(let problems) {
+            logger.error("manifest not installed", metadata: ["manifest": "\(path)", "problems": "\(problems.joined(separator: "; "))"])
         } catch let error as ManifestErrors {
             logger.error("manifest not installed", metadata: ["manifest": "\(path)", "problems": "\(error.problems.map(\.description).joined(separator: "; "))"])
         } catch {

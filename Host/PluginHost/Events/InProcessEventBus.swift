@@ -39,16 +39,15 @@ public struct EventDispatcher: Service {
         await withDiscardingTaskGroup { retries in
             await withGracefulShutdownHandler {
                 for await event in bus.stream {
-                    let deliveries = runtime.deliveries(of: event)
-                    // A remote may take its whole timeout to fail: its deliveries never hold the queue.
-                    for delivery in deliveries where delivery.remote != nil {
+                    let deliveries = runtime.events.deliveries(of: event)
+                    for delivery in deliveries where !delivery.policy.inQueue {
                         retries.addTask { if !(await attempt(event, delivery, number: 1)) { await retry(event, delivery) } }
                     }
-                    let failed = await withTaskGroup(of: PluginRuntime.Delivery?.self) { group in
-                        for delivery in deliveries where delivery.remote == nil {
+                    let failed = await withTaskGroup(of: EventRouter.Delivery?.self) { group in
+                        for delivery in deliveries where delivery.policy.inQueue {
                             group.addTask { await attempt(event, delivery, number: 1) ? nil : delivery }
                         }
-                        var failed: [PluginRuntime.Delivery] = []
+                        var failed: [EventRouter.Delivery] = []
                         for await delivery in group { if let delivery { failed.append(delivery) } }
                         return failed
                     }
@@ -62,8 +61,8 @@ public struct EventDispatcher: Service {
         }
     }
 
-    private func retry(_ event: PluginEvent, _ delivery: PluginRuntime.Delivery) async {
-        let policy = delivery.retry
+    private func retry(_ event: PluginEvent, _ delivery: EventRouter.Delivery) async {
+        let policy = delivery.policy.retry
         var delay = policy.initialDelay
         for number in 2..<(policy.maxAttempts + 1) {
             // A retry waiting when the host shuts down gets one last attempt at once.
@@ -78,11 +77,11 @@ public struct EventDispatcher: Service {
         logger[metadataKey: "reason"] = "\(reason)"
         logger.error("event delivery given up")
         runtime.metrics.recordDroppedEvent(plugin: delivery.pluginID)
-        delivery.remote?.recordDroppedEvent("event \(event.id) (\(event.type)) was not delivered: \(reason)")
+        delivery.runner.deliveryDropped("event \(event.id) (\(event.type)) was not delivered: \(reason)")
     }
 
     /// One attempt; whether it succeeded.
-    private func attempt(_ event: PluginEvent, _ delivery: PluginRuntime.Delivery, number: Int) async -> Bool {
+    private func attempt(_ event: PluginEvent, _ delivery: EventRouter.Delivery, number: Int) async -> Bool {
         do {
             try await delivery.deliver()
             return true
@@ -91,12 +90,12 @@ public struct EventDispatcher: Service {
             logger[metadataKey: "attempt"] = "\(number)"
             logger[metadataKey: "error"] = "\(String(reflecting: error))"
             runtime.metrics.recordPluginError(plugin: delivery.pluginID, kind: "event")
-            if number < delivery.retry.maxAttempts { logger.warning("event delivery failed; retrying") }
+            if number < delivery.policy.retry.maxAttempts { logger.warning("event delivery failed; retrying") }
             return false
         }
     }
 
-    private func logger(for event: PluginEvent, _ delivery: PluginRuntime.Delivery) -> Logger {
+    private func logger(for event: PluginEvent, _ delivery: EventRouter.Delivery) -> Logger {
         var logger = logger
         logger[metadataKey: "plugin.id"] = "\(delivery.pluginID)"
         logger[metadataKey: "workspace.id"] = "\(event.workspaceID)"

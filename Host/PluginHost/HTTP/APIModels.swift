@@ -33,7 +33,7 @@ enum API {
             var timeoutMs: Int?
         }
 
-        init(_ status: PluginRuntime.PluginStatus) {
+        init(_ status: PluginStatus) {
             let manifest = status.record.manifest
             id = manifest.id
             name = manifest.name
@@ -44,7 +44,7 @@ enum API {
             case .library:
                 runtime = Runtime(kind: manifest.runtime.kind.rawValue, path: manifest.runtime.resolvedPath, sha256: status.record.sha256)
             case .remote:
-                runtime = Runtime(kind: manifest.runtime.kind.rawValue, url: manifest.runtime.url, timeoutMs: status.remote?.timeoutMs)
+                runtime = Runtime(kind: manifest.runtime.kind.rawValue, url: manifest.runtime.url, timeoutMs: status.run.remote?.timeoutMs)
             }
             permissions = manifest.permissions
             subscriptions = manifest.subscriptions
@@ -54,7 +54,7 @@ enum API {
             loadError = status.loadError
             enabledIn = status.enabledIn
             installedAt = status.record.installedAt
-            remote = status.remote
+            remote = status.run.remote
             installSecret = status.installSecret
         }
     }

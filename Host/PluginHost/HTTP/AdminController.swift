@@ -38,39 +38,39 @@ struct AdminController {
         let contentType = request.headers[.contentType]?.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
         let accepted = ["", "application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "application/json"]
         guard accepted.contains(contentType) else {
-            throw HostError(415, "UNSUPPORTED_MEDIA_TYPE", "send the manifest as application/yaml or application/json, not \(contentType)")
+            throw HostError.unsupportedMediaType(contentType)
         }
         let text = String(buffer: try await request.collectBody(limit: maxBodySize))
         // The manifest's relative library path resolves against `base` when given (the CLI sends the
         // manifest file's folder), otherwise against the host's manifests folder.
         let base = request.uri.queryParameters["base"].map(String.init)
             ?? runtime.configuration.manifestsDirectory ?? FileManager.default.currentDirectoryPath
-        let status = try await runtime.install(manifestText: text, baseDirectory: base)
+        let status = try await runtime.administration.install(manifestText: text, baseDirectory: base)
         return try .json(API.PluginView(status), status: .created)
     }
 
     @Sendable func listPlugins(_ request: Request, context: HostRequestContext) async throws -> Response {
         try requirePlatformAdmin(context)
-        return try .json(API.PluginList(plugins: runtime.plugins().map(API.PluginView.init)))
+        return try .json(API.PluginList(plugins: runtime.registry.plugins().map(API.PluginView.init)))
     }
 
     @Sendable func getPlugin(_ request: Request, context: HostRequestContext) async throws -> Response {
         try requirePlatformAdmin(context)
         let id = try context.parameters.require("pluginId")
-        guard let status = runtime.plugin(id: id) else { throw HostError.pluginNotFound(id) }
+        guard let status = runtime.registry.plugin(id: id) else { throw HostError.pluginNotFound(id) }
         return try .json(API.PluginView(status))
     }
 
     @Sendable func deletePlugin(_ request: Request, context: HostRequestContext) async throws -> Response {
         try requirePlatformAdmin(context)
-        try await runtime.uninstall(id: try context.parameters.require("pluginId"))
+        try await runtime.administration.uninstall(id: try context.parameters.require("pluginId"))
         return Response(status: .noContent)
     }
 
     @Sendable func rotateInstallSecret(_ request: Request, context: HostRequestContext) async throws -> Response {
         try requirePlatformAdmin(context)
         let id = try context.parameters.require("pluginId")
-        let secret = try await runtime.rotateInstallSecret(id: id)
+        let secret = try await runtime.administration.rotateInstallSecret(id: id)
         return try .json(API.InstallSecret(pluginId: id, installSecret: secret), status: .created)
     }
 
@@ -79,7 +79,7 @@ struct AdminController {
     @Sendable func createTenant(_ request: Request, context: HostRequestContext) async throws -> Response {
         try requirePlatformAdmin(context)
         let body = try await request.decodeJSON(API.NewTenant.self, limit: maxBodySize)
-        let tenant = try await runtime.createTenant(id: body.id, name: body.name)
+        let tenant = try await runtime.administration.createTenant(id: body.id, name: body.name)
         return try .json(API.TenantView(id: tenant.id, name: tenant.name, createdAt: tenant.createdAt), status: .created)
     }
 
@@ -92,7 +92,7 @@ struct AdminController {
     @Sendable func createWorkspace(_ request: Request, context: HostRequestContext) async throws -> Response {
         let tenantID = try await administeredTenant(context)
         let body = try await request.decodeJSON(API.NewWorkspace.self, limit: maxBodySize)
-        let workspace = try await runtime.createWorkspace(id: body.id, name: body.name, tenantID: tenantID)
+        let workspace = try await runtime.administration.createWorkspace(id: body.id, name: body.name, tenantID: tenantID)
         return try .json(API.WorkspaceView(workspace), status: .created)
     }
 
@@ -110,16 +110,16 @@ struct AdminController {
         let tenantID = try await administeredTenant(context)
         let body = try await request.decodeJSON(API.NewToken.self, limit: maxBodySize)
         guard let role = CallerRole(rawValue: body.role), role != .platformAdmin else {
-            throw HostError.badRequest("role must be tenant-admin or member, not \"\(body.role)\"")
+            throw HostError.invalidInput("role must be tenant-admin or member, not \"\(body.role)\"")
         }
         try Self.check(subject: body.subject)
         let workspaces = body.workspaces ?? []
         if role == .member && workspaces.isEmpty {
-            throw HostError.badRequest("a member token needs the workspaces it may use: give workspaces: [\"...\"]")
+            throw HostError.invalidInput("a member token needs the workspaces it may use: give workspaces: [\"...\"]")
         }
         for id in workspaces {
-            guard runtime.workspace(id: id)?.tenantID == tenantID else {
-                throw HostError.badRequest("workspaces: \(id) is not a workspace of tenant \(tenantID)")
+            guard runtime.registry.workspace(id: id)?.tenantID == tenantID else {
+                throw HostError.invalidInput("workspaces: \(id) is not a workspace of tenant \(tenantID)")
             }
         }
         let minted = APIToken.mint()
@@ -143,7 +143,7 @@ struct AdminController {
         let principal = try context.requirePrincipal()
         let tokenID = try context.parameters.require("tokenId")
         guard try await store.deleteToken(id: tokenID, tenantID: tenantID) else {
-            throw HostError(404, "TOKEN_NOT_FOUND", "tenant \(tenantID) has no token \(tokenID)")
+            throw HostError.tokenNotFound(tokenID, tenant: tenantID)
         }
         authenticator.forget(tokenID: tokenID)
         runtime.logger.info("token revoked", metadata: ["tenant.id": "\(tenantID)", "token.id": "\(tokenID)", "by": "\(principal.tokenID)"])
@@ -181,10 +181,10 @@ struct AdminController {
         let principal = try context.requirePrincipal()
         let tokenID = try context.parameters.require("tokenId")
         guard let record = try await store.tokens(tenantID: nil).first(where: { $0.id == tokenID }) else {
-            throw HostError(404, "TOKEN_NOT_FOUND", "there is no platform admin token \(tokenID)")
+            throw HostError.tokenNotFound(tokenID, tenant: nil)
         }
         guard try await store.deleteToken(id: tokenID, tenantID: nil) else {
-            throw HostError(409, "LAST_PLATFORM_TOKEN", "\(tokenID) is the last platform admin token; create another (POST /v1/tokens) before revoking it")
+            throw HostError.lastPlatformToken(tokenID)
         }
         authenticator.forget(tokenID: tokenID)
         // Should it be the one a host is started with (--admin-token), a restart must not bring it back.
@@ -195,7 +195,7 @@ struct AdminController {
 
     private static func check(subject: String) throws {
         guard !subject.isEmpty, subject.count <= 200, !subject.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
-            throw HostError.badRequest("subject must have 1 to 200 characters without control characters")
+            throw HostError.invalidInput("subject must have 1 to 200 characters without control characters")
         }
     }
 
@@ -204,22 +204,22 @@ struct AdminController {
     @Sendable func enablePlugin(_ request: Request, context: HostRequestContext) async throws -> Response {
         let (workspace, principal) = try administeredWorkspace(context)
         let body = try await request.decodeJSON(API.EnableRequest.self, limit: maxBodySize)
-        let enablement = try await runtime.enable(
+        let enablement = try await runtime.administration.enable(
             workspace: workspace, pluginID: try context.parameters.require("pluginId"), grants: body.grants ?? [], config: body.config ?? [:], caller: principal.caller
         )
-        return try .json(API.EnablementView(runtime.masked(enablement)))
+        return try .json(API.EnablementView(runtime.registry.masked(enablement)))
     }
 
     @Sendable func listEnablements(_ request: Request, context: HostRequestContext) async throws -> Response {
         let principal = try context.requirePrincipal()
         let workspace = try visibleWorkspace(runtime, context, principal)
         guard principal.canUse(workspace) else { throw HostError.forbidden("this token may not use workspace \(workspace.id)") }
-        return try .json(API.EnablementList(plugins: runtime.enablements(workspaceID: workspace.id).map { API.EnablementView(runtime.masked($0)) }))
+        return try .json(API.EnablementList(plugins: runtime.registry.enablements(workspaceID: workspace.id).map { API.EnablementView(runtime.registry.masked($0)) }))
     }
 
     @Sendable func disablePlugin(_ request: Request, context: HostRequestContext) async throws -> Response {
         let (workspace, principal) = try administeredWorkspace(context)
-        try await runtime.disable(workspace: workspace, pluginID: try context.parameters.require("pluginId"), caller: principal.caller)
+        try await runtime.administration.disable(workspace: workspace, pluginID: try context.parameters.require("pluginId"), caller: principal.caller)
         return Response(status: .noContent)
     }
 
@@ -260,7 +260,7 @@ func visibleWorkspace(_ runtime: PluginRuntime, _ context: HostRequestContext, _
 
 /// The workspace `id` as the principal may see it: another tenant's workspace is not found.
 func visibleWorkspace(_ runtime: PluginRuntime, id: String, _ principal: Principal) throws -> Workspace {
-    guard let workspace = runtime.workspace(id: id), principal.role == .platformAdmin || principal.tenantID == workspace.tenantID else {
+    guard let workspace = runtime.registry.workspace(id: id), principal.role == .platformAdmin || principal.tenantID == workspace.tenantID else {
         throw HostError.workspaceNotFound(id)
     }
     return workspace

@@ -12,9 +12,9 @@ struct AuthMiddleware: RouterMiddleware {
     let runtime: PluginRuntime
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard runtime.isReady else { throw HostError.storeUnavailable() }
+        guard runtime.isReady else { throw HostError.storeUnavailable }
         guard let token = request.headers.bearerToken, let principal = try await authenticator.principal(token: token)
-        else { throw HostError.unauthorized() }
+        else { throw HostError.unauthenticated }
         // The context's logger adds token.id from the principal when it is used.
         var context = context
         context.principal = principal

@@ -76,7 +76,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         case .forward:
             context.fireErrorCaught(error)
         case .answerAndClose:
-            answer(context: context, ErrorMiddleware.malformed(error))
+            answer(context: context, APIError(.malformedHTTP("\(error)")))
         case .close:
             context.close(promise: nil)
         case .ignore:
@@ -104,10 +104,10 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         bodyDeadline = nil
     }
 
-    private func answer(context: ChannelHandlerContext, _ error: HostError) {
+    private func answer(context: ChannelHandlerContext, _ error: APIError) {
         let requestID = HostRequestContext.makeRequestID()
         let body = ErrorMiddleware.body(for: error, requestID: requestID)
-        let head = HTTPResponse(status: .init(code: error.status), headerFields: [
+        let head = HTTPResponse(status: error.status, headerFields: [
             .contentType: "application/json", .contentLength: String(body.readableBytes), .connection: "close", .requestID: requestID,
         ])
         context.write(Self.wrapOutboundOut(.head(head)), promise: nil)

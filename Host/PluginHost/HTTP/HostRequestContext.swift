@@ -38,7 +38,7 @@ public struct HostRequestContext: RequestContext {
 
     /// The principal, which the auth middleware has set on every `/v1` route.
     func requirePrincipal() throws -> Principal {
-        guard let principal else { throw HostError.unauthorized() }
+        guard let principal else { throw HostError.unauthenticated }
         return principal
     }
 

@@ -23,13 +23,13 @@ extension Request {
         do {
             return try JSONDecoder().decode(T.self, from: Data(buffer: buffer))
         } catch let DecodingError.keyNotFound(key, context) {
-            throw HostError.badRequest("missing field \((context.codingPath + [key]).map(\.stringValue).joined(separator: "."))")
+            throw HostError.invalidInput("missing field \((context.codingPath + [key]).map(\.stringValue).joined(separator: "."))")
         } catch let DecodingError.typeMismatch(type, context) {
-            throw HostError.badRequest("field \(context.codingPath.map(\.stringValue).joined(separator: ".")) must be \(type)")
+            throw HostError.invalidInput("field \(context.codingPath.map(\.stringValue).joined(separator: ".")) must be \(type)")
         } catch let DecodingError.valueNotFound(_, context) {
-            throw HostError.badRequest("field \(context.codingPath.map(\.stringValue).joined(separator: ".")) must not be null")
+            throw HostError.invalidInput("field \(context.codingPath.map(\.stringValue).joined(separator: ".")) must not be null")
         } catch {
-            throw HostError.badRequest("the body is not valid JSON")
+            throw HostError.invalidInput("the body is not valid JSON")
         }
     }
 }

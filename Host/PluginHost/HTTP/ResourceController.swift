@@ -45,7 +45,19 @@ struct ResourceController {
             body: Data(buffer: body),
             requestID: context.requestID
         )
-        let response = try await runtime.handle(pluginRequest, workspace: workspace, pluginID: pluginID, caller: principal.caller)
+        let call = try runtime.dispatcher.prepare(
+            workspace: workspace, pluginID: pluginID, method: pluginRequest.method, path: pluginRequest.path, caller: principal.caller, requestID: context.requestID
+        )
+        // Counted by the status the caller gets, which only this layer knows.
+        let started = ContinuousClock.now
+        let response: PluginResponse
+        do {
+            response = try await runtime.dispatcher.call(pluginRequest, context: call, started: started)
+        } catch {
+            call.bound.requestMetrics.record(status: Int(APIError(error).status.code), duration: ContinuousClock.now - started)
+            throw error
+        }
+        call.bound.requestMetrics.record(status: response.status, duration: ContinuousClock.now - started)
         var fields = HTTPFields()
         for (name, value) in response.headers {
             guard let name = Self.fieldName(name), name != .connection, name != .transferEncoding, name != .contentLength else { continue }

@@ -5,10 +5,11 @@ import NIOHTTP1
 import PluginSDK
 import Synchronization
 
-/// A remote plugin as the host sees it: a ``Plugin`` whose hooks are signed HTTP calls to its URL
-/// (docs/remote-protocol.md). The runtime routes, checks grants and bounds time exactly as for a library
-/// plugin; this class adds the envelope, the SDK token, the circuit breaker and the health state.
-final class RemotePlugin: Plugin {
+/// A plugin served over HTTP by a process of its own (docs/remote-protocol.md): its runner makes each
+/// call a signed HTTP request to the plugin's URL. The runtime routes, checks grants and bounds time
+/// exactly as for a library plugin; this class adds the envelope, the SDK token, the circuit breaker
+/// and the health state.
+final class RemotePlugin: RunningPlugin {
     /// What `GET /v1/plugins/{id}` shows of a remote.
     struct Status: Sendable, Codable, Equatable {
         var url: String
@@ -27,6 +28,9 @@ final class RemotePlugin: Plugin {
     struct Failure: Error {
         var error: HostError
     }
+
+    /// What the remote is sent on behalf of: a call's tenant, workspace, caller, grants and config.
+    typealias Context = CallContext
 
     struct Answer {
         var status: Int
@@ -64,6 +68,9 @@ final class RemotePlugin: Plugin {
     let services: RemoteServices
     let baseURL: String
     let timeout: Duration
+    /// The HTTP deadline bounds each call; the host's own bound, a second later, only backs it up.
+    var callLimit: Duration { timeout + .seconds(1) }
+    let eventDelivery: EventDeliveryPolicy
     let breaker: CircuitBreaker
     private let health = Mutex(Health())
     private let enablementSecrets = Mutex<[String: String]>([:])
@@ -74,9 +81,13 @@ final class RemotePlugin: Plugin {
         self.baseURL = manifest.runtime.url ?? ""
         self.timeout = manifest.runtime.timeout ?? services.defaultTimeout
         self.breaker = CircuitBreaker(threshold: services.configuration.failureThreshold, cooldown: services.configuration.cooldown)
+        // A remote may take its whole timeout to fail: its deliveries never hold the queue.
+        self.eventDelivery = EventDeliveryPolicy(retry: services.configuration.eventRetry, inQueue: false)
     }
 
     var id: String { manifest.id }
+
+    var runStatus: RunStatus { RunStatus(remote: status) }
 
     var status: Status {
         let health = health.withLock { $0 }
@@ -88,7 +99,7 @@ final class RemotePlugin: Plugin {
 
     // MARK: Hooks
 
-    func handle(_ request: PluginRequest, context: any PluginContext) async throws -> PluginResponse {
+    func handle(_ request: PluginRequest, context: CallContext, started: ContinuousClock.Instant) async throws -> PluginResponse {
         var headers = HTTPHeaders()
         for (name, value) in request.headers where Self.forwards(name) { headers.add(name: name, value: value) }
         let answer = try await call(
@@ -103,7 +114,7 @@ final class RemotePlugin: Plugin {
         return PluginResponse(status: answer.status, headers: responseHeaders, body: answer.body)
     }
 
-    func handle(event: PluginEvent, context: any PluginContext) async throws {
+    func handle(event: PluginEvent, context: CallContext) async throws {
         let body = try Self.encoder.encode(EventBody(
             id: event.id, type: event.type, workspaceId: event.workspaceID, sourcePluginId: event.sourcePluginID, occurredAt: event.occurredAt,
             payload: event.payload.base64EncodedString()
@@ -114,7 +125,7 @@ final class RemotePlugin: Plugin {
 
     /// Makes the workspace's enablement secret (kept when only grants or config change), stores it sealed,
     /// and delivers it in the `enabled` call signed with the install secret.
-    func enabled(context: any PluginContext) async throws {
+    func enabled(context: CallContext) async throws {
         let key = RemoteServices.enablementSecretKey(plugin: id, workspace: context.workspaceID)
         let secret: String
         var created = false
@@ -144,7 +155,7 @@ final class RemotePlugin: Plugin {
     }
 
     /// Tells the remote, then forgets the workspace's secret whatever it answered.
-    func disabled(context: any PluginContext) async throws {
+    func disabled(context: CallContext) async throws {
         let forget = { [self] in
             enablementSecrets.withLock { _ = $0.removeValue(forKey: context.workspaceID) }
             try await services.setSecret(RemoteServices.enablementSecretKey(plugin: id, workspace: context.workspaceID), nil)
@@ -160,18 +171,20 @@ final class RemotePlugin: Plugin {
         guard answer.isSuccess else { throw Self.hookRefused(answer, pluginID: id, hook: "disabled") }
     }
 
+    func shutdown() async {}
+
     // MARK: Calls
 
     /// One call through the circuit breaker: refused at once while the circuit is open; a failure of the
     /// remote itself counts against it, any answer of the plugin's closes it.
     func call(
-        _ kind: RemoteEnvelope.CallKind, method: String, target: String, body: Data, headers: HTTPHeaders = [:], context: any PluginContext,
+        _ kind: RemoteEnvelope.CallKind, method: String, target: String, body: Data, headers: HTTPHeaders = [:], context: CallContext,
         requestID: String?, installSecret: String? = nil
     ) async throws -> Answer {
         if case .refused(let retryAfter) = breaker.allow() {
             // The last error stays in the plugin's status for admins: it may be about another tenant's call.
             throw HostError.pluginUnavailable(
-                id, "its circuit is open after \(breaker.threshold) failures in a row; the next probe goes out in \(Self.seconds(retryAfter))")
+                plugin: id, why: "its circuit is open after \(breaker.threshold) failures in a row; the next probe goes out in \(Self.seconds(retryAfter))")
         }
         do {
             let answer = try await exchange(kind, method: method, target: target, body: body, headers: headers, context: context, requestID: requestID, installSecret: installSecret)
@@ -179,7 +192,7 @@ final class RemotePlugin: Plugin {
             return answer
         } catch let failure as Failure {
             breaker.failed()
-            health.withLock { $0.lastError = failure.error.message }
+            health.withLock { $0.lastError = APIError(failure.error).message }
             throw failure.error
         } catch {
             // Not the remote's failure (the store, a missing secret, cancellation): not counted.
@@ -192,12 +205,12 @@ final class RemotePlugin: Plugin {
     /// `UNKNOWN_ENABLEMENT`: the secret is delivered again (`resumed`) and the call retried once; a
     /// `BAD_SIGNATURE` after another host re-enabled the workspace is retried with the stored secret.
     private func exchange(
-        _ kind: RemoteEnvelope.CallKind, method: String, target: String, body: Data, headers: HTTPHeaders, context: any PluginContext,
+        _ kind: RemoteEnvelope.CallKind, method: String, target: String, body: Data, headers: HTTPHeaders, context: CallContext,
         requestID: String?, installSecret: String?
     ) async throws -> Answer {
         let secret: String
         if kind == .enabled {
-            guard let installSecret else { throw HostError(500, "INTERNAL", "an enabled call needs the install secret") }
+            guard let installSecret else { throw HostError.internalFailure("an enabled call of \(id) was made without the install secret") }
             secret = installSecret
         } else {
             secret = try await enablementSecret(workspace: context.workspaceID, fresh: false)
@@ -220,13 +233,13 @@ final class RemotePlugin: Plugin {
 
     private func installSecret() async throws -> String {
         guard let secret = try await services.secret(RemoteServices.installSecretKey(plugin: id)) else {
-            throw HostError(503, "PLUGIN_UNAVAILABLE", "no install secret is stored for \(id); a platform admin makes one with POST /v1/plugins/\(id)/install-secret")
+            throw HostError.installSecretMissing(plugin: id)
         }
         return secret
     }
 
     /// The `enabled` call of a workspace whose secret the remote lost, inside the call that found out.
-    private func deliverSecret(_ secret: String, resumed: Bool, context: any PluginContext) async throws -> Answer {
+    private func deliverSecret(_ secret: String, resumed: Bool, context: CallContext) async throws -> Answer {
         let body = try Self.encoder.encode(EnabledBody(enablementSecret: secret, resumed: resumed))
         return try await send(
             .enabled, method: "POST", target: RemoteEnvelope.CallKind.enabled.path, body: body, headers: [:], context: context, requestID: nil,
@@ -237,7 +250,7 @@ final class RemotePlugin: Plugin {
     private func enablementSecret(workspace: String, fresh: Bool) async throws -> String {
         if !fresh, let cached = enablementSecrets.withLock({ $0[workspace] }) { return cached }
         guard let stored = try await services.secret(RemoteServices.enablementSecretKey(plugin: id, workspace: workspace)) else {
-            throw HostError(503, "PLUGIN_UNAVAILABLE", "no enablement secret is stored for \(id) in workspace \(workspace); a tenant admin enables it again")
+            throw HostError.enablementSecretMissing(plugin: id, workspace: workspace)
         }
         enablementSecrets.withLock { $0[workspace] = stored }
         return stored
@@ -245,7 +258,7 @@ final class RemotePlugin: Plugin {
 
     /// One signed HTTP exchange with a fresh call id, expiry and SDK token.
     private func send(
-        _ kind: RemoteEnvelope.CallKind, method: String, target: String, body: Data, headers: HTTPHeaders, context: any PluginContext,
+        _ kind: RemoteEnvelope.CallKind, method: String, target: String, body: Data, headers: HTTPHeaders, context: CallContext,
         requestID: String?, secret: String
     ) async throws -> Answer {
         let now = Date().timeIntervalSince1970
@@ -275,13 +288,13 @@ final class RemotePlugin: Plugin {
             let answer = try await response.body.collect(upTo: services.maxBodySize)
             return Answer(status: Int(response.status.code), headers: response.headers, body: Data(buffer: answer))
         } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
-            throw Failure(error: HostError.pluginTimeout(id, after: timeout))
+            throw Failure(error: .pluginTimeout(plugin: id, after: timeout))
         } catch is NIOTooManyBytesError {
-            throw Failure(error: HostError(502, "PLUGIN_BAD_GATEWAY", "remote plugin \(id) answered more than \(services.maxBodySize) bytes"))
+            throw Failure(error: .pluginUnreachable(plugin: id, why: "answered more than \(services.maxBodySize) bytes"))
         } catch is CancellationError {
             throw CancellationError()
         } catch {
-            throw Failure(error: HostError(502, "PLUGIN_BAD_GATEWAY", "remote plugin \(id) failed: \(Self.describe(error))"))
+            throw Failure(error: .pluginUnreachable(plugin: id, why: "failed: \(Self.describe(error))"))
         }
     }
 
@@ -310,7 +323,7 @@ final class RemotePlugin: Plugin {
     }
 
     /// An event delivery that exhausted its retries.
-    func recordDroppedEvent(_ reason: String) {
+    func deliveryDropped(_ reason: String) {
         health.withLock {
             $0.droppedEvents += 1
             $0.lastError = reason
@@ -338,15 +351,13 @@ final class RemotePlugin: Plugin {
     }()
 
     private static func refused(_ refusal: RemoteEnvelope.Refusal, pluginID: String) -> Failure {
-        Failure(error: HostError(502, "PLUGIN_BAD_GATEWAY", "remote plugin \(pluginID) refused the host's call: \(refusal.code.rawValue) \(refusal.message); check the install secret it was given"))
+        Failure(error: .pluginUnreachable(plugin: pluginID, why: "refused the host's call: \(refusal.code.rawValue) \(refusal.message); check the install secret it was given"))
     }
 
-    /// A hook answered with a status other than 2xx: a 4xx keeps its status and the remote's code.
+    /// A hook answered with a status other than 2xx, with the remote's code if its body had one.
     private static func hookRefused(_ answer: Answer, pluginID: String, hook: String) -> HostError {
         let detail = try? JSONDecoder().decode(ErrorBody.self, from: answer.body).error
-        let message = "remote plugin \(pluginID) answered \(answer.status) to the \(hook) call" + (detail.map { ": \($0.code) \($0.message ?? "")" } ?? "")
-        if (400..<500).contains(answer.status) { return HostError(answer.status, detail?.code ?? "PLUGIN_REFUSED", message) }
-        return HostError(502, "PLUGIN_BAD_GATEWAY", message)
+        return .hookRefused(plugin: pluginID, hook: hook, status: answer.status, code: detail?.code, message: detail?.message)
     }
 
     static func describe(_ error: any Error) -> String {

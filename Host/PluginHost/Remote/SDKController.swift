@@ -69,7 +69,7 @@ struct SDKController {
     @Sendable func get(_ request: Request, context: HostRequestContext) async throws -> Response {
         try await perform(request) { binding in
             let body = try await request.decodeJSON(KeyBody.self, limit: runtime.configuration.maxKeyBytes * 6 + 1024)
-            guard let stored = try await binding.storage.get(body.key) else { throw HostError(404, "NOT_FOUND", "no value is stored under that key") }
+            guard let stored = try await binding.storage.get(body.key) else { throw HostError.valueNotFound }
             return try .json(Entry(stored))
         }
     }
@@ -77,7 +77,7 @@ struct SDKController {
     @Sendable func put(_ request: Request, context: HostRequestContext) async throws -> Response {
         try await perform(request) { binding in
             let body = try await request.decodeJSON(PutBody.self, limit: runtime.configuration.maxValueBytes / 3 * 4 + runtime.configuration.maxKeyBytes * 6 + 4096)
-            guard let value = Data(base64Encoded: body.value) else { throw HostError.badRequest("value must be base64") }
+            guard let value = Data(base64Encoded: body.value) else { throw HostError.invalidInput("value must be base64") }
             let version = if let expected = body.ifVersion {
                 try await binding.storage.put(body.key, value, ifVersion: expected)
             } else {
@@ -117,31 +117,33 @@ struct SDKController {
     @Sendable func publish(_ request: Request, context: HostRequestContext) async throws -> Response {
         try await perform(request) { binding in
             let body = try await request.decodeJSON(PublishBody.self, limit: runtime.configuration.maxBodySize / 3 * 4 + 4096)
-            guard let payload = Data(base64Encoded: body.payload) else { throw HostError.badRequest("payload must be base64") }
+            guard let payload = Data(base64Encoded: body.payload) else { throw HostError.invalidInput("payload must be base64") }
             let id = try await binding.events.publishEvent(type: body.type, payload: payload)
             return try .json(["id": id], status: .accepted)
         }
     }
 
     /// Authenticates the token, binds its services, and maps what they throw to the API's errors.
-    private func perform(_ request: Request, _ body: (PluginRuntime.SDKBinding) async throws -> Response) async throws -> Response {
-        guard runtime.isReady else { throw HostError.storeUnavailable() }
+    private func perform(_ request: Request, _ body: (SDKBinding) async throws -> Response) async throws -> Response {
+        guard runtime.isReady else { throw HostError.storeUnavailable }
         guard let token = request.headers.bearerToken else {
-            throw HostError(401, "UNAUTHORIZED", "send the call's SDK token (sdk.token of X-Plugin-Host-Context) as `Authorization: Bearer <token>`")
+            throw HostError.sdkTokenMissing
         }
-        let claims: HostSecrets.TokenClaims
+        let claims: SDKToken.Claims
         do {
             claims = try runtime.remote.secrets.verifyToken(token)
         } catch .expired {
-            throw HostError(401, "TOKEN_EXPIRED", "the SDK token has expired; tokens live for one call")
+            throw HostError.sdkTokenExpired
         } catch {
-            throw HostError(401, "UNAUTHORIZED", "the SDK token is malformed or not signed by this host")
+            throw HostError.sdkTokenInvalid
         }
-        let binding = try runtime.sdkBinding(claims)
+        let binding = try runtime.registry.sdkBinding(claims)
+        let started = ContinuousClock.now
         do {
             return try await body(binding)
         } catch let error as PluginError {
-            throw HostError.from(error)
+            // The same services an in-process plugin calls, with the same errors; a storage outage is the store's.
+            throw HostError.passedOn(error, storeFailed: runtime.outages.occurred(since: started))
         }
     }
 }

@@ -1,62 +1,135 @@
 import PluginSDK
 
-/// An error the API answers with a status, a stable code and a message safe to show the caller.
-///
-/// The codes are part of the API (see openapi.yaml); messages may change.
-public struct HostError: Error, Sendable, CustomStringConvertible {
-    public var status: Int
-    public var code: String
-    public var message: String
-    /// Itemised problems, for example every problem of a manifest.
-    public var details: [String]
-    /// For `VERSION_CONFLICT`: the key's current version, so a caller can retry its compare-and-set.
-    public var current: UInt64?
+/// What went wrong, in the host's own terms: what was asked for and why it could not be done. The
+/// runtime, the stores, the loader and the remote client throw it; `HTTP/APIError.swift` is the one
+/// place that turns it into a status, a stable code and a message for the caller.
+public indirect enum HostError: Error, Sendable, Equatable, CustomStringConvertible {
+    // The request itself.
+    /// A value the caller sent is not acceptable; the text says which and why.
+    case invalidInput(String)
+    case unsupportedMediaType(String)
+    case bodyTooLarge(limit: Int)
+    /// The request is not valid HTTP/1.1; the text is the parser's.
+    case malformedHTTP(String)
+    case bodyTimeout(seconds: Int64)
 
-    public init(_ status: Int, _ code: String, _ message: String, details: [String] = []) {
-        self.status = status
-        self.code = code
-        self.message = message
-        self.details = details
+    // Who calls.
+    /// No API token, an unknown one, or a revoked one.
+    case unauthenticated
+    /// An `/sdk/v1` call without an SDK token.
+    case sdkTokenMissing
+    /// An SDK token that is malformed, altered or signed by another key.
+    case sdkTokenInvalid
+    case sdkTokenExpired
+    /// The caller's role or workspaces do not allow it; the text says what is needed.
+    case forbidden(String)
+    /// A manifest route needs a higher role than the caller's.
+    case roleTooLow(plugin: String, method: String, path: String, needs: CallerRole)
+
+    // What is not there.
+    case tenantNotFound(String)
+    case workspaceNotFound(String)
+    case pluginNotFound(String)
+    /// `tenant` is `nil` for a platform admin token.
+    case tokenNotFound(String, tenant: String?)
+    case pluginNotEnabled(plugin: String, workspace: String)
+    case routeNotFound(plugin: String, method: String, path: String)
+    /// No value is stored under the key an SDK call named.
+    case valueNotFound
+
+    // What is in the way.
+    case tenantExists(String)
+    case workspaceExists(String)
+    case pluginInUse(String, workspaces: [String])
+    case notARemotePlugin(String)
+    case lastPlatformToken(String)
+
+    // Manifests, grants and config.
+    /// Every problem of a manifest; nothing was installed.
+    case invalidManifest(problems: [String])
+    case runtimeKindChanged(plugin: String, installed: String, manifest: String)
+    /// The library passed its checks but `dlopen` or its entry failed; nothing was installed.
+    case libraryNotLoaded(String)
+    case unknownPermissions([String])
+    case permissionsNotRequested(plugin: String, requested: [String], asked: [String])
+    case invalidConfig([String])
+    case remoteConfigTooLarge(bytes: Int, limit: Int)
+
+    // Plugins.
+    /// A plugin's own ``PluginError``, passed on: its status and code are the SDK's.
+    case pluginRefused(PluginError)
+    /// The plugin threw something other than a ``PluginError``, or answered an invalid status; the
+    /// details are logged, not shown.
+    case pluginFailed(String)
+    /// A remote plugin could not be reached, or answered something that is not an answer.
+    case pluginUnreachable(plugin: String, why: String)
+    /// A remote plugin's hook answered with an error status (its code, if its body had one).
+    case hookRefused(plugin: String, hook: String, status: Int, code: String?, message: String?)
+    case pluginUnavailable(plugin: String, why: String)
+    /// A remote plugin's install secret is not in the store (it is needed for `enabled` calls).
+    case installSecretMissing(plugin: String)
+    /// A remote plugin's secret for a workspace is not in the store.
+    case enablementSecretMissing(plugin: String, workspace: String)
+    case pluginTimeout(plugin: String, after: Duration)
+    /// A lifecycle hook failed with `cause`.
+    case hookFailed(plugin: String, hook: String, cause: HostError)
+
+    // The host.
+    case storeUnavailable
+    /// Something the host did not expect; the caller is told only that it is logged.
+    case internalFailure(String)
+
+    /// The error of a plugin's ``PluginError`` passed on to the host: a storage outage during the call
+    /// (which the plugin sees as ``PluginError/unavailable(_:)``) is the store's unavailability.
+    static func passedOn(_ error: PluginError, storeFailed: Bool) -> HostError {
+        if case .unavailable = error, storeFailed { return .storeUnavailable }
+        return .pluginRefused(error)
     }
 
-    public var description: String { "\(code): \(message)" }
-
-    static func unauthorized() -> HostError {
-        HostError(401, "UNAUTHORIZED", "send a valid API token as `Authorization: Bearer <token>`")
-    }
-    static func forbidden(_ why: String) -> HostError { HostError(403, "FORBIDDEN", why) }
-    static func badRequest(_ why: String) -> HostError { HostError(400, "BAD_REQUEST", why) }
-    static func tenantNotFound(_ id: String) -> HostError { HostError(404, "TENANT_NOT_FOUND", "tenant \(id) not found") }
-    static func workspaceNotFound(_ id: String) -> HostError { HostError(404, "WORKSPACE_NOT_FOUND", "workspace \(id) not found") }
-    static func pluginNotFound(_ id: String) -> HostError {
-        HostError(404, "PLUGIN_NOT_FOUND", "plugin \(id) is not installed on this host")
-    }
-    static func pluginNotEnabled(_ id: String, workspace: String) -> HostError {
-        HostError(404, "PLUGIN_NOT_ENABLED", "plugin \(id) is not enabled in workspace \(workspace); a tenant admin enables it with PUT /v1/workspaces/\(workspace)/plugins/\(id)")
-    }
-    static func pluginError(_ id: String) -> HostError {
-        HostError(500, "PLUGIN_ERROR", "plugin \(id) failed while handling the request; the host logged the error")
-    }
-    static func pluginTimeout(_ id: String, after timeout: Duration) -> HostError {
-        HostError(504, "PLUGIN_TIMEOUT", "plugin \(id) did not answer within \(timeout)")
-    }
-    static func pluginUnavailable(_ id: String, _ why: String) -> HostError {
-        HostError(503, "PLUGIN_UNAVAILABLE", "plugin \(id) is unavailable: \(why)")
-    }
-    static func bodyTooLarge(limit: Int) -> HostError {
-        HostError(413, "PAYLOAD_TOO_LARGE", "the request body is larger than the limit of \(limit) bytes")
-    }
-    static func storeUnavailable() -> HostError {
-        HostError(503, "STORE_UNAVAILABLE", "the host's store is unavailable; retry shortly")
-    }
-
-    /// What a plugin's thrown (or passed on) ``PluginError`` means for the caller: its status and code,
-    /// the store's outage as `STORE_UNAVAILABLE`, a version conflict with the current version. The one
-    /// mapping for in-process plugins, the SDK over HTTP and `serve-plugin`.
-    static func from(_ error: PluginError) -> HostError {
-        if error == ScopedStorage.unavailable { return storeUnavailable() }
-        var mapped = HostError(error.status, error.code, error.description)
-        if case .versionConflict(_, let current) = error { mapped.current = current }
-        return mapped
+    public var description: String {
+        switch self {
+        case .invalidInput(let why): why
+        case .unsupportedMediaType(let type): "unsupported media type \(type)"
+        case .bodyTooLarge(let limit): "the request body is larger than \(limit) bytes"
+        case .malformedHTTP(let why): "malformed HTTP: \(why)"
+        case .bodyTimeout(let seconds): "the request body did not arrive within \(seconds) s"
+        case .unauthenticated: "no valid API token"
+        case .sdkTokenMissing: "no SDK token"
+        case .sdkTokenInvalid: "an invalid SDK token"
+        case .sdkTokenExpired: "an expired SDK token"
+        case .forbidden(let why): why
+        case .roleTooLow(let plugin, let method, let path, let needs): "\(method) \(path) of plugin \(plugin) needs the role \(needs.rawValue)"
+        case .tenantNotFound(let id): "tenant \(id) not found"
+        case .workspaceNotFound(let id): "workspace \(id) not found"
+        case .pluginNotFound(let id): "plugin \(id) is not installed"
+        case .tokenNotFound(let id, let tenant): "token \(id) not found" + (tenant.map { " in tenant \($0)" } ?? "")
+        case .pluginNotEnabled(let plugin, let workspace): "plugin \(plugin) is not enabled in workspace \(workspace)"
+        case .routeNotFound(let plugin, let method, let path): "plugin \(plugin) has no route for \(method) \(path)"
+        case .valueNotFound: "no value under the key"
+        case .tenantExists(let id): "tenant \(id) exists"
+        case .workspaceExists(let id): "workspace \(id) exists"
+        case .pluginInUse(let id, let workspaces): "plugin \(id) is enabled in \(workspaces.joined(separator: ", "))"
+        case .notARemotePlugin(let id): "plugin \(id) is not a remote plugin"
+        case .lastPlatformToken(let id): "\(id) is the last platform admin token"
+        case .invalidManifest(let problems): "invalid manifest: \(problems.joined(separator: "; "))"
+        case .runtimeKindChanged(let plugin, let installed, let manifest): "plugin \(plugin) is installed as \(installed), the manifest says \(manifest)"
+        case .libraryNotLoaded(let why): "the plugin library could not be loaded: \(why)"
+        case .unknownPermissions(let grants): "unknown permissions: \(grants.joined(separator: ", "))"
+        case .permissionsNotRequested(let plugin, _, let asked): "\(plugin) does not request \(asked.joined(separator: ", "))"
+        case .invalidConfig(let problems): "invalid config: \(problems.joined(separator: "; "))"
+        case .remoteConfigTooLarge(let bytes, let limit): "config of \(bytes) bytes, over the \(limit) a remote plugin may have"
+        case .pluginRefused(let error): "\(error.code): \(error)"
+        case .pluginFailed(let plugin): "plugin \(plugin) failed"
+        case .pluginUnreachable(let plugin, let why): "remote plugin \(plugin): \(why)"
+        case .hookRefused(let plugin, let hook, let status, let code, let message):
+            "remote plugin \(plugin) answered \(status) to the \(hook) call" + (code.map { ": \($0) \(message ?? "")" } ?? "")
+        case .pluginUnavailable(let plugin, let why): "plugin \(plugin) is unavailable: \(why)"
+        case .installSecretMissing(let plugin): "no install secret is stored for \(plugin)"
+        case .enablementSecretMissing(let plugin, let workspace): "no enablement secret is stored for \(plugin) in workspace \(workspace)"
+        case .pluginTimeout(let plugin, let after): "plugin \(plugin) did not answer within \(after)"
+        case .hookFailed(let plugin, let hook, let cause): "the \(hook) hook of \(plugin) failed: \(cause)"
+        case .storeUnavailable: "the store is unavailable"
+        case .internalFailure(let why): why
+        }
     }
 }

@@ -89,3 +89,39 @@ final class PluginCall<T: Sendable>: Sendable {
         return expired
     }
 }
+
+extension CallWatchdog {
+    /// Runs plugin code on a task of its own so that a plugin ignoring cancellation cannot hold the
+    /// caller past the timeout: the caller gets ``HostError/pluginTimeout(plugin:after:)`` and the
+    /// abandoned task is cancelled. The deadline is kept by this watchdog, so a call costs no timer of
+    /// its own.
+    ///
+    /// The task starts immediately, so a plugin that answers without suspending has run to its end when
+    /// `Task.immediate` returns; its answer is taken from there, with no deadline registered and no
+    /// continuation, which would suspend the caller and enqueue it again. Only a call still running then
+    /// registers its deadline (counted from the call's start) and waits. With an `executor` (the store's
+    /// threads, for a plugin granted storage), the task starts there instead and the caller waits.
+    func call<T: Sendable>(
+        pluginID: String, timeout: Duration, executor: (any TaskExecutor)? = nil, started: ContinuousClock.Instant = .now,
+        _ body: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
+        let call = PluginCall<T>()
+        let run: @Sendable () async -> Void = { [self] in
+            let result: Result<T, any Error>
+            do { result = .success(try await body()) } catch { result = .failure(error) }
+            call.finish(result, watchdog: self)
+        }
+        let task = executor.map { Task(executorPreference: $0, operation: run) } ?? Task.immediate(operation: run)
+        if let result = call.takeResult() { return try result.get() }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                let deadline = add(deadline: started + timeout) {
+                    if call.expire(HostError.pluginTimeout(plugin: pluginID, after: timeout)) { task.cancel() }
+                }
+                call.wait(continuation, deadline: deadline, watchdog: self)
+            }
+        } onCancel: {
+            task.cancel()
+        }
+    }
+}

@@ -10,51 +10,43 @@ extension PluginRuntime {
     func resync() async throws {
         guard isReady else { return }
         try await adminLock.withLock {
-            let registry = try await store.registry()
-            let records = registry.plugins
+            let snapshot = try await store.registry()
             var workspaces: [String: Workspace] = [:]
-            for workspace in registry.workspaces { workspaces[workspace.id] = workspace }
-            let stored = registry.enablements
-            let current = state.withLock { $0 }
+            for workspace in snapshot.workspaces { workspaces[workspace.id] = workspace }
+            let current = registry.state.withLock { $0 }
 
-            var plugins: [String: LoadedPlugin] = [:]
-            var retired: [(String, any Plugin)] = []
-            for record in records {
+            var plugins: [String: PluginRegistry.Installed] = [:]
+            var retired: [any RunningPlugin] = []
+            for record in snapshot.plugins {
                 if let existing = current.plugins[record.id], existing.record.manifest.version == record.manifest.version, existing.record.sha256 == record.sha256 {
                     plugins[record.id] = existing
                     continue
                 }
-                plugins[record.id] = load(record)
-                if let old = current.plugins[record.id]?.instance { retired.append((record.id, old)) }
+                plugins[record.id] = launcher.launch(record)
+                if let old = current.plugins[record.id]?.runner { retired.append(old) }
                 logger.info("plugin installed by another host", metadata: ["plugin.id": "\(record.id)", "plugin.version": "\(record.manifest.version)"])
             }
             for (id, old) in current.plugins where plugins[id] == nil {
-                if let instance = old.instance { retired.append((id, instance)) }
+                if let runner = old.runner { retired.append(runner) }
                 logger.info("plugin uninstalled by another host", metadata: ["plugin.id": "\(id)"])
             }
 
-            var enablements: [EnablementKey: ActiveEnablement] = [:]
-            for enablement in stored {
-                let key = EnablementKey(workspaceID: enablement.workspaceID, pluginID: enablement.pluginID)
-                if let existing = current.enablements[key], existing.enablement.grants == enablement.grants,
-                   existing.enablement.config == enablement.config, current.plugins[key.pluginID]?.instance.map(ObjectIdentifier.init)
-                    == plugins[key.pluginID]?.instance.map(ObjectIdentifier.init), existing.bound != nil || plugins[key.pluginID]?.instance == nil {
+            var enablements: [PluginRegistry.EnablementKey: PluginRegistry.ActiveEnablement] = [:]
+            for enablement in snapshot.enablements {
+                let key = PluginRegistry.EnablementKey(workspaceID: enablement.workspaceID, pluginID: enablement.pluginID)
+                let runner = plugins[key.pluginID]?.runner
+                if let existing = current.enablements[key], existing.enablement.grants == enablement.grants, existing.enablement.config == enablement.config,
+                   current.plugins[key.pluginID]?.runner.map(ObjectIdentifier.init) == runner.map(ObjectIdentifier.init), existing.bound != nil || runner == nil {
                     enablements[key] = existing
                 } else {
-                    enablements[key] = activate(enablement, plugin: plugins[key.pluginID], workspace: workspaces[key.workspaceID])
+                    enablements[key] = registry.bind(enablement, plugin: plugins[key.pluginID], workspace: workspaces[key.workspaceID])
                 }
             }
-            state.withLock { $0 = State(plugins: plugins, enablements: enablements, workspaces: workspaces) }
-            for (id, instance) in retired {
-                try? await withPluginTimeout(pluginID: id) { await instance.shutdown() }
+            registry.state.withLock { $0 = PluginRegistry.State(plugins: plugins, enablements: enablements, workspaces: workspaces) }
+            for runner in retired {
+                try? await watchdog.call(pluginID: runner.id, timeout: runner.callLimit) { await runner.shutdown() }
             }
         }
-    }
-}
-
-extension ObjectIdentifier {
-    init(_ plugin: any Plugin) {
-        self.init(plugin as AnyObject)
     }
 }
 

@@ -12,11 +12,13 @@ import PluginSDK
 struct RemoteContext: PluginContext {
     let context: RemoteEnvelope.Context
     let client: HTTPClient
+    let outages: StoreOutages
     let hostLogger: Logger
 
-    init(context: RemoteEnvelope.Context, client: HTTPClient, logger: Logger) {
+    init(context: RemoteEnvelope.Context, client: HTTPClient, outages: StoreOutages, logger: Logger) {
         self.context = context
         self.client = client
+        self.outages = outages
         self.hostLogger = logger
     }
 
@@ -26,8 +28,8 @@ struct RemoteContext: PluginContext {
     var caller: Caller { Caller(subject: context.caller.subject, role: CallerRole(rawValue: context.caller.role) ?? .member) }
     var grants: PermissionSet { PermissionSet(context.grants.compactMap(Permission.init)) }
     var config: [String: JSONValue] { context.config }
-    var storage: any PluginStorage { RemoteStorage(sdk: SDKClient(sdk: context.sdk, client: client)) }
-    var events: any PluginEvents { RemoteEvents(sdk: SDKClient(sdk: context.sdk, client: client)) }
+    var storage: any PluginStorage { RemoteStorage(sdk: SDKClient(sdk: context.sdk, client: client, outages: outages)) }
+    var events: any PluginEvents { RemoteEvents(sdk: SDKClient(sdk: context.sdk, client: client, outages: outages)) }
     var logger: any PluginLogger {
         SwiftLogPluginLogger(logger: hostLogger, pluginID: context.plugin, workspaceID: context.workspace, requestID: context.requestId)
     }
@@ -37,6 +39,7 @@ struct RemoteContext: PluginContext {
 struct SDKClient: Sendable {
     let sdk: RemoteEnvelope.Context.SDK
     let client: HTTPClient
+    let outages: StoreOutages
 
     /// POSTs (or GETs, without a body) `path` and decodes the answer; a host error becomes the
     /// ``PluginError`` an in-process plugin would have seen, `permission` naming what a 403 refused.
@@ -66,7 +69,10 @@ struct SDKClient: Sendable {
         case (409, _): throw PluginError.versionConflict(key: key, current: detail?.current ?? 0)
         case (413, _): throw PluginError.limitExceeded(message)
         case (400, _): throw PluginError.badRequest(message)
-        case (503, "STORE_UNAVAILABLE"): throw ScopedStorage.unavailable
+        case (503, "STORE_UNAVAILABLE"):
+            // As in-process: the plugin sees PluginError.unavailable, and passed on it is the store's outage.
+            outages.record()
+            throw PluginError.unavailable("storage is unavailable; retry shortly")
         case (404, _): throw PluginError.notFound(message)
         default: throw PluginError.unavailable("the host refused the SDK call (\(status) \(detail?.code ?? "-")): \(message)")
         }

@@ -108,6 +108,8 @@ struct RemotePluginResponder: HTTPResponder {
     let logger: Logger
     let replay = ReplayCache()
     let secrets = EnablementSecrets()
+    /// Storage outages the host reported to the plugin's SDK calls.
+    let outages = StoreOutages()
     let maxBodySize = 4 << 20
 
     func respond(to request: Request, context: Context) async throws -> Response {
@@ -126,13 +128,13 @@ struct RemotePluginResponder: HTTPResponder {
         } else if request.method == .post, let lifecycle = [RemoteEnvelope.CallKind.enabled, .disabled, .event].first(where: { $0.path == path }) {
             kind = lifecycle
         } else {
-            return Self.error(404, "NOT_FOUND", "\(request.method.rawValue) \(path) is not part of the remote plugin protocol")
+            return Self.error(.notFound, "NOT_FOUND", "\(request.method.rawValue) \(path) is not part of the remote plugin protocol")
         }
         let body: Data
         do {
             body = Data(buffer: try await request.body.collect(upTo: maxBodySize))
         } catch {
-            return Self.error(413, "PAYLOAD_TOO_LARGE", "the body is larger than \(maxBodySize) bytes")
+            return Self.error(.contentTooLarge, "PAYLOAD_TOO_LARGE", "the body is larger than \(maxBodySize) bytes")
         }
         let callContext: RemoteEnvelope.Context
         do {
@@ -145,27 +147,28 @@ struct RemotePluginResponder: HTTPResponder {
             )
         } catch {
             logger.warning("call refused", metadata: ["code": "\(error.code.rawValue)", "reason": "\(error.message)"])
-            var response = Self.error(401, error.code.rawValue, error.message)
+            var response = Self.error(.unauthorized, error.code.rawValue, error.message)
             response.headers[HTTPField.Name(RemoteEnvelope.errorHeader)!] = error.code.rawValue
             return response
         }
-        let pluginContext = RemoteContext(context: callContext, client: client, logger: logger)
+        let pluginContext = RemoteContext(context: callContext, client: client, outages: outages, logger: logger)
+        let started = ContinuousClock.now
         switch kind {
         case .request:
-            return await handleRequest(request, path: String(path.dropFirst("/resources/".count)), body: body, context: pluginContext)
+            return await handleRequest(request, path: String(path.dropFirst("/resources/".count)), body: body, context: pluginContext, started: started)
         case .enabled:
             struct Enabled: Decodable {
                 var enablementSecret: String
                 var resumed: Bool?
             }
             guard let enabled = try? JSONDecoder().decode(Enabled.self, from: body), enabled.enablementSecret.hasPrefix("phk_") else {
-                return Self.error(400, "BAD_REQUEST", "the enabled call's body must be {\"enablementSecret\": \"phk_…\", \"resumed\": bool}")
+                return Self.error(.badRequest, "BAD_REQUEST", "the enabled call's body must be {\"enablementSecret\": \"phk_…\", \"resumed\": bool}")
             }
             if enabled.resumed != true {
                 do {
                     try await plugin.enabled(context: pluginContext)
                 } catch {
-                    return Self.failure(error, hook: "enabled", logger: logger)
+                    return failure(error, hook: "enabled", started: started)
                 }
             }
             secrets.set(enabled.enablementSecret, for: callContext.workspace)
@@ -175,7 +178,7 @@ struct RemotePluginResponder: HTTPResponder {
             do {
                 try await plugin.disabled(context: pluginContext)
             } catch {
-                return Self.failure(error, hook: "disabled", logger: logger)
+                return failure(error, hook: "disabled", started: started)
             }
             return Self.json([String: String]())
         case .event:
@@ -188,20 +191,20 @@ struct RemotePluginResponder: HTTPResponder {
             decoder.dateDecodingStrategy = .iso8601
             guard let event = try? decoder.decode(Event.self, from: body), let payload = Data(base64Encoded: event.payload),
                   event.workspaceId == callContext.workspace
-            else { return Self.error(400, "BAD_REQUEST", "the event call's body is not an event of this workspace") }
+            else { return Self.error(.badRequest, "BAD_REQUEST", "the event call's body is not an event of this workspace") }
             do {
                 try await plugin.handle(event: PluginEvent(
                     id: event.id, type: event.type, workspaceID: event.workspaceId, sourcePluginID: event.sourcePluginId, occurredAt: event.occurredAt,
                     payload: payload
                 ), context: pluginContext)
             } catch {
-                return Self.failure(error, hook: "event", logger: logger)
+                return failure(error, hook: "event", started: started)
             }
             return Self.json([String: String]())
         }
     }
 
-    private func handleRequest(_ request: Request, path: String, body: Data, context: RemoteContext) async -> Response {
+    private func handleRequest(_ request: Request, path: String, body: Data, context: RemoteContext, started: ContinuousClock.Instant) async -> Response {
         var query: [String: [String]] = [:]
         for (name, value) in request.uri.queryParameters { query[String(name), default: []].append(String(value)) }
         var headers: [String: String] = [:]
@@ -216,7 +219,7 @@ struct RemotePluginResponder: HTTPResponder {
             let response = try await plugin.handle(pluginRequest, context: context)
             guard (100...599).contains(response.status) else {
                 logger.error("plugin answered with an invalid status", metadata: ["status": "\(response.status)"])
-                return Self.error(500, "PLUGIN_ERROR", "the plugin answered with an invalid status")
+                return Self.error(.internalServerError, "PLUGIN_ERROR", "the plugin answered with an invalid status")
             }
             var fields = HTTPFields()
             for (name, value) in response.headers {
@@ -228,24 +231,24 @@ struct RemotePluginResponder: HTTPResponder {
             }
             return Response(status: .init(code: response.status), headers: fields, body: ResponseBody(byteBuffer: ByteBuffer(bytes: response.body)))
         } catch {
-            return Self.failure(error, hook: "request", logger: logger)
+            return failure(error, hook: "request", started: started)
         }
     }
 
-    /// A ``PluginError`` keeps its status and code, as in-process; anything else is 500 `PLUGIN_ERROR`.
-    static func failure(_ error: any Error, hook: String, logger: Logger) -> Response {
-        // Mapped as the host maps an in-process plugin's error (a store outage passed on included).
-        if let error = error as? PluginError { return Self.error(HostError.from(error)) }
+    /// A ``PluginError`` keeps its status and code, as in-process (a storage outage passed on is the
+    /// store's); anything else is 500 `PLUGIN_ERROR`.
+    func failure(_ error: any Error, hook: String, started: ContinuousClock.Instant) -> Response {
+        if let error = error as? PluginError { return Self.error(APIError(.passedOn(error, storeFailed: outages.occurred(since: started)))) }
         logger.error("plugin threw", metadata: ["hook": "\(hook)", "error": "\(String(reflecting: error))"])
-        return Self.error(500, "PLUGIN_ERROR", "the plugin failed while handling the \(hook) call; the error is logged")
+        return Self.error(.internalServerError, "PLUGIN_ERROR", "the plugin failed while handling the \(hook) call; the error is logged")
     }
 
-    static func error(_ status: Int, _ code: String, _ message: String) -> Response {
-        error(HostError(status, code, message))
+    static func error(_ status: HTTPResponse.Status, _ code: String, _ message: String) -> Response {
+        error(APIError(status, code, message))
     }
 
     /// The error body of docs/remote-protocol.md: `{"error": {"code", "message", "current"?}}`.
-    static func error(_ error: HostError) -> Response {
+    static func error(_ error: APIError) -> Response {
         struct Body: Encodable {
             struct Detail: Encodable {
                 var code: String
@@ -254,7 +257,7 @@ struct RemotePluginResponder: HTTPResponder {
             }
             var error: Detail
         }
-        return json(Body(error: .init(code: error.code, message: error.message, current: error.current)), status: error.status)
+        return json(Body(error: .init(code: error.code, message: error.message, current: error.current)), status: Int(error.status.code))
     }
 
     static func json(_ value: some Encodable, status: Int = 200) -> Response {

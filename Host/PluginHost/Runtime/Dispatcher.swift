@@ -1,0 +1,50 @@
+import PluginSDK
+
+/// The request path into a plugin: find the enablement, check the manifest's route and role, make the
+/// call's context from the parts bound at enablement, call the plugin within its limit, and say what
+/// went wrong in the host's terms.
+struct Dispatcher: Sendable {
+    let registry: PluginRegistry
+    let failures: PluginFailures
+
+    /// The context of a request to `pluginID` in `workspace`, or why there is none.
+    func prepare(workspace: Workspace, pluginID: String, method: String, path: String, caller: Caller, requestID: String) throws(HostError) -> CallContext {
+        guard let active = registry.active(workspaceID: workspace.id, pluginID: pluginID) else {
+            throw .pluginNotEnabled(plugin: pluginID, workspace: workspace.id)
+        }
+        guard let bound = active.bound else {
+            throw .pluginUnavailable(plugin: pluginID, why: registry.installed(pluginID)?.loadError ?? "not loaded")
+        }
+        if !bound.routes.isEmpty {
+            guard let route = bound.routes.first(where: { $0.matches(method: method, path: path) }) else {
+                throw .routeNotFound(plugin: pluginID, method: method, path: path)
+            }
+            guard caller.role >= route.minimumRole else { throw .roleTooLow(plugin: pluginID, method: method, path: path, needs: route.minimumRole) }
+        }
+        return CallContext(bound: bound, caller: caller, requestID: requestID)
+    }
+
+    /// Runs a request through the plugin within its limit; every failure is a ``HostError``. `started`
+    /// is when the caller began the call, where the limit counts from.
+    func call(_ request: PluginRequest, context: CallContext, started: ContinuousClock.Instant) async throws(HostError) -> PluginResponse {
+        let pluginID = context.pluginID
+        let response: PluginResponse
+        do {
+            response = try await context.bound.runner.handle(request, context: context, started: started)
+        } catch {
+            throw failures.hostError(error, pluginID: pluginID, workspaceID: context.workspaceID, requestID: request.requestID, started: started)
+        }
+        guard (100...599).contains(response.status) else {
+            failures.logger.error("plugin answered with an invalid status", metadata: ["plugin.id": "\(pluginID)", "request.id": "\(request.requestID)", "status": "\(response.status)"])
+            failures.metrics.recordPluginError(plugin: pluginID, kind: "error")
+            throw .pluginFailed(pluginID)
+        }
+        return response
+    }
+
+    /// ``prepare(workspace:pluginID:method:path:caller:requestID:)``, then ``call(_:context:started:)``.
+    func handle(_ request: PluginRequest, workspace: Workspace, pluginID: String, caller: Caller) async throws(HostError) -> PluginResponse {
+        let context = try prepare(workspace: workspace, pluginID: pluginID, method: request.method, path: request.path, caller: caller, requestID: request.requestID)
+        return try await call(request, context: context, started: .now)
+    }
+}

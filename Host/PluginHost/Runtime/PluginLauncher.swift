@@ -1,0 +1,56 @@
+import Logging
+import PluginSDK
+
+/// Makes the runner of an installed plugin: for a library plugin, checks its file again and loads it
+/// into this process; for a remote plugin, its HTTP client side. The one place that knows which runner
+/// a manifest's `runtime.kind` gets.
+struct PluginLauncher: Sendable {
+    let loader: PluginLibraryLoader
+    let remote: RemoteServices
+    let watchdog: CallWatchdog
+    let configuration: HostConfiguration
+    let storeExecutor: (any TaskExecutor)?
+    let metrics: HostMetrics
+    let logger: Logger
+
+    /// The runner of a plugin read from the store (at start, or installed by another host). A library
+    /// that no longer passes its checks stays installed but unavailable, with the reason.
+    func launch(_ record: InstalledPluginRecord) -> PluginRegistry.Installed {
+        let manifest = record.manifest
+        var installed = PluginRegistry.Installed(record: record, runner: nil, loadError: nil, requested: manifest.requestedPermissions)
+        do {
+            var inspection: LibraryInspector.Inspection?
+            if manifest.runtime.kind == .library {
+                let checked = try loader.inspect(path: manifest.runtime.resolvedPath)
+                guard checked.magic.pluginID == manifest.id, checked.magic.pluginVersion == manifest.version else {
+                    throw LoadError(path: manifest.runtime.resolvedPath, pluginID: manifest.id, reason: .magicUnreadable(
+                        "the library now declares \(checked.magic.pluginID) \(checked.magic.pluginVersion), installed was \(manifest.id) \(manifest.version)"))
+                }
+                inspection = checked
+            }
+            installed.runner = try launch(manifest, inspection: inspection)
+        } catch {
+            installed.loadError = String(describing: error)
+            logger.error("installed plugin could not be loaded", metadata: ["plugin.id": "\(manifest.id)", "error": "\(error)"])
+        }
+        return installed
+    }
+
+    /// The runner of a manifest that passed validation; `inspection` is what the validator read of a
+    /// library plugin's file.
+    func launch(_ manifest: PluginManifest, inspection: LibraryInspector.Inspection?) throws -> any RunningPlugin {
+        switch manifest.runtime.kind {
+        case .remote:
+            return RemotePlugin(manifest: manifest, services: remote)
+        case .library:
+            guard let inspection else { throw LoadError(path: manifest.runtime.resolvedPath, pluginID: manifest.id, reason: .notFound) }
+            let started = ContinuousClock.now
+            let instance = try loader.load(path: manifest.runtime.resolvedPath, inspection: inspection)
+            metrics.recordLoad(plugin: manifest.id, duration: ContinuousClock.now - started)
+            return LibraryPlugin(
+                id: manifest.id, instance: instance, timeout: configuration.pluginTimeout, eventRetry: configuration.eventRetry,
+                watchdog: watchdog, storeExecutor: storeExecutor
+            )
+        }
+    }
+}

@@ -1,0 +1,59 @@
+import PluginSDK
+
+/// A plugin the host runs, whatever runs it: ``LibraryPlugin`` calls a library loaded into this
+/// process, ``RemotePlugin`` makes signed HTTP calls to a service. The registry, dispatch, event
+/// routing and administration see only this protocol; nothing outside the two asks which one it has.
+///
+/// ``handle(_:context:)`` is bounded by the runner itself (an in-process call by the watchdog, a remote
+/// call by its HTTP deadline). The hooks and event deliveries are bounded by their callers with
+/// ``callLimit``.
+protocol RunningPlugin: AnyObject, Sendable {
+    var id: String { get }
+    /// The longest one call into the plugin may take, the runner's own work included.
+    var callLimit: Duration { get }
+    /// How events are delivered to it.
+    var eventDelivery: EventDeliveryPolicy { get }
+    /// What `GET /v1/plugins/{id}` shows of how it runs.
+    var runStatus: RunStatus { get }
+
+    /// Answers a request within the plugin's time limit; a failure of the plugin's own is thrown as it
+    /// came (a ``PluginError``, or anything it threw), a failure to reach it as a ``HostError``.
+    /// `started` is when the host began the call, where its time limit counts from.
+    func handle(_ request: PluginRequest, context: CallContext, started: ContinuousClock.Instant) async throws -> PluginResponse
+    /// The same call without the runner's time limit: for benchmarks of the dispatch path.
+    func handleUnbounded(_ request: PluginRequest, context: CallContext) async throws -> PluginResponse
+    func handle(event: PluginEvent, context: CallContext) async throws
+    func enabled(context: CallContext) async throws
+    func disabled(context: CallContext) async throws
+    func shutdown() async
+    /// Where the calls of an enablement with `grants` run; `nil`: Swift's default executor.
+    func executor(for grants: PermissionSet) -> (any TaskExecutor)?
+    /// Checks that the plugin can be reached, and records the outcome in ``runStatus``.
+    func checkHealth() async
+    /// An event delivery that was given up after its retries.
+    func deliveryDropped(_ reason: String)
+}
+
+extension RunningPlugin {
+    func handleUnbounded(_ request: PluginRequest, context: CallContext) async throws -> PluginResponse {
+        try await handle(request, context: context, started: .now)
+    }
+
+    func executor(for grants: PermissionSet) -> (any TaskExecutor)? { nil }
+    func checkHealth() async {}
+    func deliveryDropped(_ reason: String) {}
+}
+
+/// How a plugin's event deliveries are made.
+struct EventDeliveryPolicy: Sendable {
+    /// How failed deliveries are retried.
+    var retry: HostConfiguration.RetryPolicy
+    /// Whether its first attempts run in the queue's order. A plugin that may take its whole time limit
+    /// to fail (one reached over the network) gets tasks of its own, so it never holds the queue.
+    var inQueue: Bool
+}
+
+/// What the API shows of a plugin's runner beyond the manifest: a remote's health and circuit.
+struct RunStatus: Sendable {
+    var remote: RemotePlugin.Status?
+}
