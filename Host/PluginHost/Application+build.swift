@@ -45,21 +45,19 @@ public func buildApplication(
             runtime.markReady()
         }
 
-        let errors = ErrorMiddleware()
         let authenticator = Authenticator(store: store)
-        let auth = AuthMiddleware(authenticator: authenticator, runtime: runtime)
+        let middleware = HostMiddleware(everyRoute: [ErrorMiddleware()], v1: [AuthMiddleware(authenticator: authenticator, runtime: runtime)])
         let resources = ResourceController(runtime: runtime)
         let router = Router(context: HostRequestContext.self)
-        router.add(middleware: errors)
+        let v1 = middleware.install(on: router)
         HealthController(runtime: runtime, metrics: metrics).addRoutes(to: router)
         SDKController(runtime: runtime).addRoutes(to: router)
-        let v1 = router.group("v1").add(middleware: auth)
         AdminController(runtime: runtime, store: store, authenticator: authenticator).addRoutes(to: v1)
         resources.addRoutes(to: v1)
 
         return Application(
             // The resource route's usual paths are matched ahead of the router, through the same middlewares.
-            responder: HostResponder(router: router.buildResponder(), errors: errors, auth: auth, resources: resources),
+            responder: HostResponder(router: router.buildResponder(), middleware: middleware, resources: resources),
             server: .http1(configuration: .init(
                 additionalChannelHandlers: [ConnectionGuard(bodyTimeout: TimeAmount(configuration.readTimeout))],
                 idleTimeout: TimeAmount(configuration.readTimeout)

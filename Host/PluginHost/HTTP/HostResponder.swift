@@ -6,25 +6,22 @@ import Hummingbird
 /// `/v1/workspaces/{ws}/plugins/{pluginId}/resources/...`, and resolving it in the router's trie
 /// (Character by Character, generic code not specialised for us) cost more than anything else the
 /// host does per request. A path of exactly that form, without empty components, is matched here on
-/// its bytes and goes through the same middlewares as the router's `/v1` routes: ``ErrorMiddleware``,
-/// then ``AuthMiddleware``, then ``ResourceController``. Any other path, and any method the resource
-/// route does not take, goes to the router, which serves the same route for the paths not taken here.
+/// its bytes and goes through the same middleware as the router's `/v1` routes (``HostMiddleware``, the
+/// one list both take), then ``ResourceController``. Any other path, and any method the resource route
+/// does not take, goes to the router, which serves the same route for the paths not taken here.
 /// (The router would also record the endpoint path in the context; nothing in the host reads it.)
 struct HostResponder: HTTPResponder {
     typealias Context = HostRequestContext
     let router: RouterResponder<HostRequestContext>
-    let errors: ErrorMiddleware
-    let auth: AuthMiddleware
+    let middleware: HostMiddleware
     let resources: ResourceController
 
     func respond(to request: Request, context: Context) async throws -> Response {
         guard ResourceController.methods.contains(request.method), let target = ResourceTarget(path: request.uri.path) else {
             return try await router.respond(to: request, context: context)
         }
-        return try await errors.handle(request, context: context) { request, context in
-            try await auth.handle(request, context: context) { request, context in
-                try await resources.forward(request, context: context, target: target)
-            }
+        return try await middleware.respond(to: request, context: context) { request, context in
+            try await resources.forward(request, context: context, target: target)
         }
     }
 }
