@@ -71,11 +71,10 @@ struct ErrorMiddleware: RouterMiddleware {
 
     /// The API's error body: `{"error": {"code", "message", "requestId", "details"?, "current"?}}`.
     static func body(for error: APIError, requestID: String) -> ByteBuffer {
-        var body: [String: Any] = ["code": error.code, "message": error.message, "requestId": requestID]
-        if !error.details.isEmpty { body["details"] = error.details }
-        if let current = error.current { body["current"] = current }
-        let data = (try? JSONSerialization.data(withJSONObject: ["error": body], options: [.sortedKeys])) ?? Data()
-        return ByteBuffer(bytes: data)
+        let body = RemoteWire.ErrorBody(.init(
+            code: error.code, message: error.message, requestId: requestID, details: error.details.isEmpty ? nil : error.details, current: error.current
+        ))
+        return ByteBuffer(bytes: (try? RemoteWire.encode(body)) ?? Data())
     }
 }
 

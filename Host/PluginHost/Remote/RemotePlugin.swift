@@ -40,21 +40,11 @@ final class RemotePlugin: RunningPlugin {
         /// The protocol layer's refusal, if the remote refused the call itself: always a 401.
         var refusal: RemoteEnvelope.Refusal? {
             guard status == 401, let code = headers.first(name: RemoteEnvelope.errorHeader) else { return nil }
-            let message = (try? JSONDecoder().decode(ErrorBody.self, from: body))?.error.message ?? ""
+            let message = (try? RemoteWire.decode(RemoteWire.ErrorBody.self, from: body))?.error.message ?? ""
             return RemoteEnvelope.Refusal(RemoteEnvelope.Refusal.Code(rawValue: code) ?? .badContext, message)
         }
 
         var isSuccess: Bool { (200..<300).contains(status) }
-    }
-
-    /// `{"error": {"code", "message", "current"?}}`: the error body of the host's API and of remotes.
-    struct ErrorBody: Decodable {
-        struct Detail: Decodable {
-            var code: String
-            var message: String?
-            var current: UInt64?
-        }
-        var error: Detail
     }
 
     private struct Health {
@@ -115,10 +105,7 @@ final class RemotePlugin: RunningPlugin {
     }
 
     func handle(event: PluginEvent, context: CallContext) async throws {
-        let body = try Self.encoder.encode(EventBody(
-            id: event.id, type: event.type, workspaceId: event.workspaceID, sourcePluginId: event.sourcePluginID, occurredAt: event.occurredAt,
-            payload: event.payload.base64EncodedString()
-        ))
+        let body = try RemoteWire.encode(RemoteWire.Event(event))
         let answer = try await call(.event, method: "POST", target: RemoteEnvelope.CallKind.event.path, body: body, context: context, requestID: nil)
         guard answer.isSuccess else { throw Self.hookRefused(answer, pluginID: id, hook: "event") }
     }
@@ -138,7 +125,7 @@ final class RemotePlugin: RunningPlugin {
         }
         enablementSecrets.withLock { $0[context.workspaceID] = secret }
         do {
-            let body = try Self.encoder.encode(EnabledBody(enablementSecret: secret, resumed: false))
+            let body = try RemoteWire.encode(RemoteWire.Enabled(enablementSecret: secret, resumed: false))
             let answer = try await call(
                 .enabled, method: "POST", target: RemoteEnvelope.CallKind.enabled.path, body: body, context: context, requestID: nil,
                 installSecret: try await installSecret()
@@ -240,7 +227,7 @@ final class RemotePlugin: RunningPlugin {
 
     /// The `enabled` call of a workspace whose secret the remote lost, inside the call that found out.
     private func deliverSecret(_ secret: String, resumed: Bool, context: CallContext) async throws -> Answer {
-        let body = try Self.encoder.encode(EnabledBody(enablementSecret: secret, resumed: resumed))
+        let body = try RemoteWire.encode(RemoteWire.Enabled(enablementSecret: secret, resumed: resumed))
         return try await send(
             .enabled, method: "POST", target: RemoteEnvelope.CallKind.enabled.path, body: body, headers: [:], context: context, requestID: nil,
             secret: try await installSecret()
@@ -332,31 +319,13 @@ final class RemotePlugin: RunningPlugin {
 
     // MARK: Helpers
 
-    private struct EventBody: Encodable {
-        var id, type, workspaceId, sourcePluginId: String
-        var occurredAt: Date
-        var payload: String
-    }
-
-    private struct EnabledBody: Encodable {
-        var enablementSecret: String
-        var resumed: Bool
-    }
-
-    private static let encoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.dateEncodingStrategy = .iso8601
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return encoder
-    }()
-
     private static func refused(_ refusal: RemoteEnvelope.Refusal, pluginID: String) -> Failure {
         Failure(error: .pluginUnreachable(plugin: pluginID, why: "refused the host's call: \(refusal.code.rawValue) \(refusal.message); check the install secret it was given"))
     }
 
     /// A hook answered with a status other than 2xx, with the remote's code if its body had one.
     private static func hookRefused(_ answer: Answer, pluginID: String, hook: String) -> HostError {
-        let detail = try? JSONDecoder().decode(ErrorBody.self, from: answer.body).error
+        let detail = try? RemoteWire.decode(RemoteWire.ErrorBody.self, from: answer.body).error
         return .hookRefused(plugin: pluginID, hook: hook, status: answer.status, code: detail?.code, message: detail?.message)
     }
 

@@ -23,42 +23,9 @@ struct SDKController {
         group.post("events/publish", use: publish)
     }
 
-    struct KeyBody: Decodable { var key: String }
-    struct PutBody: Decodable {
-        var key: String
-        var value: String
-        var ifVersion: UInt64?
-    }
-    struct ListBody: Decodable {
-        var prefix: String?
-        var limit: Int?
-        var after: String?
-    }
-    struct PublishBody: Decodable {
-        var type: String
-        var payload: String
-    }
-    struct Entry: Encodable {
-        var key: String
-        var value: String
-        var version: UInt64
-
-        init(_ stored: StoredValue) {
-            key = stored.key
-            value = stored.value.base64EncodedString()
-            version = stored.version
-        }
-    }
-    struct ContextView: Encodable {
-        var tenant, workspace, plugin: String
-        var caller: RemoteEnvelope.Context.CallerInfo
-        var grants: [String]
-        var config: [String: JSONValue]
-    }
-
     @Sendable func context(_ request: Request, context: HostRequestContext) async throws -> Response {
         try await perform(request) { binding in
-            try .json(ContextView(
+            try .json(RemoteWire.CallContext(
                 tenant: binding.tenantID, workspace: binding.workspaceID, plugin: binding.pluginID,
                 caller: .init(subject: binding.claims.subject, role: binding.claims.role),
                 grants: binding.grants.permissions.map(\.description).sorted(), config: binding.config
@@ -68,58 +35,46 @@ struct SDKController {
 
     @Sendable func get(_ request: Request, context: HostRequestContext) async throws -> Response {
         try await perform(request) { binding in
-            let body = try await request.decodeJSON(KeyBody.self, limit: runtime.configuration.maxKeyBytes * 6 + 1024)
+            let body = try await request.decodeJSON(RemoteWire.Key.self, limit: runtime.configuration.maxKeyBytes * 6 + 1024)
             guard let stored = try await binding.storage.get(body.key) else { throw HostError.valueNotFound }
-            return try .json(Entry(stored))
+            return try .json(RemoteWire.Entry(stored))
         }
     }
 
     @Sendable func put(_ request: Request, context: HostRequestContext) async throws -> Response {
         try await perform(request) { binding in
-            let body = try await request.decodeJSON(PutBody.self, limit: runtime.configuration.maxValueBytes / 3 * 4 + runtime.configuration.maxKeyBytes * 6 + 4096)
+            let body = try await request.decodeJSON(RemoteWire.Put.self, limit: runtime.configuration.maxValueBytes / 3 * 4 + runtime.configuration.maxKeyBytes * 6 + 4096)
             guard let value = Data(base64Encoded: body.value) else { throw HostError.invalidInput("value must be base64") }
             let version = if let expected = body.ifVersion {
                 try await binding.storage.put(body.key, value, ifVersion: expected)
             } else {
                 try await binding.storage.put(body.key, value)
             }
-            return try .json(["version": version])
+            return try .json(RemoteWire.Version(version: version))
         }
     }
 
     @Sendable func delete(_ request: Request, context: HostRequestContext) async throws -> Response {
         try await perform(request) { binding in
-            let body = try await request.decodeJSON(KeyBody.self, limit: runtime.configuration.maxKeyBytes * 6 + 1024)
-            return try .json(["deleted": try await binding.storage.delete(body.key)])
+            let body = try await request.decodeJSON(RemoteWire.Key.self, limit: runtime.configuration.maxKeyBytes * 6 + 1024)
+            return try .json(RemoteWire.Deleted(deleted: try await binding.storage.delete(body.key)))
         }
     }
 
     @Sendable func list(_ request: Request, context: HostRequestContext) async throws -> Response {
-        struct Page: Encodable {
-            var entries: [Entry]
-            var nextCursor: String?
-
-            enum CodingKeys: String, CodingKey { case entries, nextCursor }
-
-            func encode(to encoder: any Encoder) throws {
-                var container = encoder.container(keyedBy: CodingKeys.self)
-                try container.encode(entries, forKey: .entries)
-                try container.encode(nextCursor, forKey: .nextCursor)  // null on the last page, not absent
-            }
-        }
-        return try await perform(request) { binding in
-            let body = try await request.decodeJSON(ListBody.self, limit: runtime.configuration.maxKeyBytes * 12 + 1024)
+        try await perform(request) { binding in
+            let body = try await request.decodeJSON(RemoteWire.List.self, limit: runtime.configuration.maxKeyBytes * 12 + 1024)
             let page = try await binding.storage.list(prefix: body.prefix ?? "", limit: body.limit ?? 100, after: body.after)
-            return try .json(Page(entries: page.entries.map(Entry.init), nextCursor: page.nextCursor))
+            return try .json(RemoteWire.Page(entries: page.entries.map(RemoteWire.Entry.init), nextCursor: page.nextCursor))
         }
     }
 
     @Sendable func publish(_ request: Request, context: HostRequestContext) async throws -> Response {
         try await perform(request) { binding in
-            let body = try await request.decodeJSON(PublishBody.self, limit: runtime.configuration.maxBodySize / 3 * 4 + 4096)
+            let body = try await request.decodeJSON(RemoteWire.Publish.self, limit: runtime.configuration.maxBodySize / 3 * 4 + 4096)
             guard let payload = Data(base64Encoded: body.payload) else { throw HostError.invalidInput("payload must be base64") }
             let id = try await binding.events.publishEvent(type: body.type, payload: payload)
-            return try .json(["id": id], status: .accepted)
+            return try .json(RemoteWire.Published(id: id), status: .accepted)
         }
     }
 

@@ -14,8 +14,8 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case manifest
     /// A version range on the first line, versions to test against it on the others.
     case versionRange = "version-range"
-    /// A remote call's envelope (headers and body) as `serve-plugin` verifies it, and an SDK token as
-    /// `/sdk/v1` verifies it.
+    /// A remote call's envelope (headers and body) as `serve-plugin` verifies it, the protocol's bodies
+    /// as either side decodes them, and an SDK token as `/sdk/v1` verifies it.
     case envelope
 
     public func run(_ bytes: [UInt8]) {
@@ -76,6 +76,13 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
             )
         }
         _ = RemoteEnvelope.decode(lines[3])
+        // The bodies either side decodes from the other.
+        _ = try? RemoteWire.decode(RemoteWire.Event.self, from: body).pluginEvent
+        _ = try? RemoteWire.decode(RemoteWire.Enabled.self, from: body)
+        _ = try? RemoteWire.decode(RemoteWire.ErrorBody.self, from: body)
+        _ = try? RemoteWire.decode(RemoteWire.Put.self, from: body)
+        _ = try? RemoteWire.decode(RemoteWire.Page.self, from: body).entries.map(\.stored)
+        _ = try? RemoteWire.decode(RemoteWire.CallContext.self, from: body)
 
         let token = mode & 1 == 1 ? SDKToken.sign(payload: "pht1." + Base64URL.encode(Data(lines[3].utf8)), key: tokenKey) : text
         _ = try? SDKToken.verify(Substring(token), key: tokenKey, nowMilliseconds: now * 1000)

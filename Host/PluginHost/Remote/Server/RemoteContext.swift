@@ -49,7 +49,7 @@ struct SDKClient: Sendable {
         if let body {
             request.method = .POST
             request.headers.add(name: "content-type", value: "application/json")
-            request.body = .bytes(ByteBuffer(bytes: try JSONEncoder().encode(body)))
+            request.body = .bytes(ByteBuffer(bytes: try RemoteWire.encode(body)))
         }
         let status: Int
         let data: Data
@@ -60,8 +60,8 @@ struct SDKClient: Sendable {
         } catch {
             throw PluginError.unavailable("the host's SDK at \(sdk.url) cannot be reached: \(RemotePlugin.describe(error))")
         }
-        if (200..<300).contains(status) { return try JSONDecoder().decode(Answer.self, from: data) }
-        let detail = (try? JSONDecoder().decode(RemotePlugin.ErrorBody.self, from: data))?.error
+        if (200..<300).contains(status) { return try RemoteWire.decode(Answer.self, from: data) }
+        let detail = (try? RemoteWire.decode(RemoteWire.ErrorBody.self, from: data))?.error
         let message = detail?.message ?? "the host answered \(status)"
         switch (status, detail?.code) {
         case (404, "NOT_FOUND"): return nil
@@ -82,22 +82,8 @@ struct SDKClient: Sendable {
 struct RemoteStorage: PluginStorage {
     let sdk: SDKClient
 
-    struct Entry: Decodable {
-        var key: String
-        var value: String
-        var version: UInt64
-
-        var stored: StoredValue { StoredValue(key: key, value: Data(base64Encoded: value) ?? Data(), version: version) }
-    }
-    struct Version: Decodable { var version: UInt64 }
-    struct Deleted: Decodable { var deleted: Bool }
-    struct Page: Decodable {
-        var entries: [Entry]
-        var nextCursor: String?
-    }
-
     func get(_ key: String) async throws -> StoredValue? {
-        try await sdk.call("storage/get", body: ["key": key], as: Entry.self, permission: .storageRead, key: key)?.stored
+        try await sdk.call("storage/get", body: RemoteWire.Key(key: key), as: RemoteWire.Entry.self, permission: .storageRead, key: key)?.stored
     }
 
     func put(_ key: String, _ value: Data) async throws -> UInt64 {
@@ -109,29 +95,20 @@ struct RemoteStorage: PluginStorage {
     }
 
     private func write(_ key: String, _ value: Data, expected: UInt64?) async throws -> UInt64 {
-        struct Body: Encodable {
-            var key: String
-            var value: String
-            var ifVersion: UInt64?
-        }
-        let body = Body(key: key, value: value.base64EncodedString(), ifVersion: expected)
-        guard let answer = try await sdk.call("storage/put", body: body, as: Version.self, permission: .storageWrite, key: key) else {
+        let body = RemoteWire.Put(key: key, value: value, ifVersion: expected)
+        guard let answer = try await sdk.call("storage/put", body: body, as: RemoteWire.Version.self, permission: .storageWrite, key: key) else {
             throw PluginError.unavailable("the host answered storage/put with 404")
         }
         return answer.version
     }
 
     func delete(_ key: String) async throws -> Bool {
-        try await sdk.call("storage/delete", body: ["key": key], as: Deleted.self, permission: .storageWrite, key: key)?.deleted ?? false
+        try await sdk.call("storage/delete", body: RemoteWire.Key(key: key), as: RemoteWire.Deleted.self, permission: .storageWrite, key: key)?.deleted ?? false
     }
 
     func list(prefix: String, limit: Int, after cursor: String?) async throws -> StoragePage {
-        struct Body: Encodable {
-            var prefix: String
-            var limit: Int
-            var after: String?
-        }
-        guard let page = try await sdk.call("storage/list", body: Body(prefix: prefix, limit: limit, after: cursor), as: Page.self, permission: .storageRead) else {
+        let body = RemoteWire.List(prefix: prefix, limit: limit, after: cursor)
+        guard let page = try await sdk.call("storage/list", body: body, as: RemoteWire.Page.self, permission: .storageRead) else {
             throw PluginError.unavailable("the host answered storage/list with 404")
         }
         return StoragePage(entries: page.entries.map(\.stored), nextCursor: page.nextCursor)
@@ -142,8 +119,7 @@ struct RemoteEvents: PluginEvents {
     let sdk: SDKClient
 
     func publish(type: String, payload: Data) async throws {
-        struct Published: Decodable { var id: String }
         let permission = EventPattern(type).map(Permission.eventsPublish) ?? .eventsPublish(EventPattern("*")!)
-        _ = try await sdk.call("events/publish", body: ["type": type, "payload": payload.base64EncodedString()], as: Published.self, permission: permission)
+        _ = try await sdk.call("events/publish", body: RemoteWire.Publish(type: type, payload: payload), as: RemoteWire.Published.self, permission: permission)
     }
 }

@@ -157,11 +157,7 @@ struct RemotePluginResponder: HTTPResponder {
         case .request:
             return await handleRequest(request, path: String(path.dropFirst("/resources/".count)), body: body, context: pluginContext, started: started)
         case .enabled:
-            struct Enabled: Decodable {
-                var enablementSecret: String
-                var resumed: Bool?
-            }
-            guard let enabled = try? JSONDecoder().decode(Enabled.self, from: body), enabled.enablementSecret.hasPrefix("phk_") else {
+            guard let enabled = try? RemoteWire.decode(RemoteWire.Enabled.self, from: body), enabled.enablementSecret.hasPrefix("phk_") else {
                 return Self.error(.badRequest, "BAD_REQUEST", "the enabled call's body must be {\"enablementSecret\": \"phk_…\", \"resumed\": bool}")
             }
             if enabled.resumed != true {
@@ -182,21 +178,10 @@ struct RemotePluginResponder: HTTPResponder {
             }
             return Self.json([String: String]())
         case .event:
-            struct Event: Decodable {
-                var id, type, workspaceId, sourcePluginId: String
-                var occurredAt: Date
-                var payload: String
-            }
-            let decoder = JSONDecoder()
-            decoder.dateDecodingStrategy = .iso8601
-            guard let event = try? decoder.decode(Event.self, from: body), let payload = Data(base64Encoded: event.payload),
-                  event.workspaceId == callContext.workspace
+            guard let wire = try? RemoteWire.decode(RemoteWire.Event.self, from: body), let event = wire.pluginEvent, event.workspaceID == callContext.workspace
             else { return Self.error(.badRequest, "BAD_REQUEST", "the event call's body is not an event of this workspace") }
             do {
-                try await plugin.handle(event: PluginEvent(
-                    id: event.id, type: event.type, workspaceID: event.workspaceId, sourcePluginID: event.sourcePluginId, occurredAt: event.occurredAt,
-                    payload: payload
-                ), context: pluginContext)
+                try await plugin.handle(event: event, context: pluginContext)
             } catch {
                 return failure(error, hook: "event", started: started)
             }
@@ -249,21 +234,11 @@ struct RemotePluginResponder: HTTPResponder {
 
     /// The error body of docs/remote-protocol.md: `{"error": {"code", "message", "current"?}}`.
     static func error(_ error: APIError) -> Response {
-        struct Body: Encodable {
-            struct Detail: Encodable {
-                var code: String
-                var message: String
-                var current: UInt64?
-            }
-            var error: Detail
-        }
-        return json(Body(error: .init(code: error.code, message: error.message, current: error.current)), status: Int(error.status.code))
+        json(RemoteWire.ErrorBody(.init(code: error.code, message: error.message, current: error.current)), status: Int(error.status.code))
     }
 
     static func json(_ value: some Encodable, status: Int = 200) -> Response {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
+        let data = (try? RemoteWire.encode(value)) ?? Data("{}".utf8)
         return Response(status: .init(code: status), headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
     }
 }

@@ -1,0 +1,207 @@
+import Foundation
+import PluginSDK
+
+/// The bodies of the remote plugin protocol (docs/remote-protocol.md) as one set of `Codable` types,
+/// used by both sides: the host and `serve-plugin` encode and decode the same declarations. The
+/// envelope (headers, context, signature) is ``RemoteEnvelope``; SDK tokens are ``SDKToken``.
+public enum RemoteWire {
+    /// `{"error": {"code", "message", "requestId"?, "details"?, "current"?}}`: every error body of the
+    /// host's API and of a remote's protocol layer.
+    public struct ErrorBody: Codable, Sendable, Equatable {
+        public struct Detail: Codable, Sendable, Equatable {
+            public var code: String
+            public var message: String?
+            public var requestId: String?
+            public var details: [String]?
+            /// For `VERSION_CONFLICT`: the key's current version.
+            public var current: UInt64?
+
+            public init(code: String, message: String?, requestId: String? = nil, details: [String]? = nil, current: UInt64? = nil) {
+                self.code = code
+                self.message = message
+                self.requestId = requestId
+                self.details = details
+                self.current = current
+            }
+        }
+        public var error: Detail
+
+        public init(_ error: Detail) {
+            self.error = error
+        }
+    }
+
+    // MARK: Host → remote
+
+    /// The body of an `event` call.
+    public struct Event: Codable, Sendable, Equatable {
+        public var id, type, workspaceId, sourcePluginId: String
+        public var occurredAt: Date
+        /// The payload in base64.
+        public var payload: String
+
+        public init(_ event: PluginEvent) {
+            id = event.id
+            type = event.type
+            workspaceId = event.workspaceID
+            sourcePluginId = event.sourcePluginID
+            occurredAt = event.occurredAt
+            payload = event.payload.base64EncodedString()
+        }
+
+        /// The event, if its payload is base64.
+        public var pluginEvent: PluginEvent? {
+            Data(base64Encoded: payload).map {
+                PluginEvent(id: id, type: type, workspaceID: workspaceId, sourcePluginID: sourcePluginId, occurredAt: occurredAt, payload: $0)
+            }
+        }
+    }
+
+    /// The body of an `enabled` call: the workspace's secret, and whether it is delivered again to a
+    /// remote that lost it (the plugin's hook is not called again then).
+    public struct Enabled: Codable, Sendable, Equatable {
+        public var enablementSecret: String
+        public var resumed: Bool?
+
+        public init(enablementSecret: String, resumed: Bool) {
+            self.enablementSecret = enablementSecret
+            self.resumed = resumed
+        }
+    }
+
+    // MARK: The SDK over HTTP (remote → host)
+
+    /// `storage/get` and `storage/delete`.
+    public struct Key: Codable, Sendable, Equatable {
+        public var key: String
+        public init(key: String) { self.key = key }
+    }
+
+    /// `storage/put`; the value in base64, `ifVersion` for a compare-and-set (`0`: absent).
+    public struct Put: Codable, Sendable, Equatable {
+        public var key: String
+        public var value: String
+        public var ifVersion: UInt64?
+
+        public init(key: String, value: Data, ifVersion: UInt64?) {
+            self.key = key
+            self.value = value.base64EncodedString()
+            self.ifVersion = ifVersion
+        }
+    }
+
+    /// `storage/list`.
+    public struct List: Codable, Sendable, Equatable {
+        public var prefix: String?
+        public var limit: Int?
+        public var after: String?
+
+        public init(prefix: String, limit: Int, after: String?) {
+            self.prefix = prefix
+            self.limit = limit
+            self.after = after
+        }
+    }
+
+    /// `events/publish`; the payload in base64.
+    public struct Publish: Codable, Sendable, Equatable {
+        public var type: String
+        public var payload: String
+
+        public init(type: String, payload: Data) {
+            self.type = type
+            self.payload = payload.base64EncodedString()
+        }
+    }
+
+    /// A stored value as `storage/get` and `storage/list` answer it; the value in base64.
+    public struct Entry: Codable, Sendable, Equatable {
+        public var key: String
+        public var value: String
+        public var version: UInt64
+
+        public init(_ stored: StoredValue) {
+            key = stored.key
+            value = stored.value.base64EncodedString()
+            version = stored.version
+        }
+
+        public var stored: StoredValue { StoredValue(key: key, value: Data(base64Encoded: value) ?? Data(), version: version) }
+    }
+
+    /// `storage/list`'s answer; `nextCursor` is `null` on the last page (present, not absent).
+    public struct Page: Codable, Sendable, Equatable {
+        public var entries: [Entry]
+        public var nextCursor: String?
+
+        public init(entries: [Entry], nextCursor: String?) {
+            self.entries = entries
+            self.nextCursor = nextCursor
+        }
+
+        enum CodingKeys: String, CodingKey { case entries, nextCursor }
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(entries, forKey: .entries)
+            try container.encode(nextCursor, forKey: .nextCursor)
+        }
+    }
+
+    /// `storage/put`'s answer.
+    public struct Version: Codable, Sendable, Equatable {
+        public var version: UInt64
+        public init(version: UInt64) { self.version = version }
+    }
+
+    /// `storage/delete`'s answer.
+    public struct Deleted: Codable, Sendable, Equatable {
+        public var deleted: Bool
+        public init(deleted: Bool) { self.deleted = deleted }
+    }
+
+    /// `events/publish`'s answer: the new event's id.
+    public struct Published: Codable, Sendable, Equatable {
+        public var id: String
+        public init(id: String) { self.id = id }
+    }
+
+    /// `GET context`'s answer.
+    public struct CallContext: Codable, Sendable, Equatable {
+        public var tenant, workspace, plugin: String
+        public var caller: RemoteEnvelope.Context.CallerInfo
+        public var grants: [String]
+        public var config: [String: JSONValue]
+
+        public init(tenant: String, workspace: String, plugin: String, caller: RemoteEnvelope.Context.CallerInfo, grants: [String], config: [String: JSONValue]) {
+            self.tenant = tenant
+            self.workspace = workspace
+            self.plugin = plugin
+            self.caller = caller
+            self.grants = grants
+            self.config = config
+        }
+    }
+
+    /// Encodes a body as the protocol sends it: compact JSON with sorted keys, dates in ISO 8601.
+    public static func encode(_ value: some Encodable) throws -> Data {
+        try encoder.encode(value)
+    }
+
+    public static func decode<T: Decodable>(_ type: T.Type, from data: Data) throws -> T {
+        try decoder.decode(type, from: data)
+    }
+
+    private static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
+
+    private static let decoder: JSONDecoder = {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return decoder
+    }()
+}
