@@ -11,7 +11,7 @@ struct HealthController {
         router.get("ready") { _, _ in
             do {
                 guard runtime.isReady else { throw StoreError.unavailable("the registry is not loaded yet") }
-                _ = try await runtime.store.setting("schema")
+                try await runtime.store.ping()
                 return try Response.json(API.Health(status: "ready"))
             } catch {
                 return try Response.json(API.Health(status: "unavailable"), status: .serviceUnavailable)

@@ -6,8 +6,13 @@ final class AsyncMutex: Sendable {
     private struct State {
         var locked = false
         var waiters: [CheckedContinuation<Void, Never>] = []
+        var acquisitions: UInt64 = 0
     }
     private let state = Mutex(State())
+
+    /// How many times the lock has been taken: work that read something without the lock can tell,
+    /// once it holds the lock, whether anybody else held it meanwhile.
+    var acquisitions: UInt64 { state.withLock { $0.acquisitions } }
 
     func withLock<T: Sendable>(_ body: () async throws -> T) async throws -> T {
         await lock()
@@ -23,6 +28,7 @@ final class AsyncMutex: Sendable {
                     return false
                 }
                 state.locked = true
+                state.acquisitions += 1
                 return true
             }
             if acquired { continuation.resume() }
@@ -35,6 +41,7 @@ final class AsyncMutex: Sendable {
                 state.locked = false
                 return nil as CheckedContinuation<Void, Never>?
             }
+            state.acquisitions += 1
             return state.waiters.removeFirst()
         }
         next?.resume()

@@ -64,7 +64,7 @@ public final class PluginRuntime: Sendable {
     /// A runtime without the HTTP layer, on `store`, with the plugins `store` holds loaded: for
     /// embedding the host in another process and for benchmarks of the dispatch path. Plugin call
     /// timeouts need ``CallWatchdogService`` running on ``watchdog``, as `buildApplication` does.
-    public static func standalone(configuration: HostConfiguration, store: any HostStore, logger: Logger) async throws -> PluginRuntime {
+    package static func standalone(configuration: HostConfiguration, store: any HostStore, logger: Logger) async throws -> PluginRuntime {
         let runtime = PluginRuntime(
             configuration: configuration, store: store, loader: PluginLibraryLoader(), bus: InProcessEventBus(), metrics: HostMetrics(),
             secrets: try HostSecrets.load(configured: configuration.remote.secretKey, folder: configuration.dataDirectory), logger: logger

@@ -4,55 +4,154 @@ import PluginSDK
 import ServiceLifecycle
 
 extension PluginRuntime {
-    /// Re-reads the registry and applies what other host processes changed: plugins installed, upgraded
-    /// or removed, workspaces created, enablements added, re-configured or removed. Lifecycle hooks are
-    /// not called again; the host that made the change called them.
-    func resync() async throws {
+    /// Applies what other host processes changed (a ``RegistryChangeFeed``'s pending changes): each
+    /// plugin, workspace or enablement named is read again and applied, so a change costs the same
+    /// whatever the size of the registry. Lifecycle hooks are not called again; the host that made the
+    /// change called them.
+    func apply(_ pending: RegistryChangeFeed.Pending) async throws {
         guard isReady else { return }
-        try await adminLock.withLock {
-            let snapshot = try await store.registry()
-            var workspaces: [String: Workspace] = [:]
-            for workspace in snapshot.workspaces { workspaces[workspace.id] = workspace }
-            let current = registry.state.withLock { $0 }
-
-            var plugins: [String: PluginRegistry.Installed] = [:]
-            var retired: [any RunningPlugin] = []
-            for record in snapshot.plugins {
-                if let existing = current.plugins[record.id], existing.record.manifest.version == record.manifest.version, existing.record.sha256 == record.sha256 {
-                    plugins[record.id] = existing
-                    continue
-                }
-                plugins[record.id] = launcher.launch(record)
-                if let old = current.plugins[record.id]?.runner { retired.append(old) }
-                logger.info("plugin installed by another host", metadata: ["plugin.id": "\(record.id)", "plugin.version": "\(record.manifest.version)"])
-            }
-            for (id, old) in current.plugins where plugins[id] == nil {
-                if let runner = old.runner { retired.append(runner) }
-                logger.info("plugin uninstalled by another host", metadata: ["plugin.id": "\(id)"])
-            }
-
-            var enablements: [PluginRegistry.EnablementKey: PluginRegistry.ActiveEnablement] = [:]
-            for enablement in snapshot.enablements {
-                let key = PluginRegistry.EnablementKey(workspaceID: enablement.workspaceID, pluginID: enablement.pluginID)
-                let runner = plugins[key.pluginID]?.runner
-                if let existing = current.enablements[key], existing.enablement.grants == enablement.grants, existing.enablement.config == enablement.config,
-                   current.plugins[key.pluginID]?.runner.map(ObjectIdentifier.init) == runner.map(ObjectIdentifier.init), existing.bound != nil || runner == nil {
-                    enablements[key] = existing
-                } else {
-                    enablements[key] = registry.bind(enablement, plugin: plugins[key.pluginID], workspace: workspaces[key.workspaceID])
-                }
-            }
-            registry.state.withLock { $0 = PluginRegistry.State(plugins: plugins, enablements: enablements, workspaces: workspaces) }
-            for runner in retired {
-                try? await watchdog.call(pluginID: runner.id, timeout: runner.callLimit) { await runner.shutdown() }
+        switch pending {
+        case .everything:
+            try await resync()
+        case .changes(let changes):
+            // Plugins and workspaces first: the enablements read after them bind to them.
+            let ordered = changes.sorted { rank($0) < rank($1) }
+            for change in ordered {
+                let record = try await read(change)
+                try await adminLock.withLock { await apply(change, record) }
             }
         }
+    }
+
+    private func rank(_ change: RegistryChange) -> Int {
+        switch change {
+        case .plugin: 0
+        case .tenant, .workspace: 1
+        case .enablement: 2
+        }
+    }
+
+    /// What a change's record is in the store now (`nil`: deleted).
+    private enum Record {
+        case plugin(InstalledPluginRecord?)
+        case workspace(Workspace?)
+        case enablement(Enablement?)
+        case none
+    }
+
+    private func read(_ change: RegistryChange) async throws -> Record {
+        switch change {
+        case .plugin(let id): .plugin(try await store.plugin(id: id))
+        case .workspace(let id): .workspace(try await store.workspace(id: id))
+        case .enablement(let workspaceID, let pluginID): .enablement(try await store.enablement(workspaceID: workspaceID, pluginID: pluginID))
+        case .tenant: .none
+        }
+    }
+
+    private func apply(_ change: RegistryChange, _ record: Record) async {
+        switch (change, record) {
+        case (.plugin(let id), .plugin(let stored)):
+            let current = registry.installed(id)
+            if let stored, let current, current.record.manifest.version == stored.manifest.version, current.record.sha256 == stored.sha256 { return }
+            let launched = stored.map(launcher.launch)
+            let retired = registry.state.withLock { state -> (any RunningPlugin)? in
+                let old = state.plugins[id]?.runner
+                state.plugins[id] = launched
+                for (key, active) in state.enablements where key.pluginID == id {
+                    state.enablements[key] = registry.bind(active.enablement, plugin: launched, workspace: state.workspaces[key.workspaceID])
+                }
+                return old
+            }
+            logger.info(stored == nil ? "plugin uninstalled by another host" : "plugin installed by another host", metadata: [
+                "plugin.id": "\(id)", "plugin.version": "\(stored?.manifest.version ?? "-")",
+            ])
+            if let retired { await retire(retired) }
+        case (.workspace(let id), .workspace(let stored)):
+            registry.state.withLock { state in
+                state.workspaces[id] = stored
+                for (key, active) in state.enablements where key.workspaceID == id {
+                    state.enablements[key] = registry.bind(active.enablement, plugin: state.plugins[key.pluginID], workspace: stored)
+                }
+            }
+        case (.enablement(let workspaceID, let pluginID), .enablement(let stored)):
+            let key = PluginRegistry.EnablementKey(workspaceID: workspaceID, pluginID: pluginID)
+            registry.state.withLock { state in
+                guard let stored else {
+                    state.enablements[key] = nil
+                    return
+                }
+                if let existing = state.enablements[key], existing.enablement.grants == stored.grants, existing.enablement.config == stored.config { return }
+                state.enablements[key] = registry.bind(stored, plugin: state.plugins[pluginID], workspace: state.workspaces[workspaceID])
+            }
+        default:
+            break
+        }
+    }
+
+    /// Re-reads the whole registry and applies what differs. The read is made without the admin lock;
+    /// it is applied only if no other registry change took the lock meanwhile (one that did may be
+    /// missing from the read), else read again, up to three times.
+    func resync() async throws {
+        guard isReady else { return }
+        for _ in 0..<3 {
+            let seen = adminLock.acquisitions
+            let snapshot = try await store.registry()
+            let applied = try await adminLock.withLock {
+                guard adminLock.acquisitions == seen + 1 else { return false }
+                await apply(snapshot)
+                return true
+            }
+            if applied { return }
+        }
+    }
+
+    private func apply(_ snapshot: RegistrySnapshot) async {
+        var workspaces: [String: Workspace] = [:]
+        for workspace in snapshot.workspaces { workspaces[workspace.id] = workspace }
+        let current = registry.state.withLock { $0 }
+
+        var plugins: [String: PluginRegistry.Installed] = [:]
+        var retired: [any RunningPlugin] = []
+        for record in snapshot.plugins {
+            if let existing = current.plugins[record.id], existing.record.manifest.version == record.manifest.version, existing.record.sha256 == record.sha256 {
+                plugins[record.id] = existing
+                continue
+            }
+            plugins[record.id] = launcher.launch(record)
+            if let old = current.plugins[record.id]?.runner { retired.append(old) }
+            logger.info("plugin installed by another host", metadata: ["plugin.id": "\(record.id)", "plugin.version": "\(record.manifest.version)"])
+        }
+        for (id, old) in current.plugins where plugins[id] == nil {
+            if let runner = old.runner { retired.append(runner) }
+            logger.info("plugin uninstalled by another host", metadata: ["plugin.id": "\(id)"])
+        }
+
+        var enablements: [PluginRegistry.EnablementKey: PluginRegistry.ActiveEnablement] = [:]
+        for enablement in snapshot.enablements {
+            let key = PluginRegistry.EnablementKey(workspaceID: enablement.workspaceID, pluginID: enablement.pluginID)
+            let runner = plugins[key.pluginID]?.runner
+            if let existing = current.enablements[key], existing.enablement.grants == enablement.grants, existing.enablement.config == enablement.config,
+               current.plugins[key.pluginID]?.runner.map(ObjectIdentifier.init) == runner.map(ObjectIdentifier.init),
+               current.workspaces[key.workspaceID] == workspaces[key.workspaceID], existing.bound != nil || runner == nil {
+                enablements[key] = existing
+            } else {
+                enablements[key] = registry.bind(enablement, plugin: plugins[key.pluginID], workspace: workspaces[key.workspaceID])
+            }
+        }
+        registry.state.withLock { $0 = PluginRegistry.State(plugins: plugins, enablements: enablements, workspaces: workspaces) }
+        for runner in retired { await retire(runner) }
+    }
+
+    /// Shuts down a runner another host replaced or removed, within its call limit.
+    private func retire(_ runner: any RunningPlugin) async {
+        try? await watchdog.call(pluginID: runner.id, timeout: runner.callLimit) { await runner.shutdown() }
     }
 }
 
 /// Connects the runtime to a store that may not be reachable yet (PostgreSQL): prepares the store and
 /// reads the registry with backoff until it succeeds, then keeps the registry in step with the other
-/// hosts on the same database: on every change notification and, as a fallback, periodically.
+/// hosts on the same database: each change they notify is applied, and the whole registry is read
+/// again periodically in case a notification was missed.
 struct StoreSupervisor: Service {
     let runtime: PluginRuntime
     let configuration: HostConfiguration
@@ -88,17 +187,19 @@ struct StoreSupervisor: Service {
                     delay = min(delay * 2, .seconds(30))
                 }
             }
-            guard let interval = runtime.store.registryResyncInterval else {
+            guard let feed = runtime.store.registryChanges, let interval = runtime.store.registryResyncInterval else {
                 _ = try? await Task.sleep(for: .seconds(365 * 24 * 3600))
                 return
             }
-            let changes = runtime.store.registryChanges
             await withTaskGroup(of: Void.self) { group in
                 group.addTask {
-                    for await _ in changes { await resync() }
+                    for await _ in feed.wakeups {
+                        guard let pending = feed.take() else { continue }
+                        await sync { try await runtime.apply(pending) }
+                    }
                 }
                 group.addTask {
-                    while (try? await Task.sleep(for: interval)) != nil { await resync() }
+                    while (try? await Task.sleep(for: interval)) != nil { await sync { try await runtime.resync() } }
                 }
                 await group.next()
                 group.cancelAll()
@@ -106,11 +207,14 @@ struct StoreSupervisor: Service {
         }
     }
 
-    private func resync() async {
+    private func sync(_ body: () async throws -> Void) async {
         do {
-            try await runtime.resync()
+            try await body()
         } catch {
-            logger.warning("could not re-read the registry; will retry", metadata: ["error": "\(error)"])
+            logger.warning("could not read registry changes; will read everything again", metadata: ["error": "\(error)"])
+            // Not at once: the store is likely down, and the next attempt would fail the same way.
+            try? await Task.sleep(for: .seconds(1))
+            runtime.store.registryChanges?.addEverything()
         }
     }
 }

@@ -5,7 +5,7 @@ import PluginSDK
 /// plugins' own key-value data. SQLite is the embedded implementation; a server database is another.
 ///
 /// Implementations never run blocking I/O on the caller's executor.
-public protocol HostStore: Sendable {
+package protocol HostStore: Sendable {
     func installPlugin(_ record: InstalledPluginRecord) async throws
     func plugins() async throws -> [InstalledPluginRecord]
     func deletePlugin(id: String) async throws -> Bool
@@ -40,6 +40,11 @@ public protocol HostStore: Sendable {
     func delete(_ scope: StorageScope, key: String) async throws -> Bool
     func list(_ scope: StorageScope, prefix: String, limit: Int, after cursor: String?) async throws -> StoragePage
 
+    /// One round trip: throws when the store cannot serve now.
+    func ping() async throws
+    /// One plugin, workspace or enablement as stored now; `nil` when there is none.
+    func plugin(id: String) async throws -> InstalledPluginRecord?
+    func enablement(workspaceID: String, pluginID: String) async throws -> Enablement?
     /// Connects and migrates when that can fail transiently (a server database); the host retries it
     /// with backoff and reports not ready until it succeeds. The embedded store is ready once opened.
     func prepare() async throws
@@ -47,9 +52,8 @@ public protocol HostStore: Sendable {
     func registry() async throws -> RegistrySnapshot
     /// Releases connections and threads; the store is unusable afterwards.
     func close() async
-    /// Yields when another host process may have changed the registry; a store only this process uses
-    /// never yields.
-    var registryChanges: AsyncStream<Void> { get }
+    /// What other host processes change in the registry; `nil` for a store only this process uses.
+    var registryChanges: RegistryChangeFeed? { get }
     /// How often to re-read the registry in case a change notification was missed; `nil`: never.
     var registryResyncInterval: Duration? { get }
     /// Where the code of plugins that use storage runs, if not on Swift's default executor: a store whose
@@ -59,19 +63,11 @@ public protocol HostStore: Sendable {
 }
 
 extension HostStore {
-    public func prepare() async throws {}
+    package func prepare() async throws {}
 
-    public var pluginExecutor: (any TaskExecutor)? { nil }
-
-    /// One call after another: enough for a store that only this process writes, whose registry
-    /// changes are serialised by the runtime.
-    public func registry() async throws -> RegistrySnapshot {
-        var workspaces: [Workspace] = []
-        for tenant in try await tenants() { workspaces += try await self.workspaces(tenantID: tenant.id) }
-        return RegistrySnapshot(plugins: try await plugins(), workspaces: workspaces, enablements: try await enablements())
-    }
-    public var registryChanges: AsyncStream<Void> { AsyncStream { $0.finish() } }
-    public var registryResyncInterval: Duration? { nil }
+    package var pluginExecutor: (any TaskExecutor)? { nil }
+    package var registryChanges: RegistryChangeFeed? { nil }
+    package var registryResyncInterval: Duration? { nil }
 }
 
 public struct StoreError: Error, Sendable, CustomStringConvertible {

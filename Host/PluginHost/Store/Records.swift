@@ -44,18 +44,6 @@ public struct TokenRecord: Sendable, Hashable {
         self.workspaces = workspaces
         self.createdAt = createdAt
     }
-
-    /// The columns both stores select, in the order of the row initializer's parameters below.
-    static let columns = "id, role, subject, tenant_id, workspaces, created_at, secret_hash"
-
-    /// A row of ``columns``; `nil` for a role this host does not know.
-    init?(id: String?, role: String?, subject: String?, tenantID: String?, workspacesJSON: Data?, createdAt: Double?, secretHash: String?) {
-        guard let role = role.flatMap(CallerRole.init(rawValue:)) else { return nil }
-        self.init(
-            id: id ?? "", secretHash: secretHash ?? "", role: role, subject: subject ?? "", tenantID: tenantID,
-            workspaces: (try? JSONDecoder().decode([String].self, from: workspacesJSON ?? Data())) ?? [], createdAt: Date(timeIntervalSince1970: createdAt ?? 0)
-        )
-    }
 }
 
 /// A plugin enabled in a workspace, with what was granted and configured there.

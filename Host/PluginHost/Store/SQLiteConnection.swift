@@ -2,23 +2,23 @@ import CSQLite
 import Foundation
 
 /// A value bound to or read from SQLite. Text and blobs keep every byte, NUL included.
-enum SQLiteValue: Sendable, Hashable {
+package enum SQLiteValue: Sendable, Hashable {
     case null
     case integer(Int64)
     case real(Double)
     case text(String)
     case blob(Data)
 
-    var string: String? { if case .text(let value) = self { value } else { nil } }
-    var int64: Int64? { if case .integer(let value) = self { value } else { nil } }
-    var double: Double? {
+    package var string: String? { if case .text(let value) = self { value } else { nil } }
+    package var int64: Int64? { if case .integer(let value) = self { value } else { nil } }
+    package var double: Double? {
         switch self {
         case .real(let value): value
         case .integer(let value): Double(value)
         default: nil
         }
     }
-    var data: Data? {
+    package var data: Data? {
         switch self {
         case .blob(let value): value
         case .text(let value): Data(value.utf8)

@@ -4,7 +4,7 @@ import Foundation
 /// A value bound to or read from PostgreSQL. Parameters are always bound, never spliced into SQL text:
 /// text, numbers and booleans travel in text format, `bytea` in binary format so every byte (NUL
 /// included) survives. Results are read in binary format.
-enum PostgresValue: Sendable, Hashable {
+package enum PostgresValue: Sendable, Hashable {
     case null
     case text(String)
     case bytea(Data)
@@ -12,16 +12,16 @@ enum PostgresValue: Sendable, Hashable {
     case double(Double)
     case bool(Bool)
 
-    var string: String? { if case .text(let value) = self { value } else { nil } }
-    var int64: Int64? { if case .int(let value) = self { value } else { nil } }
-    var double: Double? {
+    package var string: String? { if case .text(let value) = self { value } else { nil } }
+    package var int64: Int64? { if case .int(let value) = self { value } else { nil } }
+    package var double: Double? {
         switch self {
         case .double(let value): value
         case .int(let value): Double(value)
         default: nil
         }
     }
-    var data: Data? {
+    package var data: Data? {
         switch self {
         case .bytea(let value): value
         case .text(let value): Data(value.utf8)

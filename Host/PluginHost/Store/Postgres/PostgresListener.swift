@@ -7,11 +7,11 @@ import Glibc
 #endif
 
 /// `LISTEN`s on a channel on a connection and a thread of its own (waiting in `poll`, never on the
-/// cooperative pool) and yields once per burst of notifications. After every (re)connect it yields too,
-/// since notifications sent while it was disconnected are lost; the consumer then re-reads everything.
+/// cooperative pool) and passes each notification's payload (what changed) to a ``RegistryChangeFeed``.
+/// After every (re)connect it asks for everything, since notifications sent while it was disconnected
+/// are lost.
 final class PostgresListener: Sendable {
-    let changes: AsyncStream<Void>
-    private let continuation: AsyncStream<Void>.Continuation
+    let changes = RegistryChangeFeed()
     private let url: String
     private let channel: String
     private let logger: Logger
@@ -19,7 +19,6 @@ final class PostgresListener: Sendable {
     private let started = Atomic<Bool>(false)
 
     init(url: String, channel: String, logger: Logger) {
-        (changes, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         self.url = url
         self.channel = channel
         self.logger = logger
@@ -35,7 +34,7 @@ final class PostgresListener: Sendable {
 
     func stop() {
         stopped.store(true, ordering: .relaxed)
-        if !started.load(ordering: .relaxed) { continuation.finish() }
+        if !started.load(ordering: .relaxed) { changes.finish() }
     }
 
     private var isStopped: Bool { stopped.load(ordering: .relaxed) }
@@ -47,14 +46,14 @@ final class PostgresListener: Sendable {
                 let connection = try PostgresConnection(url: url, statementTimeout: .seconds(5))
                 try connection.query("SELECT set_config('application_name', 'plugin-host-listen', false)")
                 try connection.execute("LISTEN \(channel)")
-                continuation.yield()
+                changes.addEverything()
                 backoff = 0.25
                 while !isStopped {
                     var descriptor = pollfd(fd: connection.socket, events: Int16(POLLIN), revents: 0)
                     let ready = poll(&descriptor, 1, 250)
                     if ready < 0 && errno != EINTR { break }
                     guard connection.checkAlive() else { break }
-                    if !connection.notifications().isEmpty { continuation.yield() }
+                    for notification in connection.notifications() { changes.received(notification.payload) }
                 }
                 if !isStopped { logger.warning("lost the registry notification connection; reconnecting") }
             } catch {
@@ -67,6 +66,6 @@ final class PostgresListener: Sendable {
             }
             backoff = min(backoff * 2, 5)
         }
-        continuation.finish()
+        changes.finish()
     }
 }

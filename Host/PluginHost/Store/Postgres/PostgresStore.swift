@@ -29,9 +29,10 @@ public struct PostgresConfiguration: Sendable {
 ///
 /// Plugin storage runs as one transaction of `set_config(workspace, plugin, local); statement` in one
 /// round trip (a libpq pipeline whose sync point commits it); the row-level security policies of
-/// ``PostgresSchema`` refuse everything outside that scope. Registry writes send `NOTIFY plugin_host_registry` in their transaction, which
-/// other hosts receive through ``PostgresListener``.
-public final class PostgresStore: HostStore, Service {
+/// ``PostgresSchema`` refuse everything outside that scope. Registry changes send `NOTIFY
+/// plugin_host_registry` with what changed (``RegistryChange``) in their transaction, which the other
+/// hosts receive through ``PostgresListener`` and apply by reading that record.
+public final class PostgresStore: SQLStore, Service {
     static let channel = "plugin_host_registry"
 
     let configuration: PostgresConfiguration
@@ -76,7 +77,7 @@ public final class PostgresStore: HostStore, Service {
         listener.start()
     }
 
-    public var registryChanges: AsyncStream<Void> { listener.changes }
+    package var registryChanges: RegistryChangeFeed? { listener.changes }
     public var registryResyncInterval: Duration? { configuration.resyncInterval }
     /// The pool's threads: a plugin's storage calls run there without a thread hop (see ``PostgresPool``).
     public var pluginExecutor: (any TaskExecutor)? { pool }
@@ -92,180 +93,43 @@ public final class PostgresStore: HostStore, Service {
         await pool.close()
     }
 
-    // MARK: Registry
+    // MARK: The shared registry's operations (SQLStore)
 
-    public func installPlugin(_ record: InstalledPluginRecord) async throws {
-        let manifest = String(decoding: try JSONEncoder().encode(record.manifest), as: UTF8.self)
-        try await registryWrite("plugin \(record.id)", PostgresStatement(
-            "INSERT INTO plugins (id, version, manifest, sha256, installed_at) VALUES ($1, $2, $3, $4, $5) "
-                + "ON CONFLICT (id) DO UPDATE SET version = excluded.version, manifest = excluded.manifest, sha256 = excluded.sha256, installed_at = excluded.installed_at",
-            [.text(record.id), .text(record.manifest.version), .text(manifest), .text(record.sha256), .double(record.installedAt.timeIntervalSince1970)]
-        ))
+    package func rows(_ statement: StoreStatement) async throws -> [[PostgresValue]] {
+        try await pipeline([Self.registryScope, PostgresStatement(statement)], uniqueMeans: statement.subject)[1]
     }
 
-    public func plugins() async throws -> [InstalledPluginRecord] {
-        try await rows(Self.pluginsQuery).map(Self.plugin)
+    /// The change and its notification to the other hosts, committed together (the pipeline's sync
+    /// point commits both).
+    package func change(_ statement: StoreStatement, _ change: RegistryChange) async throws -> [[PostgresValue]] {
+        try await pipeline([
+            Self.registryScope, PostgresStatement(statement), PostgresStatement("SELECT pg_notify($1, $2)", [.text(Self.channel), .text(listener.changes.payload(change))]),
+        ], uniqueMeans: statement.subject)[1]
     }
 
     /// One read-only, repeatable-read transaction, so another host's change is seen whole or not at all.
-    public func registry() async throws -> RegistrySnapshot {
-        let results = try await pipeline([
-            PostgresStatement("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"), Self.registryScope,
-            PostgresStatement(Self.pluginsQuery), PostgresStatement(Self.workspacesQuery + " ORDER BY id"), PostgresStatement(Self.enablementsQuery),
-            PostgresStatement("COMMIT"),
-        ])
-        return RegistrySnapshot(
-            plugins: try results[2].map(Self.plugin), workspaces: results[3].map(Self.workspace), enablements: try results[4].map(Self.enablement)
+    package func snapshot(_ statements: [StoreStatement]) async throws -> [[[PostgresValue]]] {
+        let results = try await pipeline(
+            [PostgresStatement("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"), Self.registryScope] + statements.map(PostgresStatement.init)
+                + [PostgresStatement("COMMIT")]
         )
+        return Array(results[2..<(2 + statements.count)])
     }
 
-    private static let pluginsQuery = "SELECT manifest, sha256, installed_at FROM plugins ORDER BY id"
-    private static let workspacesQuery = "SELECT id, tenant_id, name, created_at FROM workspaces"
-    private static let enablementsQuery = "SELECT workspace_id, plugin_id, grants, config, updated_at FROM enablements ORDER BY workspace_id, plugin_id"
-
-    private static func plugin(_ row: PostgresRow) throws -> InstalledPluginRecord {
-        InstalledPluginRecord(
-            manifest: try JSONDecoder().decode(PluginManifest.self, from: row[0].data ?? Data()),
-            sha256: row[1].string ?? "", installedAt: Date(timeIntervalSince1970: row[2].double ?? 0)
-        )
+    package func ping() async throws {
+        _ = try await pipeline([PostgresStatement("SELECT 1")])
     }
 
-    private static func workspace(_ row: PostgresRow) -> Workspace {
-        Workspace(id: row[0].string ?? "", tenantID: row[1].string ?? "", name: row[2].string ?? "", createdAt: Date(timeIntervalSince1970: row[3].double ?? 0))
-    }
-
-    private static func enablement(_ row: PostgresRow) throws -> Enablement {
-        Enablement(
-            workspaceID: row[0].string ?? "", pluginID: row[1].string ?? "",
-            grants: try JSONDecoder().decode([String].self, from: row[2].data ?? Data()),
-            config: try JSONDecoder().decode([String: JSONValue].self, from: row[3].data ?? Data()),
-            updatedAt: Date(timeIntervalSince1970: row[4].double ?? 0)
-        )
-    }
-
-    public func deletePlugin(id: String) async throws -> Bool {
-        try await registryWrite("plugin \(id)", PostgresStatement("DELETE FROM plugins WHERE id = $1 RETURNING id", [.text(id)])).count > 0
-    }
-
-    // MARK: Tenancy
-
-    public func createTenant(_ tenant: Tenant) async throws {
-        try await registryWrite("tenant \(tenant.id)", PostgresStatement(
-            "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)",
-            [.text(tenant.id), .text(tenant.name), .double(tenant.createdAt.timeIntervalSince1970)]
-        ))
-    }
-
-    public func tenant(id: String) async throws -> Tenant? {
-        try await tenants(where: "WHERE id = $1", [.text(id)]).first
-    }
-
-    public func tenants() async throws -> [Tenant] {
-        try await tenants(where: "", [])
-    }
-
-    private func tenants(where clause: String, _ parameters: [PostgresValue]) async throws -> [Tenant] {
-        try await rows("SELECT id, name, created_at FROM tenants \(clause) ORDER BY id", parameters).map {
-            Tenant(id: $0[0].string ?? "", name: $0[1].string ?? "", createdAt: Date(timeIntervalSince1970: $0[2].double ?? 0))
-        }
-    }
-
-    public func createWorkspace(_ workspace: Workspace) async throws {
-        try await registryWrite("workspace \(workspace.id)", PostgresStatement(
-            "INSERT INTO workspaces (id, tenant_id, name, created_at) VALUES ($1, $2, $3, $4)",
-            [.text(workspace.id), .text(workspace.tenantID), .text(workspace.name), .double(workspace.createdAt.timeIntervalSince1970)]
-        ))
-    }
-
-    public func workspace(id: String) async throws -> Workspace? {
-        try await workspaces(where: "WHERE id = $1", [.text(id)]).first
-    }
-
-    public func workspaces(tenantID: String) async throws -> [Workspace] {
-        try await workspaces(where: "WHERE tenant_id = $1", [.text(tenantID)])
-    }
-
-    private func workspaces(where clause: String, _ parameters: [PostgresValue]) async throws -> [Workspace] {
-        try await rows(Self.workspacesQuery + " \(clause) ORDER BY id", parameters).map(Self.workspace)
-    }
-
-    public func createToken(_ token: TokenRecord) async throws {
-        let workspaces = String(decoding: try JSONEncoder().encode(token.workspaces), as: UTF8.self)
-        _ = try await mapped(uniqueMeans: "token") {
-            try await pool.withConnection { connection in
-                try connection.query(
-                    "INSERT INTO tokens (secret_hash, id, role, subject, tenant_id, workspaces, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                    [.text(token.secretHash), .text(token.id), .text(token.role.rawValue), .text(token.subject),
-                     token.tenantID.map(PostgresValue.text) ?? .null, .text(workspaces), .double(token.createdAt.timeIntervalSince1970)]
-                )
-            }
-        }
-    }
-
-    public func token(secretHash: String) async throws -> TokenRecord? {
-        try await rows(Self.tokensQuery + " WHERE secret_hash = $1", [.text(secretHash)]).compactMap(Self.token).first
-    }
-
-    public func tokens(tenantID: String?) async throws -> [TokenRecord] {
-        let rows = if let tenantID {
-            try await rows(Self.tokensQuery + " WHERE tenant_id = $1 ORDER BY created_at, id", [.text(tenantID)])
-        } else {
-            try await rows(Self.tokensQuery + " WHERE tenant_id IS NULL ORDER BY created_at, id")
-        }
-        return rows.compactMap(Self.token)
-    }
-
-    public func deleteToken(id: String, tenantID: String?) async throws -> Bool {
+    package func deleteToken(id: String, tenantID: String?) async throws -> Bool {
         if let tenantID {
-            return try await rows("DELETE FROM tokens WHERE id = $1 AND tenant_id = $2 RETURNING id", [.text(id), .text(tenantID)]).count > 0
+            return try await !rows(StoreStatement("DELETE FROM tokens WHERE id = $1 AND tenant_id = $2 RETURNING id", [.text(id), .text(tenantID)])).isEmpty
         }
         // The last platform token stays. The count locks the platform tokens (FOR UPDATE), so two revokes
         // at once take turns, and the second counts without the row the first deleted.
-        return try await rows(
+        return try await !rows(StoreStatement(
             "DELETE FROM tokens WHERE id = $1 AND tenant_id IS NULL "
                 + "AND (SELECT count(*) FROM (SELECT 1 FROM tokens WHERE tenant_id IS NULL FOR UPDATE) AS platform) > 1 RETURNING id",
-            [.text(id)]).count > 0
-    }
-
-    private static let tokensQuery = "SELECT \(TokenRecord.columns) FROM tokens"
-
-    private static func token(_ row: PostgresRow) -> TokenRecord? {
-        TokenRecord(
-            id: row[0].string, role: row[1].string, subject: row[2].string, tenantID: row[3].string, workspacesJSON: row[4].data,
-            createdAt: row[5].double, secretHash: row[6].string
-        )
-    }
-
-    // MARK: Enablements
-
-    public func putEnablement(_ enablement: Enablement) async throws {
-        let grants = String(decoding: try JSONEncoder().encode(enablement.grants), as: UTF8.self)
-        let config = String(decoding: try JSONEncoder().encode(enablement.config), as: UTF8.self)
-        try await registryWrite("enablement", PostgresStatement(
-            "INSERT INTO enablements (workspace_id, plugin_id, grants, config, updated_at) VALUES ($1, $2, $3, $4, $5) "
-                + "ON CONFLICT (workspace_id, plugin_id) DO UPDATE SET grants = excluded.grants, config = excluded.config, updated_at = excluded.updated_at",
-            [.text(enablement.workspaceID), .text(enablement.pluginID), .text(grants), .text(config), .double(enablement.updatedAt.timeIntervalSince1970)]
-        ))
-    }
-
-    public func enablements() async throws -> [Enablement] {
-        try await pipeline([Self.registryScope, PostgresStatement(Self.enablementsQuery)])[1].map(Self.enablement)
-    }
-
-    public func deleteEnablement(workspaceID: String, pluginID: String) async throws -> Bool {
-        try await registryWrite("enablement", PostgresStatement(
-            "DELETE FROM enablements WHERE workspace_id = $1 AND plugin_id = $2 RETURNING plugin_id", [.text(workspaceID), .text(pluginID)]
-        )).count > 0
-    }
-
-    // MARK: Settings
-
-    public func setting(_ key: String) async throws -> String? {
-        try await rows("SELECT value FROM settings WHERE key = $1", [.text(key)]).first?[0].string
-    }
-
-    public func setSetting(_ key: String, _ value: String) async throws {
-        try await rows("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value", [.text(key), .text(value)])
+            [.text(id)])).isEmpty
     }
 
     // MARK: Plugin storage
@@ -354,19 +218,6 @@ public final class PostgresStore: HostStore, Service {
                 [.text(scope.workspaceID), .text(scope.pluginID)]),
             statement,
         ])[1]
-    }
-
-    /// A registry change and its notification to the other hosts, committed together.
-    @discardableResult
-    private func registryWrite(_ what: String, _ statement: PostgresStatement) async throws -> [PostgresRow] {
-        try await pipeline([
-            Self.registryScope, statement, PostgresStatement("SELECT pg_notify($1, $2)", [.text(Self.channel), .text(what)]),
-        ], uniqueMeans: what)[1]
-    }
-
-    @discardableResult
-    private func rows(_ sql: String, _ parameters: [PostgresValue] = []) async throws -> [PostgresRow] {
-        try await pipeline([PostgresStatement(sql, parameters)])[0]
     }
 
     private func pipeline(_ statements: [PostgresStatement], uniqueMeans what: String? = nil) async throws -> [[PostgresRow]] {

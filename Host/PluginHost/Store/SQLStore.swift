@@ -1,0 +1,148 @@
+import Foundation
+import PluginSDK
+
+/// A store on a SQL database: everything but plugin storage is written once, here, in terms of three
+/// operations each store implements its own way (SQLite on its connection thread, PostgreSQL through
+/// its pool, with row-level scoping and change notifications).
+package protocol SQLStore: HostStore {
+    associatedtype Column: StoreColumn
+
+    /// Runs one statement; throws ``StoreError/alreadyExists(_:)`` naming the statement's subject when it
+    /// breaks a unique key.
+    func rows(_ statement: StoreStatement) async throws -> [[Column]]
+    /// Runs a change of the registry, and tells the other hosts sharing the database what changed.
+    func change(_ statement: StoreStatement, _ change: RegistryChange) async throws -> [[Column]]
+    /// Runs reads that see one state of the database together.
+    func snapshot(_ statements: [StoreStatement]) async throws -> [[[Column]]]
+}
+
+/// What a registry change touched, as the hosts sharing a database tell each other: each reads only
+/// that record again.
+package enum RegistryChange: Sendable, Hashable, CustomStringConvertible {
+    case plugin(String)
+    case tenant(String)
+    case workspace(String)
+    case enablement(workspaceID: String, pluginID: String)
+
+    /// `plugin:<id>`, `tenant:<id>`, `workspace:<id>`, `enablement:<workspace>/<plugin>`: ids never hold
+    /// `:` or `/`.
+    package var description: String {
+        switch self {
+        case .plugin(let id): "plugin:\(id)"
+        case .tenant(let id): "tenant:\(id)"
+        case .workspace(let id): "workspace:\(id)"
+        case .enablement(let workspace, let plugin): "enablement:\(workspace)/\(plugin)"
+        }
+    }
+
+    package init?(_ text: String) {
+        let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
+        guard parts.count == 2, !parts[1].isEmpty else { return nil }
+        switch parts[0] {
+        case "plugin": self = .plugin(parts[1])
+        case "tenant": self = .tenant(parts[1])
+        case "workspace": self = .workspace(parts[1])
+        case "enablement":
+            let ids = parts[1].split(separator: "/", maxSplits: 1).map(String.init)
+            guard ids.count == 2 else { return nil }
+            self = .enablement(workspaceID: ids[0], pluginID: ids[1])
+        default: return nil
+        }
+    }
+}
+
+extension SQLStore {
+    // MARK: Registry
+
+    package func installPlugin(_ record: InstalledPluginRecord) async throws {
+        _ = try await change(RegistrySQL.installPlugin(record), .plugin(record.id))
+    }
+
+    package func plugins() async throws -> [InstalledPluginRecord] {
+        try await rows(RegistrySQL.plugins).map(RegistrySQL.plugin)
+    }
+
+    package func plugin(id: String) async throws -> InstalledPluginRecord? {
+        try await rows(RegistrySQL.plugin(id: id)).first.map(RegistrySQL.plugin)
+    }
+
+    package func deletePlugin(id: String) async throws -> Bool {
+        try await !change(RegistrySQL.deletePlugin(id: id), .plugin(id)).isEmpty
+    }
+
+    package func registry() async throws -> RegistrySnapshot {
+        let results = try await snapshot([RegistrySQL.plugins, RegistrySQL.workspaces, RegistrySQL.enablements])
+        return RegistrySnapshot(
+            plugins: try results[0].map(RegistrySQL.plugin), workspaces: results[1].map(RegistrySQL.workspace),
+            enablements: try results[2].map(RegistrySQL.enablement)
+        )
+    }
+
+    // MARK: Tenancy
+
+    package func createTenant(_ tenant: Tenant) async throws {
+        _ = try await change(RegistrySQL.createTenant(tenant), .tenant(tenant.id))
+    }
+
+    package func tenant(id: String) async throws -> Tenant? {
+        try await rows(RegistrySQL.tenant(id: id)).first.map(RegistrySQL.tenant)
+    }
+
+    package func tenants() async throws -> [Tenant] {
+        try await rows(RegistrySQL.tenants).map(RegistrySQL.tenant)
+    }
+
+    package func createWorkspace(_ workspace: Workspace) async throws {
+        _ = try await change(RegistrySQL.createWorkspace(workspace), .workspace(workspace.id))
+    }
+
+    package func workspace(id: String) async throws -> Workspace? {
+        try await rows(RegistrySQL.workspace(id: id)).first.map(RegistrySQL.workspace)
+    }
+
+    package func workspaces(tenantID: String) async throws -> [Workspace] {
+        try await rows(RegistrySQL.workspaces(tenantID: tenantID)).map(RegistrySQL.workspace)
+    }
+
+    // MARK: Tokens
+
+    package func createToken(_ token: TokenRecord) async throws {
+        _ = try await rows(RegistrySQL.createToken(token))
+    }
+
+    package func token(secretHash: String) async throws -> TokenRecord? {
+        try await rows(RegistrySQL.token(secretHash: secretHash)).compactMap(RegistrySQL.token).first
+    }
+
+    package func tokens(tenantID: String?) async throws -> [TokenRecord] {
+        try await rows(RegistrySQL.tokens(tenantID: tenantID)).compactMap(RegistrySQL.token)
+    }
+
+    // MARK: Enablements
+
+    package func putEnablement(_ enablement: Enablement) async throws {
+        _ = try await change(RegistrySQL.putEnablement(enablement), .enablement(workspaceID: enablement.workspaceID, pluginID: enablement.pluginID))
+    }
+
+    package func enablements() async throws -> [Enablement] {
+        try await snapshot([RegistrySQL.enablements])[0].map(RegistrySQL.enablement)
+    }
+
+    package func enablement(workspaceID: String, pluginID: String) async throws -> Enablement? {
+        try await snapshot([RegistrySQL.enablement(workspaceID: workspaceID, pluginID: pluginID)])[0].first.map(RegistrySQL.enablement)
+    }
+
+    package func deleteEnablement(workspaceID: String, pluginID: String) async throws -> Bool {
+        try await !change(RegistrySQL.deleteEnablement(workspaceID: workspaceID, pluginID: pluginID), .enablement(workspaceID: workspaceID, pluginID: pluginID)).isEmpty
+    }
+
+    // MARK: Settings
+
+    package func setting(_ key: String) async throws -> String? {
+        try await rows(RegistrySQL.setting(key)).first?[0].string
+    }
+
+    package func setSetting(_ key: String, _ value: String) async throws {
+        _ = try await rows(RegistrySQL.setSetting(key, value))
+    }
+}
