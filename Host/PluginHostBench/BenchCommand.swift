@@ -30,6 +30,9 @@ struct BenchCommand: AsyncParsableCommand {
     @Flag(help: "Run only the HTTP benchmark.")
     var onlyHTTP = false
 
+    @Flag(help: "Run only the registry benchmark (needs PostgreSQL).")
+    var onlyRegistry = false
+
     /// Echo through the whole host vs a bare Hummingbird route. Each round measures both, one after the
     /// other; the figure is the median of the rounds' ratios, so one round that a noisy neighbour slowed
     /// (on either side) does not decide it. The mean of all rounds is printed too.
@@ -105,8 +108,28 @@ struct BenchCommand: AsyncParsableCommand {
         print(String(format: "   SDK on SQLite: get %8.0f ops/s   put %8.0f ops/s", result.sdkSQLite.getsPerSecond, result.sdkSQLite.putsPerSecond))
     }
 
+    /// Enable and workspace-create latency at about 10 and at 10,000 workspaces, two hosts sharing
+    /// PostgreSQL (PLUGIN_HOST_BENCH_DATABASE_URL and _MIGRATION_URL, which `make bench` sets).
+    private func registry(_ folder: String) async throws {
+        let environment = ProcessInfo.processInfo.environment
+        guard let url = environment["PLUGIN_HOST_BENCH_DATABASE_URL"], let owner = environment["PLUGIN_HOST_BENCH_MIGRATION_URL"] else {
+            print("\n5. registry changes: skipped, PLUGIN_HOST_BENCH_DATABASE_URL and PLUGIN_HOST_BENCH_MIGRATION_URL are not set (make bench sets them)")
+            return
+        }
+        let benchmark = RegistryBenchmark(pluginsFolder: folder, postgresURL: url, migrationURL: owner)
+        print("\n5. registry changes on PostgreSQL, two hosts sharing the database: \(benchmark.operations) enables (re-configurations) and \(benchmark.operations) "
+            + "workspace creations over the admin API, alternating hosts, one at a time; with about 10 workspaces, then with \(benchmark.largeSize) more")
+        let (small, large) = try await benchmark.run()
+        for (name, smallFigure, largeFigure) in [("enable", small.enable, large.enable), ("workspace create", small.create, large.create)] {
+            let ratio = largeFigure.p50 / smallFigure.p50
+            print(String(format: "   %@: p50 %6.2f ms (p99 %6.2f) at %d workspaces   p50 %6.2f ms (p99 %6.2f) at %d   ratio %.2f (target <= 1.5)  %@",
+                         name, smallFigure.p50, smallFigure.p99, small.workspaces, largeFigure.p50, largeFigure.p99, large.workspaces, ratio, ratio <= 1.5 ? "MET" : "MISSED"))
+        }
+    }
+
     func run() async throws {
         let folder = URL(fileURLWithPath: plugins).standardizedFileURL.path
+        if onlyRegistry { return try await registry(folder) }
         if onlyStorage { return try await storage(folder) }
         if onlyRemote { return try await remote(folder) }
         if onlyHTTP { return try await http(folder) }
@@ -118,6 +141,7 @@ struct BenchCommand: AsyncParsableCommand {
         print(String(format: "   overhead %8.1f ns/call (target <= 250 ns)  ratio dispatch/direct %.2f  %@", overhead,
                      dispatch.dispatchNanoseconds / dispatch.directNanoseconds, overhead <= 250 ? "MET" : "MISSED"))
         try await storage(folder)
+        try await registry(folder)
         guard !skipHTTP else { return }
         try await http(folder)
         try await remote(folder)

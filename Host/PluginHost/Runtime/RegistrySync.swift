@@ -35,7 +35,9 @@ extension PluginRuntime {
     private enum Record {
         case plugin(InstalledPluginRecord?)
         case workspace(Workspace?)
-        case enablement(Enablement?)
+        /// With its workspace when this host does not know it yet (a notification may come before the
+        /// workspace's).
+        case enablement(Enablement?, Workspace?)
         case none
     }
 
@@ -43,7 +45,11 @@ extension PluginRuntime {
         switch change {
         case .plugin(let id): .plugin(try await store.plugin(id: id))
         case .workspace(let id): .workspace(try await store.workspace(id: id))
-        case .enablement(let workspaceID, let pluginID): .enablement(try await store.enablement(workspaceID: workspaceID, pluginID: pluginID))
+        case .enablement(let workspaceID, let pluginID):
+            .enablement(
+                try await store.enablement(workspaceID: workspaceID, pluginID: pluginID),
+                registry.workspace(id: workspaceID) == nil ? try await store.workspace(id: workspaceID) : nil
+            )
         case .tenant: .none
         }
     }
@@ -67,15 +73,12 @@ extension PluginRuntime {
             ])
             if let retired { await retire(retired) }
         case (.workspace(let id), .workspace(let stored)):
-            registry.state.withLock { state in
-                state.workspaces[id] = stored
-                for (key, active) in state.enablements where key.workspaceID == id {
-                    state.enablements[key] = registry.bind(active.enablement, plugin: state.plugins[key.pluginID], workspace: stored)
-                }
-            }
-        case (.enablement(let workspaceID, let pluginID), .enablement(let stored)):
+            // A workspace never changes once made; its enablements are bound when they come.
+            registry.state.withLock { $0.workspaces[id] = stored }
+        case (.enablement(let workspaceID, let pluginID), .enablement(let stored, let workspace)):
             let key = PluginRegistry.EnablementKey(workspaceID: workspaceID, pluginID: pluginID)
             registry.state.withLock { state in
+                if let workspace, state.workspaces[workspaceID] == nil { state.workspaces[workspaceID] = workspace }
                 guard let stored else {
                     state.enablements[key] = nil
                     return
