@@ -7,9 +7,10 @@ DATA ?= data
 APT := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 BUILD_PACKAGES := libsqlite3-dev libpq-dev pkg-config
 # The tests and benchmarks start a throwaway PostgreSQL server of their own; the conformance tests run
-# the Python remote plugin (standard library only).
+# the Python remote plugin (standard library only); the manifest schema is checked with Python's
+# jsonschema against the host's validator.
 POSTGRES_PACKAGES := postgresql
-TEST_PACKAGES := $(POSTGRES_PACKAGES) python3
+TEST_PACKAGES := $(POSTGRES_PACKAGES) python3 python3-jsonschema python3-yaml
 BENCH_PACKAGES := wrk $(POSTGRES_PACKAGES)
 WITH_POSTGRES := Tests/support/throwaway-postgres.sh run
 

@@ -229,4 +229,56 @@ struct ManifestTests {
             #expect(Set(refused.map { URL(fileURLWithPath: $0).lastPathComponent }) == ["a-range.yaml", "b-inf.yaml", "c-bomb.yaml", "d-fifo.yaml"])
         }
     }
+
+    @Test("the JSON schema and the validator agree on every shipped manifest and on a corpus of bad ones")
+    func schemaAgreesWithValidator() async throws {
+        let folder = try TemporaryFolder()
+        let remote = "id: x.remote\nname: R\nversion: 1.0.0\nsdk: ^1.0.0\nruntime: {kind: remote, url: \"http://127.0.0.1:9001\"}\n"
+        let notes = try Fixtures.notes
+        let cases: [(name: String, text: String, valid: Bool)] = [
+            ("notes.yaml", notes, true), ("audit.yaml", try Fixtures.audit, true), ("echo.json", try Fixtures.echo, true), ("remote.yaml", remote, true),
+            ("unknown field", notes + "colour: blue\n", false),
+            ("id not reverse-DNS", notes.replacingOccurrences(of: "id: example.notes", with: "id: Notes"), false),
+            ("version not semantic", notes.replacingOccurrences(of: "version: 1.0.0", with: "version: \"1.0\""), false),
+            ("no name", notes.replacingOccurrences(of: "name: Notes\n", with: ""), false),
+            ("unknown runtime kind", remote.replacingOccurrences(of: "kind: remote", with: "kind: docker"), false),
+            ("library without path", notes.replacingOccurrences(of: "  path: \(try Fixtures.library("NotesPlugin"))\n", with: ""), false),
+            ("remote URL with a path", remote.replacingOccurrences(of: "9001", with: "9001/plugin"), false),
+            ("remote URL with port 0", remote.replacingOccurrences(of: "9001", with: "0"), false),
+            ("remote URL with %00", remote.replacingOccurrences(of: "127.0.0.1:9001", with: "%00"), false),
+            ("remote timeout not a duration", remote.replacingOccurrences(of: "\"}", with: "\", timeout: fast}"), false),
+            ("unknown permission", notes.replacingOccurrences(of: "storage.write", with: "storage.wipe"), false),
+            ("route method", notes.replacingOccurrences(of: "method: POST", with: "method: FETCH"), false),
+            ("route path with a leading slash", notes.replacingOccurrences(of: "path: notes\n    minimumRole: member\n  - method: GET", with: "path: /notes\n    minimumRole: member\n  - method: GET"), false),
+            ("route role", notes.replacingOccurrences(of: "minimumRole: member", with: "minimumRole: owner"), false),
+            ("config type", notes.replacingOccurrences(of: "type: integer", with: "type: float"), false),
+            ("config secret not a boolean", notes.replacingOccurrences(of: "      maximum: 100000\n", with: "      maximum: 100000\n      secret: \"yes\"\n"), false),
+        ]
+        var files: [String] = []
+        for (index, item) in cases.enumerated() {
+            files.append(try folder.file("\(index).\(item.name.hasSuffix(".json") ? "json" : "yaml")", item.text))
+            let validated = validator.validate(text: item.text, baseDirectory: "/")
+            #expect(((try? validated.get()) != nil) == item.valid, "the validator on \(item.name): \(problems(item.text))")
+        }
+        // The schema, read by an independent implementation: Python's jsonschema (Draft 2020-12).
+        let script = """
+            import json, sys, yaml, jsonschema
+            schema = json.load(open(sys.argv[1]))
+            validator = jsonschema.Draft202012Validator(schema)
+            for path in sys.argv[2:]:
+                try:
+                    errors = list(validator.iter_errors(yaml.safe_load(open(path))))
+                except yaml.YAMLError as error:
+                    errors = [error]
+                print("valid" if not errors else "invalid: " + str(getattr(errors[0], "message", errors[0])).replace("\\n", " "))
+            """
+        let schema = Fixtures.root.appendingPathComponent("manifests/plugin-manifest.schema.json").path
+        let (status, output) = try await runCommand("/usr/bin/python3", ["-c", script, schema] + files)
+        try #require(status == 0, "python3 with jsonschema and yaml is needed (make test installs them): \(output)")
+        let verdicts = output.split(separator: "\n").map(String.init)
+        try #require(verdicts.count == cases.count, "\(output)")
+        for (item, verdict) in zip(cases, verdicts) {
+            #expect(verdict.hasPrefix("valid") == item.valid, "the schema on \(item.name): \(verdict)")
+        }
+    }
 }

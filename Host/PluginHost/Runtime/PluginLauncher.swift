@@ -13,8 +13,9 @@ struct PluginLauncher: Sendable {
     let metrics: HostMetrics
     let logger: Logger
 
-    /// The runner of a plugin read from the store (at start, or installed by another host). A library
-    /// that no longer passes its checks stays installed but unavailable, with the reason.
+    /// The runner of a plugin read from the store (at start, or installed by another host). Its library
+    /// is checked again as at install (the magic block, and the manifest's `runtime.sha256` when it pins
+    /// one); one that no longer passes stays installed but unavailable, with the reason.
     func launch(_ record: InstalledPluginRecord) -> PluginRegistry.Installed {
         let manifest = record.manifest
         var installed = PluginRegistry.Installed(record: record, runner: nil, loadError: nil, requested: manifest.requestedPermissions)
@@ -25,6 +26,9 @@ struct PluginLauncher: Sendable {
                 guard checked.magic.pluginID == manifest.id, checked.magic.pluginVersion == manifest.version else {
                     throw LoadError(path: manifest.runtime.resolvedPath, pluginID: manifest.id, reason: .magicUnreadable(
                         "the library now declares \(checked.magic.pluginID) \(checked.magic.pluginVersion), installed was \(manifest.id) \(manifest.version)"))
+                }
+                if let pinned = manifest.runtime.sha256, pinned != checked.sha256 {
+                    throw LoadError(path: manifest.runtime.resolvedPath, pluginID: manifest.id, reason: .digestMismatch(pinned: pinned, found: checked.sha256))
                 }
                 inspection = checked
             }

@@ -17,6 +17,8 @@ public struct LoadError: Error, Sendable, CustomStringConvertible {
         case dlopenFailed(String)
         case notAPlugin
         case differentBuildLoaded
+        /// The file's SHA-256 is not the one the manifest pins (`runtime.sha256`).
+        case digestMismatch(pinned: String, found: String)
     }
 
     public var path: String
@@ -56,6 +58,8 @@ public struct LoadError: Error, Sendable, CustomStringConvertible {
         case .dlopenFailed(let why): return "\(plugin) could not be loaded: \(why)"
         case .notAPlugin:
             return "\(plugin) returned an object that is not a PluginSDK.Plugin of this host's SDK"
+        case .digestMismatch(let pinned, let found):
+            return "library at \(path) has sha256 \(found), the manifest pins \(pinned) (runtime.sha256); install the manifest of this build, or restore the pinned one"
         case .differentBuildLoaded:
             return "another build of \(path) is already loaded in this host process; install the new build from a new path or restart the host"
         }

@@ -35,6 +35,8 @@ enum Fixtures {
     static var audit: String { get throws { try shippedManifest("audit.yaml") } }
     static var echo: String { get throws { try shippedManifest("echo.json") } }
 
+    /// The faulty fixture's manifest: version 1.0.0, or 2.0.0 (the same plugin, built as
+    /// `libFaultyPluginV2.so`), for upgrades.
     static func faulty(version: String = "1.0.0") throws -> String {
         """
         id: test.faulty
@@ -44,13 +46,14 @@ enum Fixtures {
         description: Misbehaves on purpose.
         runtime:
           kind: library
-          path: \(try library("FaultyPlugin"))
+          path: \(try library(version == "2.0.0" ? "FaultyPluginV2" : "FaultyPlugin"))
         permissions: [storage.read, events.subscribe:notes.*]
         subscriptions: [notes.*]
         config:
           properties:
             refuse: {type: boolean, default: false}
             apiKey: {type: string, secret: true}
+            marker: {type: string}
         """
     }
 }

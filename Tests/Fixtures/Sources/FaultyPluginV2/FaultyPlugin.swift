@@ -1,0 +1,1 @@
+../FaultyPlugin/FaultyPlugin.swift
