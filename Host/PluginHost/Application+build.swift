@@ -38,7 +38,7 @@ public func buildApplication(
             storeServices.append(StoreSupervisor(runtime: runtime, configuration: configuration, announceAdminToken: announceAdminToken, logger: logger))
         } else {
             try await runtime.bootstrap()
-            try await ensureAdminToken(configuration: configuration, store: store, announce: announceAdminToken, logger: logger)
+            try await TokenAdministration.ensureAdminToken(configuration: configuration, store: store, announce: announceAdminToken, logger: logger)
             if let folder = configuration.manifestsDirectory {
                 await installManifests(in: folder, runtime: runtime, logger: logger)
             }
@@ -52,7 +52,8 @@ public func buildApplication(
         let v1 = middleware.install(on: router)
         HealthController(runtime: runtime, metrics: metrics).addRoutes(to: router)
         SDKController(runtime: runtime).addRoutes(to: router)
-        AdminController(runtime: runtime, store: store, authenticator: authenticator).addRoutes(to: v1)
+        let tokens = TokenAdministration(store: store, registry: runtime.registry, authenticator: authenticator, logger: logger)
+        AdminController(runtime: runtime, store: store, tokens: tokens).addRoutes(to: v1)
         resources.addRoutes(to: v1)
 
         return Application(
@@ -94,30 +95,6 @@ struct PluginSupervisor: Service {
     }
 }
 
-/// Makes sure a platform admin token exists: the configured one, or one generated and announced once.
-func ensureAdminToken(configuration: HostConfiguration, store: any HostStore, announce: @Sendable (String) -> Void, logger: Logger) async throws {
-    let marker = "admin.token.issued"
-    if let token = configuration.adminToken {
-        let hash = APIToken.hash(token)
-        if try await store.setting(revokedAdminTokenSetting(hash: hash)) != nil {
-            // Revoked through the API: registering it again would undo that.
-            logger.warning("the configured admin token (--admin-token or PLUGIN_HOST_ADMIN_TOKEN) was revoked and is not accepted; remove it, or set a new one")
-        } else if try await store.token(secretHash: hash) == nil {
-            try await store.createToken(TokenRecord(
-                id: "admin-" + hash.prefix(8), secretHash: hash, role: .platformAdmin, subject: "platform-admin", tenantID: nil, workspaces: [], createdAt: Date()
-            ))
-        }
-        try await store.setSetting(marker, "configured")
-    } else if try await store.setting(marker) == nil {
-        let minted = APIToken.mint()
-        try await store.createToken(TokenRecord(
-            id: minted.id, secretHash: minted.secretHash, role: .platformAdmin, subject: "platform-admin", tenantID: nil, workspaces: [], createdAt: Date()
-        ))
-        try await store.setSetting(marker, "generated")
-        announce(minted.token)
-    }
-}
-
 /// Installs every manifest of `folder` whose id and version are not installed yet. A bad manifest is
 /// logged with all its problems and skipped; the host starts with the others.
 func installManifests(in folder: String, runtime: PluginRuntime, logger: Logger) async {
@@ -144,10 +121,4 @@ func installManifests(in folder: String, runtime: PluginRuntime, logger: Logger)
             logger.error("manifest not installed", metadata: ["manifest": "\(path)", "error": "\(error)"])
         }
     }
-}
-
-/// The setting that marks the configured admin token with this hash as revoked, so that a restart with
-/// the same `--admin-token` does not register it again.
-func revokedAdminTokenSetting(hash: String) -> String {
-    "admin.token.revoked." + hash
 }

@@ -120,6 +120,15 @@ enum API {
         /// `nil` (absent) for a platform admin token.
         var tenantId: String?
         var workspaces: [String]
+
+        init(minted: APIToken.Minted, _ record: TokenRecord) {
+            token = minted.token
+            id = record.id
+            role = record.role.rawValue
+            subject = record.subject
+            tenantId = record.tenantID
+            workspaces = record.workspaces
+        }
     }
 
     /// A token as listed: never its secret.

@@ -6,7 +6,7 @@ import PluginSDK
 struct AdminController {
     let runtime: PluginRuntime
     let store: any HostStore
-    let authenticator: Authenticator
+    let tokens: TokenAdministration
 
     var maxBodySize: Int { runtime.configuration.maxBodySize }
 
@@ -109,94 +109,40 @@ struct AdminController {
     @Sendable func createToken(_ request: Request, context: HostRequestContext) async throws -> Response {
         let tenantID = try await administeredTenant(context)
         let body = try await request.decodeJSON(API.NewToken.self, limit: maxBodySize)
-        guard let role = CallerRole(rawValue: body.role), role != .platformAdmin else {
-            throw HostError.invalidInput("role must be tenant-admin or member, not \"\(body.role)\"")
-        }
-        try Self.check(subject: body.subject)
-        let workspaces = body.workspaces ?? []
-        if role == .member && workspaces.isEmpty {
-            throw HostError.invalidInput("a member token needs the workspaces it may use: give workspaces: [\"...\"]")
-        }
-        for id in workspaces {
-            guard runtime.registry.workspace(id: id)?.tenantID == tenantID else {
-                throw HostError.invalidInput("workspaces: \(id) is not a workspace of tenant \(tenantID)")
-            }
-        }
-        let minted = APIToken.mint()
-        try await store.createToken(TokenRecord(
-            id: minted.id, secretHash: minted.secretHash, role: role, subject: body.subject, tenantID: tenantID, workspaces: workspaces, createdAt: Date()
-        ))
-        return try .json(API.TokenView(token: minted.token, id: minted.id, role: role.rawValue, subject: body.subject, tenantId: tenantID, workspaces: workspaces), status: .created)
+        let (minted, record) = try await tokens.create(tenantID: tenantID, role: body.role, subject: body.subject, workspaces: body.workspaces ?? [])
+        return try .json(API.TokenView(minted: minted, record), status: .created)
     }
 
     /// The tenant's tokens, without their secrets (the host has only their hashes).
     @Sendable func listTokens(_ request: Request, context: HostRequestContext) async throws -> Response {
         let tenantID = try await administeredTenant(context)
-        let tokens = try await store.tokens(tenantID: tenantID)
-        return try .json(API.TokenList(tokens: tokens.map(API.TokenInfo.init)))
+        return try .json(API.TokenList(tokens: try await tokens.list(tenantID: tenantID).map(API.TokenInfo.init)))
     }
 
-    /// Revokes a token of the tenant: it is refused from the next request on (on other hosts sharing the
-    /// database, within the authenticator's cache lifetime).
     @Sendable func revokeToken(_ request: Request, context: HostRequestContext) async throws -> Response {
         let tenantID = try await administeredTenant(context)
-        let principal = try context.requirePrincipal()
-        let tokenID = try context.parameters.require("tokenId")
-        guard try await store.deleteToken(id: tokenID, tenantID: tenantID) else {
-            throw HostError.tokenNotFound(tokenID, tenant: tenantID)
-        }
-        authenticator.forget(tokenID: tokenID)
-        runtime.logger.info("token revoked", metadata: ["tenant.id": "\(tenantID)", "token.id": "\(tokenID)", "by": "\(principal.tokenID)"])
+        try await tokens.revoke(id: try context.parameters.require("tokenId"), tenantID: tenantID, by: try context.requirePrincipal())
         return Response(status: .noContent)
     }
 
     // MARK: Platform admin tokens
 
-    /// A new platform admin token, to hand to another admin or to rotate one: make the new one, then
-    /// revoke the old.
     @Sendable func createPlatformToken(_ request: Request, context: HostRequestContext) async throws -> Response {
         try requirePlatformAdmin(context)
-        let principal = try context.requirePrincipal()
         let body = try await request.decodeJSON(API.NewPlatformToken.self, limit: maxBodySize)
-        try Self.check(subject: body.subject)
-        let minted = APIToken.mint()
-        try await store.createToken(TokenRecord(
-            id: minted.id, secretHash: minted.secretHash, role: .platformAdmin, subject: body.subject, tenantID: nil, workspaces: [], createdAt: Date()
-        ))
-        runtime.logger.info("platform admin token created", metadata: ["token.id": "\(minted.id)", "by": "\(principal.tokenID)"])
-        return try .json(API.TokenView(token: minted.token, id: minted.id, role: CallerRole.platformAdmin.rawValue, subject: body.subject, tenantId: nil, workspaces: []),
-                         status: .created)
+        let (minted, record) = try await tokens.createPlatformToken(subject: body.subject, by: try context.requirePrincipal())
+        return try .json(API.TokenView(minted: minted, record), status: .created)
     }
 
-    /// The platform admins' tokens, without their secrets.
     @Sendable func listPlatformTokens(_ request: Request, context: HostRequestContext) async throws -> Response {
         try requirePlatformAdmin(context)
-        return try .json(API.TokenList(tokens: try await store.tokens(tenantID: nil).map(API.TokenInfo.init)))
+        return try .json(API.TokenList(tokens: try await tokens.list(tenantID: nil).map(API.TokenInfo.init)))
     }
 
-    /// Revokes a platform admin token, the caller's own included, but never the last one: 409
-    /// `LAST_PLATFORM_TOKEN` then, so that the host keeps an administrator.
     @Sendable func revokePlatformToken(_ request: Request, context: HostRequestContext) async throws -> Response {
         try requirePlatformAdmin(context)
-        let principal = try context.requirePrincipal()
-        let tokenID = try context.parameters.require("tokenId")
-        guard let record = try await store.tokens(tenantID: nil).first(where: { $0.id == tokenID }) else {
-            throw HostError.tokenNotFound(tokenID, tenant: nil)
-        }
-        guard try await store.deleteToken(id: tokenID, tenantID: nil) else {
-            throw HostError.lastPlatformToken(tokenID)
-        }
-        authenticator.forget(tokenID: tokenID)
-        // Should it be the one a host is started with (--admin-token), a restart must not bring it back.
-        try await store.setSetting(revokedAdminTokenSetting(hash: record.secretHash), ISO8601DateFormatter().string(from: Date()))
-        runtime.logger.info("platform admin token revoked", metadata: ["token.id": "\(tokenID)", "by": "\(principal.tokenID)"])
+        try await tokens.revokePlatformToken(id: try context.parameters.require("tokenId"), by: try context.requirePrincipal())
         return Response(status: .noContent)
-    }
-
-    private static func check(subject: String) throws {
-        guard !subject.isEmpty, subject.count <= 200, !subject.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
-            throw HostError.invalidInput("subject must have 1 to 200 characters without control characters")
-        }
     }
 
     // MARK: Enablements

@@ -6,13 +6,14 @@ final class AsyncMutex: Sendable {
     private struct State {
         var locked = false
         var waiters: [CheckedContinuation<Void, Never>] = []
-        var acquisitions: UInt64 = 0
+        var completed: UInt64 = 0
     }
     private let state = Mutex(State())
 
-    /// How many times the lock has been taken: work that read something without the lock can tell,
-    /// once it holds the lock, whether anybody else held it meanwhile.
-    var acquisitions: UInt64 { state.withLock { $0.acquisitions } }
+    /// How many critical sections have ended: work that read something without the lock can tell, once
+    /// it holds the lock, whether a section ended meanwhile (one that was running when it started
+    /// reading counts too, since it ends later).
+    var completed: UInt64 { state.withLock { $0.completed } }
 
     func withLock<T: Sendable>(_ body: () async throws -> T) async throws -> T {
         await lock()
@@ -28,7 +29,6 @@ final class AsyncMutex: Sendable {
                     return false
                 }
                 state.locked = true
-                state.acquisitions += 1
                 return true
             }
             if acquired { continuation.resume() }
@@ -37,11 +37,11 @@ final class AsyncMutex: Sendable {
 
     private func unlock() {
         let next = state.withLock { state in
+            state.completed += 1
             if state.waiters.isEmpty {
                 state.locked = false
                 return nil as CheckedContinuation<Void, Never>?
             }
-            state.acquisitions += 1
             return state.waiters.removeFirst()
         }
         next?.resume()

@@ -92,15 +92,15 @@ extension PluginRuntime {
     }
 
     /// Re-reads the whole registry and applies what differs. The read is made without the admin lock;
-    /// it is applied only if no other registry change took the lock meanwhile (one that did may be
-    /// missing from the read), else read again, up to three times.
+    /// it is applied only if no registry change ended meanwhile (it may be missing from the read), else
+    /// read again, up to three times.
     func resync() async throws {
         guard isReady else { return }
         for _ in 0..<3 {
-            let seen = adminLock.acquisitions
+            let seen = adminLock.completed
             let snapshot = try await store.registry()
             let applied = try await adminLock.withLock {
-                guard adminLock.acquisitions == seen + 1 else { return false }
+                guard adminLock.completed == seen else { return false }
                 await apply(snapshot)
                 return true
             }
@@ -172,7 +172,7 @@ struct StoreSupervisor: Service {
                         try await runtime.bootstrap()
                         bootstrapped = true
                     }
-                    try await ensureAdminToken(configuration: configuration, store: runtime.store, announce: announceAdminToken, logger: logger)
+                    try await TokenAdministration.ensureAdminToken(configuration: configuration, store: runtime.store, announce: announceAdminToken, logger: logger)
                     if let folder = configuration.manifestsDirectory {
                         await installManifests(in: folder, runtime: runtime, logger: logger)
                     }
