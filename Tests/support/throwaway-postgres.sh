@@ -79,7 +79,7 @@ case "${1:-}" in
         trap 'exit 130' INT TERM
         PLUGIN_HOST_TEST_DATABASE_URL=$(start "$dir")
         export PLUGIN_HOST_TEST_DATABASE_URL
-        # The two roles of a deployment (see README): the owner runs migrations, the host serves as the
+        # The two roles of a deployment (see docs/postgresql.md, Roles): the owner runs migrations, the host serves as the
         # other one, which row-level security binds. The benchmarks use them.
         port=$(cat "$dir/port")
         "$(bin_dir)/psql" "$PLUGIN_HOST_TEST_DATABASE_URL" -v ON_ERROR_STOP=1 -q \

@@ -7,7 +7,7 @@ import NIOPosix
 /// server, the plugin call and the HTTP client to a remote then stay on one thread: a remote call's
 /// added latency falls by about a third. But every await of a call that does not suspend costs more
 /// (the in-process dispatch path about 7 times as much), and a plugin that blocks would block an event
-/// loop. So it is opt-in; `make bench` measures both (see the README's Performance section).
+/// loop. So it is opt-in; `make bench` measures both (see docs/performance.md).
 public enum NIOExecutor {
     /// Whether the environment asks for it.
     public static var isRequested: Bool { ProcessInfo.processInfo.environment["PLUGIN_HOST_NIO_EXECUTOR"] == "1" }

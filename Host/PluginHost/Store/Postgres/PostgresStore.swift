@@ -60,7 +60,7 @@ public final class PostgresStore: SQLStore, Service {
         if role[1] == .bool(true) || role[2] == .bool(true) {
             throw HostConfigurationError(
                 "the database role \(name) is a superuser or has BYPASSRLS, so row-level security would not isolate tenants; "
-                    + "serve as a role without them (see README, PostgreSQL roles)")
+                    + "serve as a role without them (see docs/postgresql.md, Roles)")
         }
         let migrationURL = configuration.migrationURL
         let statementTimeout = configuration.statementTimeout
