@@ -100,6 +100,28 @@ struct HTTPLayerTests {
         }
         #expect(state.read(head) == .drop, "nothing is read after a failure")
     }
+
+    @Test("the body deadline runs only for the one request awaiting its answer, not behind an earlier one")
+    func bodyDeadlineBehindPipelinedRequest() {
+        var state = ConnectionGuardState()
+        let head = HTTPRequestPart.head(HTTPRequest(method: .post, scheme: nil, authority: nil, path: "/"))
+        _ = state.read(head)
+        #expect(state.isBodyDue, "the first request's body is the client's to send")
+        _ = state.read(.end(nil))
+        _ = state.read(head)
+        #expect(!state.isBodyDue, "while the first awaits its answer, the server may not be reading the second's body")
+        _ = state.write(.end(nil))
+        #expect(state.isBodyDue, "once the first is answered, the second's body is due")
+    }
+
+    @Test("a remote's error body gives its code even when its other fields have other shapes")
+    func lenientErrorBody() throws {
+        let body = Data(#"{"error": {"code": "NOPE", "message": 7, "details": [{"field": "x"}], "current": "three"}}"#.utf8)
+        let decoded = try RemoteWire.decode(RemoteWire.ErrorBody.self, from: body)
+        #expect(decoded.error.code == "NOPE")
+        #expect(decoded.error.message == nil && decoded.error.details == nil && decoded.error.current == nil)
+        #expect(throws: (any Error).self) { try RemoteWire.decode(RemoteWire.ErrorBody.self, from: Data(#"{"error": {"message": "no code"}}"#.utf8)) }
+    }
 }
 
 /// Names recorded in order, shared by the recorders of one test.

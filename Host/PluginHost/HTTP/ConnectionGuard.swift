@@ -44,25 +44,33 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    /// The body deadline is set only for a request whose end has not arrived with its head, so the
-    /// usual request costs no timer.
     func channelReadComplete(context: ChannelHandlerContext) {
-        if state.isReadingBody, bodyDeadline == nil {
-            bodyDeadline = context.eventLoop.assumeIsolated().scheduleTask(in: bodyTimeout) { [self] in
-                bodyDeadline = nil
-                bodyTimedOut(context: context)
-            }
-        }
+        startBodyDeadlineIfDue(context: context)
         context.fireChannelReadComplete()
+    }
+
+    /// The body deadline runs only for a request whose end has not arrived with its head (so the usual
+    /// request costs no timer), and only while no earlier request of the connection awaits its answer:
+    /// until then the server may not be reading, and the body's delay would not be the client's.
+    private func startBodyDeadlineIfDue(context: ChannelHandlerContext) {
+        guard state.isBodyDue, bodyDeadline == nil else { return }
+        bodyDeadline = context.eventLoop.assumeIsolated().scheduleTask(in: bodyTimeout) { [self] in
+            bodyDeadline = nil
+            bodyTimedOut(context: context)
+        }
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         switch state.write(Self.unwrapOutboundIn(data)) {
         case .write:
             context.write(data, promise: promise)
+            startBodyDeadlineIfDue(context: context)
         case .writeAndClose:
-            context.writeAndFlush(data, promise: promise)
-            context.close(promise: nil)
+            // Closed once the answer is out: closing at once would drop what is flushed but not yet written.
+            context.writeAndFlush(data).assumeIsolated().whenComplete { result in
+                promise?.completeWith(result)
+                context.close(promise: nil)
+            }
         }
     }
 
@@ -127,6 +135,10 @@ struct RequestBodyTimeout: Error, CustomStringConvertible {
 struct ConnectionGuardState {
     private(set) var isReadingBody = false
     private var awaitingAnswer = 0
+
+    /// Whether a body is being read that the client alone can hold up: its request is the only one of
+    /// the connection that awaits an answer.
+    var isBodyDue: Bool { isReadingBody && awaitingAnswer == 1 }
     private var hasFailed = false
     private var closeAfterAnswer = false
 

@@ -9,6 +9,14 @@ struct HostMiddleware: Sendable {
     let everyRoute: [any MiddlewareProtocol<Request, Response, HostRequestContext>]
     /// The `/v1` routes', inside ``everyRoute``.
     let v1: [any MiddlewareProtocol<Request, Response, HostRequestContext>]
+    /// Both, in order: what a `/v1` request meets.
+    private let v1Chain: [any MiddlewareProtocol<Request, Response, HostRequestContext>]
+
+    init(everyRoute: [any MiddlewareProtocol<Request, Response, HostRequestContext>], v1: [any MiddlewareProtocol<Request, Response, HostRequestContext>]) {
+        self.everyRoute = everyRoute
+        self.v1 = v1
+        self.v1Chain = everyRoute + v1
+    }
 
     /// Adds the middleware to `router` and returns the `/v1` group, to which the API's routes are added.
     func install(on router: Router<HostRequestContext>) -> RouterGroup<HostRequestContext> {
@@ -22,7 +30,7 @@ struct HostMiddleware: Sendable {
     func respond(
         to request: Request, context: HostRequestContext, asV1Route handler: (Request, HostRequestContext) async throws -> Response
     ) async throws -> Response {
-        try await Self.respond(to: request, context: context, through: (everyRoute + v1)[...], handler)
+        try await Self.respond(to: request, context: context, through: v1Chain[...], handler)
     }
 
     private static func respond(

@@ -98,7 +98,7 @@ struct SDKController {
             return try await body(binding)
         } catch let error as PluginError {
             // The same services an in-process plugin calls, with the same errors; a storage outage is the store's.
-            throw HostError.passedOn(error, storeFailed: runtime.outages.occurred(since: started))
+            throw HostError.passedOn(error, storeFailed: binding.storage.outages.occurred(since: started))
         }
     }
 }

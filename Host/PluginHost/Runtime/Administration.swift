@@ -168,11 +168,12 @@ struct Administration: Sendable {
             }
             let enablement = Enablement(workspaceID: workspace.id, pluginID: pluginID, grants: Array(Set(grants)).sorted(), config: checkedConfig, updatedAt: Date())
             let active = registry.bind(enablement, plugin: plugin, workspace: workspace)
-            let context = CallContext(bound: active.bound!, caller: caller, requestID: nil)  // bound: plugin and workspace are there
+            let bound = active.bound!  // bound: the plugin runs and the workspace is there
+            let context = CallContext(bound: bound, caller: caller, requestID: nil)
             let key = PluginRegistry.EnablementKey(workspaceID: workspace.id, pluginID: pluginID)
             registry.state.withLock { $0.enabling[key] = active }
             defer { registry.state.withLock { _ = $0.enabling.removeValue(forKey: key) } }
-            try await failures.hook("enabled", of: runner, workspaceID: workspace.id, watchdog: watchdog) { try await runner.enabled(context: context) }
+            try await failures.hook("enabled", of: bound, watchdog: watchdog) { try await runner.enabled(context: context) }
             try await store.putEnablement(enablement)
             registry.state.withLock { $0.enablements[key] = active }
             logger.info("plugin enabled", metadata: ["plugin.id": "\(pluginID)", "workspace.id": "\(workspace.id)", "grants": "\(enablement.grants)"])
@@ -188,7 +189,7 @@ struct Administration: Sendable {
             if let bound = active.bound {
                 let context = CallContext(bound: bound, caller: caller, requestID: nil)
                 do {
-                    try await failures.hook("disabled", of: bound.runner, workspaceID: workspace.id, watchdog: watchdog) { try await bound.runner.disabled(context: context) }
+                    try await failures.hook("disabled", of: bound, watchdog: watchdog) { try await bound.runner.disabled(context: context) }
                 } catch {
                     // A plugin cannot veto being disabled; the failure is logged and counted.
                     logger.warning("disabled hook failed", metadata: ["plugin.id": "\(pluginID)", "workspace.id": "\(workspace.id)", "error": "\(error)"])

@@ -18,11 +18,14 @@ final class BoundPlugin: Sendable {
     let requestMetrics: PluginRequestMetrics
     /// Where its calls run (``RunningPlugin/executor(for:)``); `nil`, Swift's default executor.
     let executor: (any TaskExecutor)?
+    /// ``RunningPlugin/plugin``, read once.
+    let plugin: (any Plugin)?
 
     init(runner: any RunningPlugin, tenantID: String, workspaceID: String, pluginID: String, grants: PermissionSet, config: [String: JSONValue],
          storage: ScopedStorage, events: ScopedEvents, routes: [CompiledRoute], logger: Logger, requestMetrics: PluginRequestMetrics) {
         self.runner = runner
         self.executor = runner.executor(for: grants)
+        self.plugin = runner.plugin
         self.tenantID = tenantID
         self.workspaceID = workspaceID
         self.pluginID = pluginID

@@ -3,9 +3,14 @@ import PluginSDK
 /// The request path into a plugin: find the enablement, check the manifest's route and role, make the
 /// call's context from the parts bound at enablement, call the plugin within its limit, and say what
 /// went wrong in the host's terms.
-struct Dispatcher: Sendable {
+final class Dispatcher: Sendable {
     let registry: PluginRegistry
     let failures: PluginFailures
+
+    init(registry: PluginRegistry, failures: PluginFailures) {
+        self.registry = registry
+        self.failures = failures
+    }
 
     /// The context of a request to `pluginID` in `workspace`, or why there is none.
     func prepare(workspace: Workspace, pluginID: String, method: String, path: String, caller: Caller, requestID: String) throws(HostError) -> CallContext {
@@ -32,7 +37,9 @@ struct Dispatcher: Sendable {
         do {
             response = try await context.bound.runner.handle(request, context: context, started: started)
         } catch {
-            throw failures.hostError(error, pluginID: pluginID, workspaceID: context.workspaceID, requestID: request.requestID, started: started)
+            throw failures.hostError(
+                error, pluginID: pluginID, workspaceID: context.workspaceID, requestID: request.requestID, started: started, outages: context.bound.storage.outages
+            )
         }
         guard (100...599).contains(response.status) else {
             failures.logger.error("plugin answered with an invalid status", metadata: ["plugin.id": "\(pluginID)", "request.id": "\(request.requestID)", "status": "\(response.status)"])

@@ -21,15 +21,12 @@ final class LibraryPlugin: RunningPlugin {
     }
 
     var runStatus: RunStatus { RunStatus() }
+    var plugin: (any Plugin)? { instance }
 
     func handle(_ request: PluginRequest, context: CallContext, started: ContinuousClock.Instant) async throws -> PluginResponse {
         try await watchdog.call(pluginID: id, timeout: callLimit, executor: context.bound.executor, started: started) { [instance] in
             try await instance.handle(request, context: context)
         }
-    }
-
-    func handleUnbounded(_ request: PluginRequest, context: CallContext) async throws -> PluginResponse {
-        try await instance.handle(request, context: context)
     }
 
     func handle(event: PluginEvent, context: CallContext) async throws {

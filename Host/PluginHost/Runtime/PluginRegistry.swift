@@ -46,15 +46,13 @@ final class PluginRegistry: Sendable {
 
     let state = Mutex(State())
     private let store: any HostStore
-    private let outages: StoreOutages
     private let bus: any EventBus
     private let configuration: HostConfiguration
     private let metrics: HostMetrics
     private let logger: Logger
 
-    init(store: any HostStore, outages: StoreOutages, bus: any EventBus, configuration: HostConfiguration, metrics: HostMetrics, logger: Logger) {
+    init(store: any HostStore, bus: any EventBus, configuration: HostConfiguration, metrics: HostMetrics, logger: Logger) {
         self.store = store
-        self.outages = outages
         self.bus = bus
         self.configuration = configuration
         self.metrics = metrics
@@ -122,7 +120,7 @@ final class PluginRegistry: Sendable {
         let bound = BoundPlugin(
             runner: runner, tenantID: workspace.tenantID, workspaceID: workspace.id, pluginID: plugin.record.id, grants: grants,
             config: enablement.config,
-            storage: ScopedStorage(store: store, outages: outages, scope: scope, grants: grants, maxKeyBytes: configuration.maxKeyBytes, maxValueBytes: configuration.maxValueBytes),
+            storage: ScopedStorage(store: store, outages: StoreOutages(), scope: scope, grants: grants, maxKeyBytes: configuration.maxKeyBytes, maxValueBytes: configuration.maxValueBytes),
             events: ScopedEvents(bus: bus, workspaceID: workspace.id, pluginID: plugin.record.id, grants: grants),
             routes: plugin.record.manifest.routes.map(CompiledRoute.init), logger: logger, requestMetrics: metrics.requests(plugin: plugin.record.id)
         )

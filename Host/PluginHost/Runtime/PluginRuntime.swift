@@ -23,8 +23,6 @@ public final class PluginRuntime: Sendable {
     let remote: RemoteServices
     /// Serialises registry changes: administration and the registry sync.
     let adminLock: AsyncMutex
-    /// Storage outages plugins met, to tell a store outage they pass on from other failures.
-    let outages: StoreOutages
     private let readiness = Atomic<Bool>(false)
 
     /// Whether the registry has been read from the store; until then `/ready` and the API answer 503.
@@ -42,13 +40,11 @@ public final class PluginRuntime: Sendable {
         self.watchdog = watchdog
         let adminLock = AsyncMutex()
         self.adminLock = adminLock
-        let outages = StoreOutages()
-        self.outages = outages
         let remote = RemoteServices(configuration: configuration.remote, secrets: secrets, store: store, host: configuration, logger: logger)
         self.remote = remote
-        let registry = PluginRegistry(store: store, outages: outages, bus: bus, configuration: configuration, metrics: metrics, logger: logger)
+        let registry = PluginRegistry(store: store, bus: bus, configuration: configuration, metrics: metrics, logger: logger)
         self.registry = registry
-        let failures = PluginFailures(metrics: metrics, outages: outages, logger: logger)
+        let failures = PluginFailures(metrics: metrics, logger: logger)
         let launcher = PluginLauncher(
             loader: loader, remote: remote, watchdog: watchdog, configuration: configuration, storeExecutor: store.pluginExecutor, metrics: metrics, logger: logger
         )

@@ -6,8 +6,9 @@ import ServiceLifecycle
 extension PluginRuntime {
     /// Applies what other host processes changed (a ``RegistryChangeFeed``'s pending changes): each
     /// plugin, workspace or enablement named is read again and applied, so a change costs the same
-    /// whatever the size of the registry. Lifecycle hooks are not called again; the host that made the
-    /// change called them.
+    /// whatever the size of the registry. Each is read and applied under the admin lock (one row, one
+    /// round trip), so a change this host makes meanwhile is never overwritten by an older read.
+    /// Lifecycle hooks are not called again; the host that made the change called them.
     func apply(_ pending: RegistryChangeFeed.Pending) async throws {
         guard isReady else { return }
         switch pending {
@@ -17,8 +18,7 @@ extension PluginRuntime {
             // Plugins and workspaces first: the enablements read after them bind to them.
             let ordered = changes.sorted { rank($0) < rank($1) }
             for change in ordered {
-                let record = try await read(change)
-                try await adminLock.withLock { await apply(change, record) }
+                try await adminLock.withLock { await apply(change, try await read(change)) }
             }
         }
     }
@@ -93,10 +93,10 @@ extension PluginRuntime {
 
     /// Re-reads the whole registry and applies what differs. The read is made without the admin lock;
     /// it is applied only if no registry change ended meanwhile (it may be missing from the read), else
-    /// read again, up to three times.
+    /// read again. After two such tries (changes keep coming), the third read is made under the lock.
     func resync() async throws {
         guard isReady else { return }
-        for _ in 0..<3 {
+        for _ in 0..<2 {
             let seen = adminLock.completed
             let snapshot = try await store.registry()
             let applied = try await adminLock.withLock {
@@ -106,6 +106,7 @@ extension PluginRuntime {
             }
             if applied { return }
         }
+        try await adminLock.withLock { await apply(try await store.registry()) }
     }
 
     private func apply(_ snapshot: RegistrySnapshot) async {

@@ -15,13 +15,14 @@ protocol RunningPlugin: AnyObject, Sendable {
     var eventDelivery: EventDeliveryPolicy { get }
     /// What `GET /v1/plugins/{id}` shows of how it runs.
     var runStatus: RunStatus { get }
+    /// The plugin object, when this process holds it and it can be called directly (without the
+    /// runner's time limit): what the benchmark of the dispatch path calls. `nil` for other runners.
+    var plugin: (any Plugin)? { get }
 
     /// Answers a request within the plugin's time limit; a failure of the plugin's own is thrown as it
     /// came (a ``PluginError``, or anything it threw), a failure to reach it as a ``HostError``.
     /// `started` is when the host began the call, where its time limit counts from.
     func handle(_ request: PluginRequest, context: CallContext, started: ContinuousClock.Instant) async throws -> PluginResponse
-    /// The same call without the runner's time limit: for benchmarks of the dispatch path.
-    func handleUnbounded(_ request: PluginRequest, context: CallContext) async throws -> PluginResponse
     func handle(event: PluginEvent, context: CallContext) async throws
     func enabled(context: CallContext) async throws
     func disabled(context: CallContext) async throws
@@ -35,10 +36,7 @@ protocol RunningPlugin: AnyObject, Sendable {
 }
 
 extension RunningPlugin {
-    func handleUnbounded(_ request: PluginRequest, context: CallContext) async throws -> PluginResponse {
-        try await handle(request, context: context, started: .now)
-    }
-
+    var plugin: (any Plugin)? { nil }
     func executor(for grants: PermissionSet) -> (any TaskExecutor)? { nil }
     func checkHealth() async {}
     func deliveryDropped(_ reason: String) {}

@@ -9,6 +9,10 @@ public final class SQLiteStore: SQLStore, Service {
 
     /// Opens (creating if needed) `folder/plugin-host.sqlite` and applies pending migrations.
     public static func open(folder: String) async throws -> SQLiteStore {
+        // The shared statements use RETURNING (SQLite 3.35, 2021).
+        guard sqlite3_libversion_number() >= 3_035_000 else {
+            throw HostConfigurationError("this host needs SQLite 3.35 or later; the system library is \(String(cString: sqlite3_libversion()))")
+        }
         do {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
             let database = try await SQLiteDatabase(path: URL(fileURLWithPath: folder).appendingPathComponent("plugin-host.sqlite").path)

@@ -23,6 +23,19 @@ public enum RemoteWire {
                 self.details = details
                 self.current = current
             }
+
+            enum CodingKeys: String, CodingKey { case code, message, requestId, details, current }
+
+            /// Only `code` must be there and be a string: a remote's body with other shapes of the
+            /// optional fields still gives its code.
+            public init(from decoder: any Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                code = try container.decode(String.self, forKey: .code)
+                message = try? container.decodeIfPresent(String.self, forKey: .message)
+                requestId = try? container.decodeIfPresent(String.self, forKey: .requestId)
+                details = try? container.decodeIfPresent([String].self, forKey: .details)
+                current = try? container.decodeIfPresent(UInt64.self, forKey: .current)
+            }
         }
         public var error: Detail
 

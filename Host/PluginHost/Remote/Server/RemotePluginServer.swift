@@ -108,8 +108,6 @@ struct RemotePluginResponder: HTTPResponder {
     let logger: Logger
     let replay = ReplayCache()
     let secrets = EnablementSecrets()
-    /// Storage outages the host reported to the plugin's SDK calls.
-    let outages = StoreOutages()
     let maxBodySize = 4 << 20
 
     func respond(to request: Request, context: Context) async throws -> Response {
@@ -151,6 +149,8 @@ struct RemotePluginResponder: HTTPResponder {
             response.headers[HTTPField.Name(RemoteEnvelope.errorHeader)!] = error.code.rawValue
             return response
         }
+        // Storage outages the host reports to this call's SDK calls.
+        let outages = StoreOutages()
         let pluginContext = RemoteContext(context: callContext, client: client, outages: outages, logger: logger)
         let started = ContinuousClock.now
         switch kind {
@@ -164,7 +164,7 @@ struct RemotePluginResponder: HTTPResponder {
                 do {
                     try await plugin.enabled(context: pluginContext)
                 } catch {
-                    return failure(error, hook: "enabled", started: started)
+                    return failure(error, hook: "enabled", started: started, outages: outages)
                 }
             }
             secrets.set(enabled.enablementSecret, for: callContext.workspace)
@@ -174,7 +174,7 @@ struct RemotePluginResponder: HTTPResponder {
             do {
                 try await plugin.disabled(context: pluginContext)
             } catch {
-                return failure(error, hook: "disabled", started: started)
+                return failure(error, hook: "disabled", started: started, outages: outages)
             }
             return Self.json([String: String]())
         case .event:
@@ -183,7 +183,7 @@ struct RemotePluginResponder: HTTPResponder {
             do {
                 try await plugin.handle(event: event, context: pluginContext)
             } catch {
-                return failure(error, hook: "event", started: started)
+                return failure(error, hook: "event", started: started, outages: outages)
             }
             return Self.json([String: String]())
         }
@@ -216,13 +216,13 @@ struct RemotePluginResponder: HTTPResponder {
             }
             return Response(status: .init(code: response.status), headers: fields, body: ResponseBody(byteBuffer: ByteBuffer(bytes: response.body)))
         } catch {
-            return failure(error, hook: "request", started: started)
+            return failure(error, hook: "request", started: started, outages: context.outages)
         }
     }
 
     /// A ``PluginError`` keeps its status and code, as in-process (a storage outage passed on is the
     /// store's); anything else is 500 `PLUGIN_ERROR`.
-    func failure(_ error: any Error, hook: String, started: ContinuousClock.Instant) -> Response {
+    func failure(_ error: any Error, hook: String, started: ContinuousClock.Instant, outages: StoreOutages) -> Response {
         if let error = error as? PluginError { return Self.error(APIError(.passedOn(error, storeFailed: outages.occurred(since: started)))) }
         logger.error("plugin threw", metadata: ["hook": "\(hook)", "error": "\(String(reflecting: error))"])
         return Self.error(.internalServerError, "PLUGIN_ERROR", "the plugin failed while handling the \(hook) call; the error is logged")
