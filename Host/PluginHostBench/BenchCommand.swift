@@ -30,6 +30,9 @@ struct BenchCommand: AsyncParsableCommand {
     @Flag(help: "Run only the HTTP benchmark.")
     var onlyHTTP = false
 
+    @Flag(help: "Run only the dispatch benchmark.")
+    var onlyDispatch = false
+
     @Flag(help: "Run only the registry benchmark (needs PostgreSQL).")
     var onlyRegistry = false
 
@@ -127,12 +130,8 @@ struct BenchCommand: AsyncParsableCommand {
         }
     }
 
-    func run() async throws {
-        let folder = URL(fileURLWithPath: plugins).standardizedFileURL.path
-        if onlyRegistry { return try await registry(folder) }
-        if onlyStorage { return try await storage(folder) }
-        if onlyRemote { return try await remote(folder) }
-        if onlyHTTP { return try await http(folder) }
+    /// The echo handler called directly vs through the host's dispatch path.
+    private func dispatch(_ folder: String) async throws {
         print("1. echo handler: direct call vs the host's dispatch path (median of 7 rounds of 200,000 calls)")
         let dispatch = try await DispatchBenchmark(pluginsFolder: folder).run()
         let overhead = dispatch.dispatchNanoseconds - dispatch.directNanoseconds
@@ -140,6 +139,16 @@ struct BenchCommand: AsyncParsableCommand {
         print(String(format: "   dispatch %8.1f ns/call", dispatch.dispatchNanoseconds))
         print(String(format: "   overhead %8.1f ns/call (target <= 250 ns)  ratio dispatch/direct %.2f  %@", overhead,
                      dispatch.dispatchNanoseconds / dispatch.directNanoseconds, overhead <= 250 ? "MET" : "MISSED"))
+    }
+
+    func run() async throws {
+        let folder = URL(fileURLWithPath: plugins).standardizedFileURL.path
+        if onlyRegistry { return try await registry(folder) }
+        if onlyStorage { return try await storage(folder) }
+        if onlyRemote { return try await remote(folder) }
+        if onlyHTTP { return try await http(folder) }
+        try await dispatch(folder)
+        if onlyDispatch { return }
         try await storage(folder)
         try await registry(folder)
         guard !skipHTTP else { return }

@@ -7,8 +7,10 @@ import PluginSDK
 /// (enablement lookup, route and role check, grants, a context bound to the workspace).
 struct DispatchBenchmark {
     let pluginsFolder: String
-    let iterations = 200_000
-    let rounds = 7
+    /// Calls per round and rounds; PLUGIN_HOST_BENCH_DISPATCH_CALLS sets fewer calls and one round, to
+    /// count instructions under callgrind, where time means nothing.
+    let iterations = ProcessInfo.processInfo.environment["PLUGIN_HOST_BENCH_DISPATCH_CALLS"].flatMap(Int.init) ?? 200_000
+    let rounds = ProcessInfo.processInfo.environment["PLUGIN_HOST_BENCH_DISPATCH_CALLS"] == nil ? 7 : 1
 
     struct Result {
         var directNanoseconds: Double
