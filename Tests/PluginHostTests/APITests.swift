@@ -182,9 +182,10 @@ struct APITests {
             try await host.tenant("acme", workspaces: ["ws1", "ws2"])
             try await host.enable("test.faulty", in: "ws1", grants: ["storage.read"])
             try await host.enable("test.faulty", in: "ws2", grants: [])
-            let granted = try await host.admin(.GET, "/v1/workspaces/ws1/plugins/test.faulty/resources/thread").json["thread"] as? String
+            let grantedReply = try await host.admin(.GET, "/v1/workspaces/ws1/plugins/test.faulty/resources/thread")
+            let granted = grantedReply.json["thread"] as? String
             let plain = try await host.admin(.GET, "/v1/workspaces/ws2/plugins/test.faulty/resources/thread").json["thread"] as? String
-            #expect(granted?.hasPrefix("pq-pool-") == (store == .postgres), "ran on \(granted ?? "-")")
+            #expect(granted?.hasPrefix("pq-pool-") == (store == .postgres), "ran on \(granted ?? "-"): \(grantedReply.text)")
             #expect(plain?.hasPrefix("pq-pool-") == false, "ran on \(plain ?? "-")")
             // Past its timeout, a call running on the pool's threads gets 504, and the host serves on.
             let started = ContinuousClock.now

@@ -166,6 +166,7 @@ func withDatabase<T>(_ store: StoreKind, _ body: (TestDatabase?) async throws ->
 extension TestHost {
     /// Starts a host (see ``start(data:postgres:waitUntilReady:configure:)``), runs `body` with it and
     /// stops it, also when `body` throws.
+    @discardableResult
     static func running<T>(
         data: String, postgres: PostgresConfiguration? = nil, logLevel: Logger.Level = .info, configure: (inout HostConfiguration) -> Void = { _ in },
         _ body: (TestHost) async throws -> T

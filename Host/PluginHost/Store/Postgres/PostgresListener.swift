@@ -26,10 +26,7 @@ final class PostgresListener: Sendable {
 
     func start() {
         guard !started.exchange(true, ordering: .relaxed) else { return }
-        Thread { [self] in
-            Thread.current.name = "pq-listen"  // as PostgresPool names its threads
-            listen()
-        }.start()
+        startNamedThread("pq-listen") { [self] in listen() }
     }
 
     func stop() {

@@ -99,12 +99,7 @@ final class PostgresPool: TaskExecutor, Sendable {
         self.size = max(1, size)
         self.statementTimeout = statementTimeout
         for index in 0..<self.size {
-            Thread { [self] in
-                // Named from the thread itself (a name given before `start()` never reaches Linux), in at
-                // most 15 characters, so that `top -H` and `perf` show it.
-                Thread.current.name = "pq-pool-\(index)"
-                drive()
-            }.start()
+            startNamedThread("pq-pool-\(index)") { [self] in drive() }
         }
     }
 
