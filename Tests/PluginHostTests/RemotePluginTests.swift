@@ -175,10 +175,13 @@ struct RemotePluginTests {
             #expect(try await sdk("storage/put", forged, ["key": "k", "value": "YQ=="]).errorCode == "UNAUTHORIZED")
             #expect(try await sdk("storage/get", nil, ["key": "k"]).errorCode == "UNAUTHORIZED")
 
-            // Disabled: the token's enablement is gone at once.
+            // Disabled: the token's enablement is gone at once. (A fresh token, so that a slow machine
+            // cannot let it expire first: the expiry is what is checked below.)
+            let fresh = try await token("ws2")
+            let freshIssued = ContinuousClock.now
             #expect(try await host.admin(.DELETE, "/v1/workspaces/ws2/plugins/test.capture").status == 204)
-            let disabled = try await sdk("storage/get", second, ["key": "k"])
-            #expect(disabled.errorCode == "PLUGIN_NOT_ENABLED", "\(disabled.status) \(disabled.text), \(ContinuousClock.now - issued) after the token")
+            let disabled = try await sdk("storage/get", fresh, ["key": "k"])
+            #expect(disabled.errorCode == "PLUGIN_NOT_ENABLED", "\(disabled.status) \(disabled.text), \(ContinuousClock.now - freshIssued) after the token")
 
             // The call's timeout (2 s) and no grace: then the token is refused.
             try await Task.sleep(until: issued + .milliseconds(2300))
@@ -232,7 +235,8 @@ struct RemotePluginTests {
         let fake = try FakeRemote()
         defer { fake.stop() }
         try await withHost(configure: { fastRemotes(&$0); $0.remote.failureThreshold = 100 }) { host in
-            try await host.install(Fixtures.remoteEcho(url: "http://127.0.0.1:\(fake.port)", timeout: "300ms"))
+            // 1 s: short of the slow mode's 3 s, long enough that garbage is read before it on a loaded machine.
+            try await host.install(Fixtures.remoteEcho(url: "http://127.0.0.1:\(fake.port)", timeout: "1s"))
             try await host.tenant("acme", workspaces: ["ws1"])
             try await host.enable("example.echo", in: "ws1", grants: [])
             let echo = "/v1/workspaces/ws1/plugins/example.echo/resources/echo"
