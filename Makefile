@@ -26,16 +26,18 @@ define ensure_packages
 endef
 
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := elf manifest version-range envelope
+FUZZ_TARGETS := elf manifest version-range envelope worker-frame
 
 .PHONY: deps build run test bench fuzz clean
 
 deps:
 	$(call ensure_packages,$(BUILD_PACKAGES))
 
-## build: release host (.build/release/plugin-host) and example plugins (Plugins/.build/release/*.so)
+## build: release host (.build/release/plugin-host, and plugin-host-worker beside it) and example plugins
+## (Plugins/.build/release/*.so)
 build: deps
 	$(SWIFT) build -c release --product plugin-host
+	$(SWIFT) build -c release --product plugin-host-worker
 	cd Plugins && $(SWIFT) build -c release
 
 ## run: build, then serve on an embedded store in $(DATA) with manifests/ installed
@@ -56,13 +58,14 @@ test: deps
 bench: deps
 	$(call ensure_packages,$(BENCH_PACKAGES))
 	$(SWIFT) build -c release --product plugin-host-bench
+	$(SWIFT) build -c release --product plugin-host-worker
 	cd Plugins && $(SWIFT) build -c release
 	$(WITH_POSTGRES) .build/release/plugin-host-bench --plugins Plugins/.build/release
 	@echo; echo "The remote plugin benchmark again, with Swift concurrency on the NIO event loops (opt-in):"
 	PLUGIN_HOST_NIO_EXECUTOR=1 .build/release/plugin-host-bench --plugins Plugins/.build/release --only-remote
 
 ## fuzz: each parser of outside bytes (ELF reader, manifest validator, version ranges, remote envelope and
-## SDK token) under libFuzzer and AddressSanitizer for FUZZ_SECONDS (60) each; a crash fails the run and
+## SDK token, worker frames) under libFuzzer and AddressSanitizer for FUZZ_SECONDS (60) each; a crash fails the run and
 ## is kept in .build-fuzz/crashes/ (CI runs 30 s of each)
 fuzz: deps
 	$(SWIFT) build --product plugin-host-fuzz --sanitize fuzzer --sanitize address --scratch-path .build-fuzz -Xswiftc -DPLUGIN_HOST_FUZZING

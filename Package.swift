@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "plugin-host", targets: ["PluginHostCLI"]),
         .library(name: "PluginHost", targets: ["PluginHost"]),
         .library(name: "PluginHostFormats", targets: ["PluginHostFormats"]),
+        .executable(name: "plugin-host-worker", targets: ["PluginWorker"]),
         .executable(name: "plugin-host-bench", targets: ["PluginHostBench"]),
         .executable(name: "plugin-host-fuzz", targets: ["PluginHostFuzz"]),
     ],
@@ -27,6 +28,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess.git", from: "1.0.2"),
     ],
     targets: [
         .systemLibrary(
@@ -75,8 +77,19 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
             ],
             path: "Host/PluginHost"
+        ),
+        // The process a library plugin runs in with `isolation: worker`: the SDK, the loader's checks and
+        // the frame format only, so that it starts fast and stays small.
+        .executableTarget(
+            name: "PluginWorker",
+            dependencies: [
+                "PluginHostFormats",
+                .product(name: "PluginSDK", package: "PluginSDK"),
+            ],
+            path: "Host/PluginWorker"
         ),
         .executableTarget(
             name: "PluginHostCLI",

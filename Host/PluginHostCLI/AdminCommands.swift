@@ -4,7 +4,7 @@ import Foundation
 struct PluginsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plugins", abstract: "List, show, install and uninstall plugins (platform admin).",
-        subcommands: [List.self, Get.self, Install.self, Uninstall.self], defaultSubcommand: List.self
+        subcommands: [List.self, Get.self, Install.self, Uninstall.self, LiftQuarantine.self], defaultSubcommand: List.self
     )
 
     struct List: AsyncParsableCommand {
@@ -14,8 +14,12 @@ struct PluginsCommand: AsyncParsableCommand {
             let data = try await connection.client().send(.GET, "/v1/plugins")
             if connection.json { return printJSON(data) }
             let plugins = decodeObject(data)["plugins"] as? [[String: Any]] ?? []
-            printTable(["ID", "VERSION", "STATUS", "ENABLED IN", "NAME"], plugins.map {
-                [text($0["id"]), text($0["version"]), text($0["status"]), text(($0["enabledIn"] as? [Any])?.count), text($0["name"])]
+            printTable(["ID", "VERSION", "STATUS", "RUNS", "ENABLED IN", "NAME"], plugins.map { plugin in
+                let runtime = plugin["runtime"] as? [String: Any]
+                let worker = plugin["worker"] as? [String: Any]
+                // A worker's state beside its isolation: "worker (running)", "worker (quarantined)".
+                let runs = worker.map { "worker (\(text($0["state"])))" } ?? text(runtime?["isolation"] ?? runtime?["kind"])
+                return [text(plugin["id"]), text(plugin["version"]), text(plugin["status"]), runs, text((plugin["enabledIn"] as? [Any])?.count), text(plugin["name"])]
             })
         }
     }
@@ -44,6 +48,18 @@ struct PluginsCommand: AsyncParsableCommand {
             if connection.json { return printJSON(data) }
             let plugin = decodeObject(data)
             print("installed \(text(plugin["id"])) \(text(plugin["version"])) (\(text(plugin["status"])))")
+        }
+    }
+
+    struct LiftQuarantine: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "lift-quarantine", abstract: "Let a plugin whose worker crashed too often run again.")
+        @OptionGroup var connection: ConnectionOptions
+        @Argument var id: String
+
+        func run() async throws {
+            _ = try await connection.client().send(.DELETE, "/v1/plugins/\(id)/quarantine")
+            print("\(id) is not quarantined")
         }
     }
 

@@ -56,6 +56,18 @@ struct Serve: AsyncParsableCommand {
         "Seconds between health checks of each remote plugin.", valueName: "seconds"))
     var remoteHealthInterval: Double = 10
 
+    @Option(help: ArgumentHelp(
+        "Where library plugins run when their manifest does not say (runtime.isolation): worker (a supervised process each) or in-process.",
+        valueName: "isolation"))
+    var isolation: PluginManifest.Runtime.Isolation = .inProcess
+
+    @Option(help: ArgumentHelp(
+        "Worker crashes within --quarantine-window that quarantine a plugin.", valueName: "count"))
+    var quarantineCrashes: Int = 5
+
+    @Option(help: ArgumentHelp("Seconds over which worker crashes are counted.", valueName: "seconds"))
+    var quarantineWindow: Double = 600
+
     func validate() throws {
         try Self.check("--port", Double(port), within: 0...65535)
         try Self.check("--max-body-size", Double(maxBodySize), within: 1...Double(1 << 30))
@@ -63,6 +75,8 @@ struct Serve: AsyncParsableCommand {
         try Self.check("--read-timeout", readTimeout, within: 0.1...3_600)
         try Self.check("--postgres-pool-size", Double(postgresPoolSize), within: 1...256)
         try Self.check("--remote-health-interval", remoteHealthInterval, within: 0.1...86_400)
+        try Self.check("--quarantine-crashes", Double(quarantineCrashes), within: 1...1_000_000)
+        try Self.check("--quarantine-window", quarantineWindow, within: 1...31_536_000)
     }
 
     private static func check(_ flag: String, _ value: Double, within range: ClosedRange<Double>) throws {
@@ -90,6 +104,9 @@ struct Serve: AsyncParsableCommand {
             secretKey: environment["PLUGIN_HOST_SECRET_KEY"].flatMap { $0.isEmpty ? nil : $0 },
             publicURL: publicUrl, healthInterval: .milliseconds(Int64(remoteHealthInterval * 1000))
         )
+        configuration.workers.defaultIsolation = isolation
+        configuration.workers.quarantineCrashes = quarantineCrashes
+        configuration.workers.quarantineWindow = .milliseconds(Int64(quarantineWindow * 1000))
         let hostname = configuration.hostname
         let app = try await buildApplication(
             configuration: configuration, logger: logger,
@@ -118,3 +135,5 @@ private extension Double {
     /// `10` rather than `10.0`.
     var formatted: String { rounded() == self && abs(self) < 1e15 ? String(Int64(self)) : String(self) }
 }
+
+extension PluginManifest.Runtime.Isolation: ExpressibleByArgument {}

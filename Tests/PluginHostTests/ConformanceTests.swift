@@ -3,7 +3,8 @@ import PluginHost
 import Testing
 
 /// The conformance kit: one scenario per behaviour of the notes plugin, run against each runtime it can
-/// have: in-process, `serve-plugin` (the same library out of process) and the Python plugin. The host,
+/// have: in-process, in a worker process, `serve-plugin` (the same library as a remote plugin) and the
+/// Python plugin. The host,
 /// manifest fields, routes, grants and events are the same in every case; only `runtime` differs.
 @Suite("Conformance: notes plugin, whatever its runtime")
 struct ConformanceTests {
@@ -12,12 +13,15 @@ struct ConformanceTests {
     func withNotes(_ runtime: NotesRuntime, grants: [String] = TestHost.notesGrants, config: [String: Any] = [:], _ body: (TestHost) async throws -> Void) async throws {
         let folder = try TemporaryFolder()
         let remote: RemotePluginProcess? = switch runtime {
-        case .library: nil
+        case .library, .worker: nil
         case .servePlugin: try await RemotePluginProcess.servePlugin(library: try Fixtures.library("NotesPlugin"), folder: folder.path)
         case .python: try await RemotePluginProcess.python(folder: folder.path)
         }
         try await stoppingAfterwards({ remote }) {
-            try await withHost(configure: fastRemotes) { host in
+            try await withHost(configure: { configuration in
+                fastRemotes(&configuration)
+                if runtime == .worker { configuration.workers.defaultIsolation = .worker }
+            }) { host in
                 if let remote {
                     try remote.give(installSecret: try await host.install(Fixtures.remote(try Fixtures.notes, url: remote.url)))
                 } else {

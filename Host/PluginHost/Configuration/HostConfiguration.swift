@@ -1,3 +1,5 @@
+import Foundation
+
 /// Settings of a host process. Flags and environment are parsed into it in one place (the CLI).
 public struct HostConfiguration: Sendable {
     /// Retries of failed event deliveries.
@@ -39,6 +41,8 @@ public struct HostConfiguration: Sendable {
     public var eventRetry: RetryPolicy
     /// Remote plugins: host key, callback URL, circuit breaker, health checks.
     public var remote: RemoteConfiguration
+    /// Library plugins in worker processes: the default isolation, restarts, quarantine.
+    public var workers = WorkerConfiguration()
 
     public init(
         dataDirectory: String,
@@ -68,5 +72,35 @@ public struct HostConfiguration: Sendable {
         self.maxKeyBytes = maxKeyBytes
         self.maxValueBytes = maxValueBytes
         self.eventRetry = eventRetry
+    }
+}
+
+/// How library plugins run in worker processes (docs/workers.md).
+public struct WorkerConfiguration: Sendable {
+    /// Where a library plugin runs when its manifest does not say.
+    public var defaultIsolation: PluginManifest.Runtime.Isolation = .inProcess
+    /// The `plugin-host-worker` executable; by default the one beside this process's executable.
+    public var executable: String = WorkerConfiguration.besideThisExecutable
+    /// The wait before restarting a worker that ended; each further crash doubles it, up to `maxDelay`.
+    public var restart = HostConfiguration.RetryPolicy(maxAttempts: .max, initialDelay: .milliseconds(100), maxDelay: .seconds(30))
+    /// A plugin whose worker crashes this many times within `quarantineWindow` is quarantined.
+    public var quarantineCrashes = 5
+    public var quarantineWindow: Duration = .seconds(600)
+    /// How long a worker may take from spawn to having loaded its plugin.
+    public var startTimeout: Duration = .seconds(10)
+    /// How long a worker may take to answer a health ping.
+    public var pingTimeout: Duration = .seconds(5)
+    /// How long the plugin's `shutdown` may take when the host stops.
+    public var shutdownGrace: Duration = .seconds(5)
+    /// Added to the environment a worker inherits from the host: `SWIFT_BACKTRACE=enable=no`, say, for
+    /// crashes that end at once rather than after their symbolicated backtrace (about a second of CPU).
+    public var environment: [String: String] = [:]
+
+    public init() {}
+
+    /// `plugin-host-worker` in the folder of the running executable.
+    public static var besideThisExecutable: String {
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        return URL(fileURLWithPath: executable).deletingLastPathComponent().appendingPathComponent("plugin-host-worker").path
     }
 }

@@ -114,6 +114,11 @@ struct APIError: Error, Sendable {
             self.init(.serviceUnavailable, "PLUGIN_UNAVAILABLE", "no enablement secret is stored for \(plugin) in workspace \(workspace); a tenant admin enables it again")
         case .pluginTimeout(let plugin, let after):
             self.init(.gatewayTimeout, "PLUGIN_TIMEOUT", "plugin \(plugin) did not answer within \(after)")
+        case .pluginCrashed(let plugin, let why):
+            self.init(.badGateway, "PLUGIN_CRASHED", "the worker of plugin \(plugin) crashed during the call (\(why)); it is restarted")
+        case .pluginQuarantined(let plugin, let why):
+            self.init(.serviceUnavailable, "PLUGIN_QUARANTINED",
+                      "plugin \(plugin) is quarantined (\(why)); a platform admin lifts it with DELETE /v1/plugins/\(plugin)/quarantine")
         case .hookFailed(let plugin, let hook, let cause):
             let mapped = APIError(cause)
             self.init(mapped.status, mapped.code, "the \(hook) hook of \(plugin) failed: \(mapped.message)", details: mapped.details, current: mapped.current)

@@ -20,14 +20,17 @@ enum API {
         var installedAt: Date
         /// A remote plugin's health, last error and circuit.
         var remote: RemotePlugin.Status?
+        /// A library plugin's worker process: pid, state, restarts, crashes, quarantine.
+        var worker: WorkerPlugin.Status?
         /// Only in the answer of the install that made it: the secret the remote needs, shown once.
         var installSecret: String?
 
         struct Runtime: Codable, Sendable {
             var kind: String
-            /// A library's path and SHA-256.
+            /// A library's path, SHA-256 and isolation (`worker` or `in-process`).
             var path: String?
             var sha256: String?
+            var isolation: String?
             /// A remote's URL and timeout.
             var url: String?
             var timeoutMs: Int?
@@ -42,7 +45,7 @@ enum API {
             sdk = manifest.sdk
             switch manifest.runtime.kind {
             case .library:
-                runtime = Runtime(kind: manifest.runtime.kind.rawValue, path: manifest.runtime.resolvedPath, sha256: status.record.sha256)
+                runtime = Runtime(kind: manifest.runtime.kind.rawValue, path: manifest.runtime.resolvedPath, sha256: status.record.sha256, isolation: status.isolation?.rawValue)
             case .remote:
                 runtime = Runtime(kind: manifest.runtime.kind.rawValue, url: manifest.runtime.url, timeoutMs: status.run.remote?.timeoutMs)
             }
@@ -55,6 +58,7 @@ enum API {
             enabledIn = status.enabledIn
             installedAt = status.record.installedAt
             remote = status.run.remote
+            worker = status.run.worker
             installSecret = status.installSecret
         }
     }

@@ -16,6 +16,7 @@ struct AdminController {
         group.get("plugins/:pluginId", use: getPlugin)
         group.delete("plugins/:pluginId", use: deletePlugin)
         group.post("plugins/:pluginId/install-secret", use: rotateInstallSecret)
+        group.delete("plugins/:pluginId/quarantine", use: liftQuarantine)
         group.post("tokens", use: createPlatformToken)
         group.get("tokens", use: listPlatformTokens)
         group.delete("tokens/:tokenId", use: revokePlatformToken)
@@ -72,6 +73,12 @@ struct AdminController {
         let id = try context.parameters.require("pluginId")
         let secret = try await runtime.administration.rotateInstallSecret(id: id)
         return try .json(API.InstallSecret(pluginId: id, installSecret: secret), status: .created)
+    }
+
+    @Sendable func liftQuarantine(_ request: Request, context: HostRequestContext) async throws -> Response {
+        try requirePlatformAdmin(context)
+        try await runtime.administration.liftQuarantine(id: try context.parameters.require("pluginId"))
+        return Response(status: .noContent)
     }
 
     // MARK: Tenants and workspaces

@@ -38,6 +38,15 @@ struct Administration: Sendable {
             } catch {
                 throw HostError.libraryNotLoaded("\(error)")
             }
+            // An upgrade of a plugin in use has its new runner ready before calls switch to it.
+            if registry.plugin(id: manifest.id)?.enabledIn.isEmpty == false {
+                do {
+                    try await runner.start()
+                } catch {
+                    await runner.shutdown()
+                    throw HostError.libraryNotLoaded("\(error)")
+                }
+            }
             let installSecret = try await makeInstallSecret(for: manifest)
             let record = InstalledPluginRecord(manifest: manifest, sha256: validated.inspection?.sha256 ?? "", installedAt: Date())
             try await store.installPlugin(record)
@@ -94,6 +103,15 @@ struct Administration: Sendable {
             try await remote.setSecret(RemoteServices.installSecretKey(plugin: id), secret)
             logger.info("install secret rotated", metadata: ["plugin.id": "\(id)"])
             return secret
+        }
+    }
+
+    /// Lets a plugin whose worker was quarantined run again, with its crash count cleared. A plugin
+    /// that is not quarantined is left as it is.
+    func liftQuarantine(id: String) async throws {
+        guard let plugin = registry.installed(id) else { throw HostError.pluginNotFound(id) }
+        if plugin.runner?.liftQuarantine() == true {
+            logger.info("plugin quarantine lifted", metadata: ["plugin.id": "\(id)"])
         }
     }
 
@@ -173,6 +191,8 @@ struct Administration: Sendable {
             let key = PluginRegistry.EnablementKey(workspaceID: workspace.id, pluginID: pluginID)
             registry.state.withLock { $0.enabling[key] = active }
             defer { registry.state.withLock { _ = $0.enabling.removeValue(forKey: key) } }
+            // A worker is started first, so that its start does not count against the hook's time limit.
+            try await runner.start()
             try await failures.hook("enabled", of: bound, watchdog: watchdog) { try await runner.enabled(context: context) }
             try await store.putEnablement(enablement)
             registry.state.withLock { $0.enablements[key] = active }

@@ -71,6 +71,10 @@ public indirect enum HostError: Error, Sendable, Equatable, CustomStringConverti
     /// A remote plugin's secret for a workspace is not in the store.
     case enablementSecretMissing(plugin: String, workspace: String)
     case pluginTimeout(plugin: String, after: Duration)
+    /// A library plugin's worker process ended while it had the call; `why` says how (its exit or signal).
+    case pluginCrashed(plugin: String, why: String)
+    /// A library plugin's worker crashed too often; calls are refused until an admin resets it.
+    case pluginQuarantined(plugin: String, why: String)
     /// A lifecycle hook failed with `cause`.
     case hookFailed(plugin: String, hook: String, cause: HostError)
 
@@ -127,6 +131,8 @@ public indirect enum HostError: Error, Sendable, Equatable, CustomStringConverti
         case .installSecretMissing(let plugin): "no install secret is stored for \(plugin)"
         case .enablementSecretMissing(let plugin, let workspace): "no enablement secret is stored for \(plugin) in workspace \(workspace)"
         case .pluginTimeout(let plugin, let after): "plugin \(plugin) did not answer within \(after)"
+        case .pluginCrashed(let plugin, let why): "the worker of plugin \(plugin) crashed: \(why)"
+        case .pluginQuarantined(let plugin, let why): "plugin \(plugin) is quarantined: \(why)"
         case .hookFailed(let plugin, let hook, let cause): "the \(hook) hook of \(plugin) failed: \(cause)"
         case .storeUnavailable: "the store is unavailable"
         case .internalFailure(let why): why

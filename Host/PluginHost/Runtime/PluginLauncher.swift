@@ -2,11 +2,13 @@ import Logging
 import PluginSDK
 
 /// Makes the runner of an installed plugin: for a library plugin, checks its file again and loads it
-/// into this process; for a remote plugin, its HTTP client side. The one place that knows which runner
+/// into this process or hands it to a worker process (its isolation); for a remote plugin, its HTTP
+/// client side. The one place that knows which runner
 /// a manifest's `runtime.kind` gets.
 struct PluginLauncher: Sendable {
     let loader: PluginLibraryLoader
     let remote: RemoteServices
+    let workers: WorkerServices
     let watchdog: CallWatchdog
     let configuration: HostConfiguration
     let storeExecutor: (any TaskExecutor)?
@@ -48,6 +50,10 @@ struct PluginLauncher: Sendable {
             return RemotePlugin(manifest: manifest, services: remote)
         case .library:
             guard let inspection else { throw LoadError(path: manifest.runtime.resolvedPath, pluginID: manifest.id, reason: .notFound) }
+            // In a worker, the library is loaded there (checked again by the worker) and never here.
+            if (manifest.runtime.isolation ?? configuration.workers.defaultIsolation) == .worker {
+                return WorkerPlugin(manifest: manifest, services: workers)
+            }
             let started = ContinuousClock.now
             let instance = try loader.load(path: manifest.runtime.resolvedPath, inspection: inspection)
             metrics.recordLoad(plugin: manifest.id, duration: ContinuousClock.now - started)

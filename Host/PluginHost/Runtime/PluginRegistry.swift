@@ -77,7 +77,8 @@ final class PluginRegistry: Sendable {
         PluginStatus(
             record: plugin.record, loaded: plugin.runner != nil, loadError: plugin.loadError,
             enabledIn: state.enablements.keys.filter { $0.pluginID == plugin.record.id }.map(\.workspaceID).sorted(),
-            run: plugin.runner?.runStatus ?? RunStatus()
+            run: plugin.runner?.runStatus ?? RunStatus(),
+            isolation: plugin.record.manifest.runtime.kind == .library ? plugin.record.manifest.runtime.isolation ?? configuration.workers.defaultIsolation : nil
         )
     }
 
@@ -146,6 +147,8 @@ public struct PluginStatus: Sendable {
     public var enabledIn: [String]
     /// What its runner adds: a remote plugin's health and circuit.
     var run: RunStatus
+    /// Where a library plugin runs: its manifest's choice, or the host's default.
+    public var isolation: PluginManifest.Runtime.Isolation?
     /// A remote plugin's install secret, only in the answer of the install that made it.
     public var installSecret: String?
 }

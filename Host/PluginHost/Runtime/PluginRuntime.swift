@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOPosix
 import PluginSDK
 import Synchronization
 
@@ -45,8 +46,9 @@ public final class PluginRuntime: Sendable {
         let registry = PluginRegistry(store: store, bus: bus, configuration: configuration, metrics: metrics, logger: logger)
         self.registry = registry
         let failures = PluginFailures(metrics: metrics, logger: logger)
+        let workers = WorkerServices(configuration: configuration, eventLoopGroup: MultiThreadedEventLoopGroup.singleton, watchdog: watchdog, logger: logger)
         let launcher = PluginLauncher(
-            loader: loader, remote: remote, watchdog: watchdog, configuration: configuration, storeExecutor: store.pluginExecutor, metrics: metrics, logger: logger
+            loader: loader, remote: remote, workers: workers, watchdog: watchdog, configuration: configuration, storeExecutor: store.pluginExecutor, metrics: metrics, logger: logger
         )
         self.launcher = launcher
         self.administration = Administration(
@@ -80,6 +82,18 @@ public final class PluginRuntime: Sendable {
         var workspaces: [String: Workspace] = [:]
         for workspace in snapshot.workspaces { workspaces[workspace.id] = workspace }
         registry.replace(plugins: plugins, workspaces: workspaces, enablements: snapshot.enablements)
+        // Workers of plugins in use start now, in the background: the host does not wait for them.
+        let inUse = Set(snapshot.enablements.map(\.pluginID))
+        for (id, plugin) in plugins where inUse.contains(id) {
+            guard let runner = plugin.runner else { continue }
+            Task { [logger] in
+                do {
+                    try await runner.start()
+                } catch {
+                    logger.error("plugin could not be started", metadata: ["plugin.id": "\(id)", "error": "\(error)"])
+                }
+            }
+        }
     }
 
     /// Opens the API: called once the registry is loaded and the admin token and manifests are in place.

@@ -26,6 +26,9 @@ protocol RunningPlugin: AnyObject, Sendable {
     func handle(event: PluginEvent, context: CallContext) async throws
     func enabled(context: CallContext) async throws
     func disabled(context: CallContext) async throws
+    /// Makes it ready for calls before it is first needed (a worker process is started); a no-op for
+    /// runners that are always ready.
+    func start() async throws
     func shutdown() async
     /// Where the calls of an enablement with `grants` run; `nil`: Swift's default executor.
     func executor(for grants: PermissionSet) -> (any TaskExecutor)?
@@ -33,6 +36,8 @@ protocol RunningPlugin: AnyObject, Sendable {
     func checkHealth() async
     /// An event delivery that was given up after its retries.
     func deliveryDropped(_ reason: String)
+    /// Lets a quarantined plugin run again; whether it was quarantined.
+    func liftQuarantine() -> Bool
 }
 
 extension RunningPlugin {
@@ -40,6 +45,8 @@ extension RunningPlugin {
     func executor(for grants: PermissionSet) -> (any TaskExecutor)? { nil }
     func checkHealth() async {}
     func deliveryDropped(_ reason: String) {}
+    func liftQuarantine() -> Bool { false }
+    func start() async throws {}
 }
 
 /// How a plugin's event deliveries are made.
@@ -51,7 +58,9 @@ struct EventDeliveryPolicy: Sendable {
     var inQueue: Bool
 }
 
-/// What the API shows of a plugin's runner beyond the manifest: a remote's health and circuit.
+/// What the API shows of a plugin's runner beyond the manifest: a remote's health and circuit, a
+/// worker's process, restarts and quarantine.
 struct RunStatus: Sendable {
     var remote: RemotePlugin.Status?
+    var worker: WorkerPlugin.Status?
 }

@@ -170,15 +170,22 @@ public struct ManifestValidator: Sendable {
     }
 
     private func readLibraryRuntime(_ mapping: Node.Mapping, baseDirectory: String, reader: inout Reader) -> PluginManifest.Runtime? {
-        reader.rejectUnknown(mapping, known: ["kind", "path", "sha256"], prefix: "runtime.")
+        reader.rejectUnknown(mapping, known: ["kind", "path", "sha256", "isolation"], prefix: "runtime.")
         let path = reader.string(mapping["path"], "runtime.path", required: true)
+        var isolation: PluginManifest.Runtime.Isolation?
+        if let written = reader.string(mapping["isolation"], "runtime.isolation", required: false) {
+            isolation = PluginManifest.Runtime.Isolation(rawValue: written)
+            if isolation == nil {
+                reader.problem("runtime.isolation", mapping["isolation"], "\"\(written)\" is not an isolation; use worker or in-process (or leave it out for the host's default)")
+            }
+        }
         let sha256 = reader.string(mapping["sha256"], "runtime.sha256", required: false)?.lowercased()
         if let sha256, sha256.count != 64 || !sha256.allSatisfy(\.isHexDigit) {
             reader.problem("runtime.sha256", mapping["sha256"], "expected 64 hexadecimal characters (the output of sha256sum)")
         }
         guard let path, !path.isEmpty else { return nil }
         let resolved = path.hasPrefix("/") ? path : URL(fileURLWithPath: baseDirectory).appendingPathComponent(path).standardizedFileURL.path
-        return PluginManifest.Runtime(kind: .library, path: path, resolvedPath: resolved, sha256: sha256)
+        return PluginManifest.Runtime(kind: .library, isolation: isolation, path: path, resolvedPath: resolved, sha256: sha256)
     }
 
     private func readRemoteRuntime(_ mapping: Node.Mapping, reader: inout Reader) -> PluginManifest.Runtime? {

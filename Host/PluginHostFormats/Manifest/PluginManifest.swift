@@ -9,7 +9,17 @@ public struct PluginManifest: Sendable, Hashable, Codable {
             /// An HTTP service the host calls (docs/remote-protocol.md).
             case remote
         }
+        /// Where a library plugin's code runs.
+        public enum Isolation: String, Sendable, Hashable, Codable, CaseIterable {
+            /// A supervised `plugin-host-worker` process of its own (docs/workers.md).
+            case worker
+            /// Loaded into the host process: the fastest calls, and no protection from its faults.
+            case inProcess = "in-process"
+        }
         public var kind: Kind
+        /// A library plugin's isolation as its manifest (or the platform admin at install) chose it;
+        /// `nil`: the host's default.
+        public var isolation: Isolation?
         /// The library path as written in the manifest; empty for a remote plugin.
         public var path: String
         /// `path` resolved against the manifest's folder; empty for a remote plugin.

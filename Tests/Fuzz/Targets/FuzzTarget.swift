@@ -17,6 +17,9 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     /// A remote call's envelope (headers and body) as `serve-plugin` verifies it, the protocol's bodies
     /// as either side decodes them, and an SDK token as `/sdk/v1` verifies it.
     case envelope
+    /// A worker's byte stream as the host reads it (docs/workers.md): frames delimited by their length,
+    /// each decoded as the payload its kind says (and as every other kind, as a confused peer would send).
+    case workerFrame = "worker-frame"
 
     public func run(_ bytes: [UInt8]) {
         switch self {
@@ -24,6 +27,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .manifest: Self.manifest(bytes)
         case .versionRange: Self.versionRange(bytes)
         case .envelope: Self.envelope(bytes)
+        case .workerFrame: Self.workerFrame(bytes)
         }
     }
 
@@ -86,6 +90,34 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
 
         let token = mode & 1 == 1 ? SDKToken.sign(payload: "pht1." + Base64URL.encode(Data(lines[3].utf8)), key: tokenKey) : text
         _ = try? SDKToken.verify(Substring(token), key: tokenKey, nowMilliseconds: now * 1000)
+    }
+
+    private static func workerFrame(_ bytes: [UInt8]) {
+        var offset = 0
+        while offset < bytes.count {
+            let frame: WorkerWire.Frame? = bytes.withUnsafeBytes { all in
+                let rest = UnsafeRawBufferPointer(rebasing: all[offset...])
+                guard let length = try? WorkerWire.frameLength(rest, limit: 1 << 20), length <= rest.count,
+                      let frame = try? WorkerWire.frame(UnsafeRawBufferPointer(rebasing: rest[0..<length])) else { return nil }
+                offset += length
+                return frame
+            }
+            guard let frame else { return }
+            let payload = frame.payload
+            _ = try? WorkerWire.hello(payload)
+            _ = try? WorkerWire.ready(payload)
+            _ = try? WorkerWire.binding(payload)
+            _ = try? WorkerWire.request(payload)
+            _ = try? WorkerWire.response(payload)
+            _ = try? WorkerWire.event(payload)
+            _ = try? WorkerWire.hook(payload)
+            _ = try? WorkerWire.failure(payload)
+            _ = try? WorkerWire.sdk(payload)
+            _ = try? WorkerWire.sdkResult(payload)
+            _ = try? WorkerWire.log(payload)
+            _ = try? WorkerWire.message(payload)
+            _ = try? WorkerWire.unbinding(payload)
+        }
     }
 
     private static let secret = "phk_fuzzing-secret"

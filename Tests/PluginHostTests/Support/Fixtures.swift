@@ -36,8 +36,8 @@ enum Fixtures {
     static var echo: String { get throws { try shippedManifest("echo.json") } }
 
     /// The faulty fixture's manifest: version 1.0.0, or 2.0.0 (the same plugin, built as
-    /// `libFaultyPluginV2.so`), for upgrades.
-    static func faulty(version: String = "1.0.0") throws -> String {
+    /// `libFaultyPluginV2.so`), for upgrades; `isolation` is written into its runtime when given.
+    static func faulty(version: String = "1.0.0", isolation: String? = nil) throws -> String {
         """
         id: test.faulty
         name: Faulty
@@ -46,7 +46,7 @@ enum Fixtures {
         description: Misbehaves on purpose.
         runtime:
           kind: library
-          path: \(try library(version == "2.0.0" ? "FaultyPluginV2" : "FaultyPlugin"))
+          path: \(try library(version == "2.0.0" ? "FaultyPluginV2" : "FaultyPlugin"))\(isolation.map { "\n  isolation: \($0)" } ?? "")
         permissions: [storage.read, events.subscribe:notes.*]
         subscriptions: [notes.*]
         config:

@@ -11,6 +11,8 @@ import Glibc
 enum NotesRuntime: String, CaseIterable, Sendable, CustomTestStringConvertible {
     /// `libNotesPlugin.so` loaded into the host.
     case library
+    /// The same library in a `plugin-host-worker` process (`isolation: worker`).
+    case worker
     /// The same library behind `plugin-host serve-plugin`, a remote plugin over HTTP.
     case servePlugin = "serve-plugin"
     /// `Plugins/python/notes_plugin.py`, standard library only.

@@ -6,6 +6,11 @@ import Synchronization
 /// `throw` throws an arbitrary error, `hang` ignores cancellation for 3 seconds, `status` answers
 /// with an impossible status, `thread` answers the name of the thread it runs on, `slow` answers 200
 /// after a second, `module` answers the Swift module it was built as, `fine` answers 200.
+/// In a worker process only (anywhere else they answer 400, so a test cannot take its own host down):
+/// `segfault`, `abort`, `fatal`, `exit` end the process as named; `spin` loops without ever suspending;
+/// `garbage` writes bytes that are not a frame to the worker's socket; `fork` leaves a child process
+/// behind and answers its pid; `flood` writes 5,000 log records and 1 MB to standard error. `pid`
+/// answers the process id.
 /// Its `enabled` hook refuses a config with `refuse: true`, and remembers a config `marker` file, to
 /// which its `shutdown` hook writes `shut down`.
 final class FaultyPlugin: Plugin {
@@ -31,12 +36,53 @@ final class FaultyPlugin: Plugin {
         case "module":
             // FaultyPlugin, or FaultyPluginV2 for the same source built as version 2.0.0.
             return try .json(["module": String(#fileID.prefix { $0 != "/" })])
+        case "pid":
+            return try .json(["pid": Int(getpid())])
+        case "segfault", "abort", "fatal", "exit", "spin", "garbage", "fork", "flood":
+            guard CommandLine.arguments.first?.hasSuffix("plugin-host-worker") == true else {
+                throw PluginError.badRequest("\(request.path) is only done in a worker process")
+            }
+            return try Self.fault(request.path, context: context)
         case "thread":
             let name = try String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)
             return try .json(["thread": name.trimmingCharacters(in: .whitespacesAndNewlines)])
         default:
             return try .json(["ok": true])
         }
+    }
+
+    private static func fault(_ name: String, context: any PluginContext) throws -> PluginResponse {
+        switch name {
+        case "segfault":
+            UnsafeMutablePointer<Int>(bitPattern: 16)!.pointee = 42
+        case "abort":
+            abort()
+        case "fatal":
+            fatalError("the faulty plugin gave up")
+        case "exit":
+            exit(0)
+        case "spin":
+            let counter = Atomic<Int>(0)
+            while counter.wrappingAdd(1, ordering: .relaxed).newValue != 0 {}
+        case "garbage":
+            let bytes: [UInt8] = Array("this is not a frame, and it is long enough to look like one".utf8)
+            _ = bytes.withUnsafeBytes { write(0, $0.baseAddress, $0.count) }
+            Thread.sleep(forTimeInterval: 5)
+        case "fork":
+            let child = fork()
+            if child == 0 {
+                sleep(60)
+                _exit(0)
+            }
+            return try .json(["child": Int(child)])
+        case "flood":
+            for index in 0..<5_000 { context.logger.info("flood \(index)") }
+            FileHandle.standardError.write(Data(repeating: UInt8(ascii: "x"), count: 1 << 20) + Data("\n".utf8))
+            return try .json(["flooded": true])
+        default:
+            break
+        }
+        return PluginResponse(status: 500)
     }
 
     func enabled(context: any PluginContext) async throws {

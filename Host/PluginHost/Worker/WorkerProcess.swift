@@ -1,0 +1,459 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import PluginSDK
+import Subprocess
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+#if canImport(System)
+import System
+#else
+import SystemPackage
+#endif
+
+/// One running `plugin-host-worker` process and the host's end of its socket pair.
+///
+/// Calls are numbered per process; the worker answers each by its number, and every SDK call it makes
+/// names the number of a call in flight, whose context (workspace, grants) is the only one it can
+/// reach. A number that is not in flight on this process is refused. When the process ends, for any
+/// reason, its calls in flight fail with ``HostError/pluginCrashed(plugin:why:)`` and ``onExit`` is told
+/// how it ended.
+final class WorkerProcess: Sendable {
+    /// How a worker ended.
+    struct Exit: Sendable, CustomStringConvertible {
+        /// `exited with status 3`, `killed by signal 11 (SIGSEGV)`.
+        var status: String
+        /// Why the host stopped it, if it did (a timeout, a malformed frame, a stop).
+        var stoppedBecause: String?
+        /// The last lines it wrote to standard error.
+        var stderr: [String]
+        var at: Date
+
+        var description: String { stoppedBecause.map { "\(status): \($0)" } ?? status }
+    }
+
+    struct Options: Sendable {
+        var executable: String
+        var libraryPath: String
+        var pluginID: String
+        var pluginVersion: String
+        /// The longest frame either side may send.
+        var maxFrameBytes: UInt32
+        /// How long the worker may take from spawn to ready.
+        var startTimeout: Duration
+        /// Added to the environment it inherits.
+        var environment: [String: String]
+    }
+
+    private struct InFlight {
+        var continuation: CheckedContinuation<WorkerWire.Frame, any Error>
+        /// The context the worker's SDK calls for this call run in; `nil` for a ping.
+        var context: CallContext?
+        var watchdogEntry: UInt64?
+    }
+
+    private struct State {
+        var channel: (any Channel)?
+        var pid: Int32 = 0
+        var nextCall: UInt64 = 1
+        var calls: [UInt64: InFlight] = [:]
+        var bindings: [ObjectIdentifier: (id: UInt32, bound: BoundPlugin)] = [:]
+        var nextBinding: UInt32 = 1
+        var ready: CheckedContinuation<Void, any Error>?
+        var stopReason: String?
+        var exit: Exit?
+        var stderr: [String] = []
+    }
+
+    let options: Options
+    let logger: Logger
+    private let state = Mutex(State())
+    private let watchdog: CallWatchdog
+    private let onExit: @Sendable (WorkerProcess, Exit) -> Void
+
+    var pid: Int32 { state.withLock(\.pid) }
+    var exit: Exit? { state.withLock(\.exit) }
+    var inFlight: Int { state.withLock { $0.calls.count } }
+
+    private init(options: Options, watchdog: CallWatchdog, logger: Logger, onExit: @escaping @Sendable (WorkerProcess, Exit) -> Void) {
+        self.options = options
+        self.watchdog = watchdog
+        self.logger = logger
+        self.onExit = onExit
+    }
+
+    /// Spawns a worker, hands it the library and waits until it has loaded it.
+    static func start(
+        _ options: Options, group: any EventLoopGroup, watchdog: CallWatchdog, logger: Logger, onExit: @escaping @Sendable (WorkerProcess, Exit) -> Void
+    ) async throws -> WorkerProcess {
+        let process = WorkerProcess(options: options, watchdog: watchdog, logger: logger, onExit: onExit)
+        var descriptors: [Int32] = [-1, -1]
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &descriptors) == 0 else {
+            throw HostError.pluginUnavailable(plugin: options.pluginID, why: "no socket pair for its worker: \(String(cString: strerror(errno)))")
+        }
+        let channel: any Channel
+        do {
+            channel = try await ClientBootstrap(group: group)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(WorkerFrameDecoder(limit: options.maxFrameBytes)))
+                        try channel.pipeline.syncOperations.addHandler(WorkerChannelHandler(process: process))
+                    }
+                }
+                .withConnectedSocket(descriptors[0])
+                .get()
+        } catch {
+            close(descriptors[0])
+            close(descriptors[1])
+            throw HostError.pluginUnavailable(plugin: options.pluginID, why: "its worker's socket could not be used: \(error)")
+        }
+        process.state.withLock { $0.channel = channel }
+
+        let workerEnd = descriptors[1]
+        try await withCheckedThrowingContinuation { (ready: CheckedContinuation<Void, any Error>) in
+            process.state.withLock { $0.ready = ready }
+            // It lives as long as the process; its end is reported through `onExit`.
+            Task.detached { await process.run(socket: workerEnd) }
+        }
+        return process
+    }
+
+    /// Runs the process until it ends; resumes the start with its readiness or failure on the way.
+    private func run(socket: Int32) async {
+        var platform = PlatformOptions()
+        // A group of its own: what the plugin forks is stopped with it.
+        platform.processGroupID = 0
+        let outcome: Result<TerminationStatus, any Error>
+        do {
+            let result = try await Subprocess.run(
+                .path(FilePath(options.executable)),
+                arguments: [options.pluginID],
+                environment: .inherit.updating(Dictionary(uniqueKeysWithValues: options.environment.map { (Environment.Key(stringLiteral: $0.key), Optional($0.value)) })),
+                platformOptions: platform,
+                input: .fileDescriptor(FileDescriptor(rawValue: socket), closeAfterSpawningProcess: true),
+                output: .sequence,
+                error: .sequence
+            ) { execution in
+                let pid = execution.processIdentifier.value
+                state.withLock { $0.pid = pid }
+                send(WorkerWire.encode(WorkerWire.Hello(
+                    libraryPath: options.libraryPath, pluginID: options.pluginID, pluginVersion: options.pluginVersion, maxFrameBytes: options.maxFrameBytes)))
+                let deadline = watchdog.add(deadline: .now + options.startTimeout) { [self] in
+                    stop(because: "it did not load the plugin within \(options.startTimeout)")
+                }
+                defer { watchdog.remove(deadline) }
+                await withTaskGroup(of: Void.self) { group in
+                    group.addTask { [self] in
+                        var lines = OutputLines()
+                        do {
+                            for try await chunk in execution.standardOutput {
+                                chunk.withUnsafeBytes { lines.append($0) { logOutput($0, stream: "stdout") } }
+                            }
+                        } catch {}
+                        ended()
+                    }
+                    group.addTask { [self] in
+                        var lines = OutputLines()
+                        do {
+                            for try await chunk in execution.standardError {
+                                chunk.withUnsafeBytes { lines.append($0) { logOutput($0, stream: "stderr") } }
+                            }
+                        } catch {}
+                        ended()
+                    }
+                }
+            }
+            outcome = .success(result.terminationStatus)
+        } catch {
+            close(socket)
+            outcome = .failure(error)
+        }
+        finish(outcome)
+    }
+
+    // MARK: Calls
+
+    /// Sends a frame made with the call's number, and waits for the worker's answer to it, or the end
+    /// of its time limit (then the worker is stopped: a call it does not answer may never end).
+    func call(
+        context: CallContext?, deadline: ContinuousClock.Instant?, timeout: Duration, _ frame: (_ call: UInt64, _ binding: UInt32) -> [UInt8]
+    ) async throws -> WorkerWire.Frame {
+        var binding: UInt32 = 0
+        if let context { binding = bind(context.bound) }
+        return try await withCheckedThrowingContinuation { continuation in
+            let number: UInt64? = state.withLock { state in
+                guard state.exit == nil, state.stopReason == nil else { return nil }
+                let number = state.nextCall
+                state.nextCall += 1
+                state.calls[number] = InFlight(continuation: continuation, context: context)
+                return number
+            }
+            guard let number else {
+                continuation.resume(throwing: HostError.pluginCrashed(plugin: options.pluginID, why: stateDescription()))
+                return
+            }
+            if let deadline {
+                let entry = watchdog.add(deadline: deadline) { [self] in
+                    guard let expired = state.withLock({ $0.calls.removeValue(forKey: number) }) else { return }
+                    expired.continuation.resume(throwing: HostError.pluginTimeout(plugin: options.pluginID, after: timeout))
+                    stop(because: "call \(number) ran past its time limit of \(timeout)")
+                }
+                state.withLock { state in
+                    if state.calls[number] != nil { state.calls[number]?.watchdogEntry = entry } else { watchdog.remove(entry) }
+                }
+            }
+            send(frame(number, binding))
+        }
+    }
+
+    /// The number the worker knows `bound` by on this connection, sent with its context on first use.
+    private func bind(_ bound: BoundPlugin) -> UInt32 {
+        let key = ObjectIdentifier(bound)
+        let (id, fresh) = state.withLock { state -> (UInt32, Bool) in
+            if let known = state.bindings[key] { return (known.id, false) }
+            let id = state.nextBinding
+            state.nextBinding &+= 1
+            state.bindings[key] = (id, bound)
+            return (id, true)
+        }
+        if fresh {
+            let config = (try? JSONEncoder().encode(bound.config)) ?? Data("{}".utf8)
+            send(WorkerWire.encode(WorkerWire.Binding(
+                id: id, tenantID: bound.tenantID, workspaceID: bound.workspaceID, grants: bound.grants.permissions.map(\.description).sorted(), config: config)))
+        }
+        return id
+    }
+
+    /// Forgets an enablement's context (it was disabled).
+    func unbind(_ bound: BoundPlugin) {
+        guard let known = state.withLock({ $0.bindings.removeValue(forKey: ObjectIdentifier(bound)) }) else { return }
+        send(WorkerWire.encodeUnbind(known.id))
+    }
+
+    private func send(_ frame: [UInt8]) {
+        guard let channel = state.withLock(\.channel) else { return }
+        channel.writeAndFlush(channel.allocator.buffer(bytes: frame), promise: nil)
+    }
+
+    // MARK: From the worker
+
+    /// A frame from the worker, on the channel's event loop: answers resume their caller, SDK calls and
+    /// logs run in the context of the call they name.
+    func received(_ frame: WorkerWire.Frame) {
+        switch frame.kind {
+        case .ready:
+            do {
+                let ready = try WorkerWire.ready(frame.payload)
+                guard ready.version == WorkerWire.version else {
+                    return stop(because: "the worker speaks frame version \(ready.version), this host \(WorkerWire.version): install the plugin-host-worker built with this host")
+                }
+                state.withLock { $0.ready.take() }?.resume()
+            } catch {
+                stop(because: "its ready frame is malformed: \(error)")
+            }
+        case .loadFailed:
+            let message = (try? WorkerWire.message(frame.payload)) ?? "a malformed load failure"
+            state.withLock { $0.stopReason = $0.stopReason ?? "it could not load the plugin: \(message)" }
+        case .response, .failure, .done, .pong:
+            guard let call = state.withLock({ $0.calls.removeValue(forKey: frame.call) }) else { return }  // timed out already
+            if let entry = call.watchdogEntry { watchdog.remove(entry) }
+            call.continuation.resume(returning: frame)
+        case .sdk:
+            sdk(frame)
+        case .log:
+            log(frame)
+        case .hello, .bind, .unbind, .request, .event, .hook, .sdkReply, .ping, .shutdown:
+            stop(because: "it sent a \(frame.kind) frame, which only the host sends")
+        }
+    }
+
+    private func sdk(_ frame: WorkerWire.Frame) {
+        let request: (onBehalfOf: UInt64, call: WorkerWire.SDKCall)
+        do {
+            request = try WorkerWire.sdk(frame.payload)
+        } catch {
+            return stop(because: "it sent a malformed SDK call: \(error)")
+        }
+        guard let context = state.withLock({ $0.calls[request.onBehalfOf]?.context }) else {
+            logger.warning("worker named a call that is not in flight", metadata: ["plugin.id": "\(options.pluginID)", "call": "\(request.onBehalfOf)"])
+            return send(WorkerWire.encode(.failed(.badRequest("call \(request.onBehalfOf) is not in flight on this worker")), call: frame.call))
+        }
+        let number = frame.call
+        Task {
+            let result: WorkerWire.SDKResult
+            do {
+                switch request.call {
+                case .get(let key): result = .value(try await context.storage.get(key))
+                case .put(let key, let value, let expected):
+                    if let expected {
+                        result = .version(try await context.storage.put(key, value, ifVersion: expected))
+                    } else {
+                        result = .version(try await context.storage.put(key, value))
+                    }
+                case .delete(let key): result = .deleted(try await context.storage.delete(key))
+                case .list(let prefix, let limit, let after): result = .page(try await context.storage.list(prefix: prefix, limit: Int(limit), after: after))
+                case .publish(let type, let payload):
+                    try await context.events.publish(type: type, payload: payload)
+                    result = .published
+                }
+            } catch let error as PluginError {
+                result = .failed(error)
+            } catch {
+                logger.error("SDK call of a worker failed", metadata: ["plugin.id": "\(options.pluginID)", "error": "\(error)"])
+                result = .failed(.unavailable("the host could not complete the call"))
+            }
+            send(WorkerWire.encode(result, call: number))
+        }
+    }
+
+    private func log(_ frame: WorkerWire.Frame) {
+        guard let record = try? WorkerWire.log(frame.payload) else { return stop(because: "it sent a malformed log record") }
+        if let context = state.withLock({ $0.calls[frame.call]?.context }) {
+            context.logger.log(level: record.level, record.message, metadata: record.metadata)
+        } else {
+            SwiftLogPluginLogger(logger: logger, pluginID: options.pluginID, workspaceID: "-", requestID: nil)
+                .log(level: record.level, record.message, metadata: record.metadata)
+        }
+    }
+
+    private func logOutput(_ line: String, stream: String) {
+        if stream == "stderr" {
+            state.withLock { state in
+                state.stderr.append(String(line.prefix(500)))
+                if state.stderr.count > 20 { state.stderr.removeFirst(state.stderr.count - 20) }
+            }
+        }
+        logger.info("\(line)", metadata: ["plugin.id": "\(options.pluginID)", "worker.pid": "\(pid)", "stream": "\(stream)"])
+    }
+
+    // MARK: Ending
+
+    /// Kills the process and what it forked; its calls fail once it is gone.
+    func stop(because reason: String) {
+        let pid = state.withLock { state -> Int32 in
+            if state.stopReason == nil { state.stopReason = reason }
+            return state.exit == nil ? state.pid : 0
+        }
+        if pid > 0 { kill(-pid, SIGKILL) }
+    }
+
+    /// Lets the calls in flight finish (for up to `drain`), then asks the worker to run the plugin's
+    /// `shutdown` and exit; kills it if it has not within `grace`.
+    func shutdown(drain: Duration, grace: Duration) async {
+        let drained = ContinuousClock.now + drain
+        while exit == nil, inFlight > 0, ContinuousClock.now < drained { try? await Task.sleep(for: .milliseconds(5)) }
+        send(WorkerWire.encode(.shutdown, call: 0))
+        let deadline = ContinuousClock.now + grace
+        while exit == nil, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(5)) }
+        if exit == nil { stop(because: "it did not stop within \(grace) of being asked to") }
+        while exit == nil { try? await Task.sleep(for: .milliseconds(5)) }
+    }
+
+    /// The socket or an output stream ended: the worker is exiting, or has. Whatever it forked goes too.
+    fileprivate func ended() {
+        let pid = state.withLock { $0.exit == nil ? $0.pid : 0 }
+        if pid > 0 { kill(-pid, SIGKILL) }
+    }
+
+    private func finish(_ outcome: Result<TerminationStatus, any Error>) {
+        let status: String
+        switch outcome {
+        case .success(.exited(let code)): status = "exited with status \(code)"
+        case .success(.signaled(let signal)): status = "killed by signal \(signal)" + (Self.signalNames[signal].map { " (\($0))" } ?? "")
+        case .failure(let error): status = "could not be started: \(error)"
+        }
+        let (exit, calls, ready, channel) = state.withLock { state in
+            let exit = Exit(status: status, stoppedBecause: state.stopReason, stderr: state.stderr, at: Date())
+            state.exit = exit
+            let calls = state.calls
+            state.calls = [:]
+            return (exit, calls, state.ready.take(), state.channel)
+        }
+        channel?.close(promise: nil)
+        let error = HostError.pluginCrashed(plugin: options.pluginID, why: exit.description)
+        ready?.resume(throwing: error)
+        for call in calls.values {
+            if let entry = call.watchdogEntry { watchdog.remove(entry) }
+            call.continuation.resume(throwing: error)
+        }
+        onExit(self, exit)
+    }
+
+    private func stateDescription() -> String {
+        state.withLock { state in state.exit?.description ?? state.stopReason.map { "it is stopping: \($0)" } ?? "it is not running" }
+    }
+
+    static let signalNames: [Int32: String] = [
+        SIGSEGV: "SIGSEGV", SIGABRT: "SIGABRT", SIGILL: "SIGILL", SIGTRAP: "SIGTRAP", SIGBUS: "SIGBUS", SIGFPE: "SIGFPE",
+        SIGKILL: "SIGKILL", SIGTERM: "SIGTERM", SIGINT: "SIGINT",
+    ]
+}
+
+/// Splits a worker's output into lines, keeping at most `limit` bytes of each: a plugin that writes
+/// megabytes without a newline costs the host that much, not more.
+struct OutputLines {
+    var limit = 4096
+    private var line: [UInt8] = []
+    private var dropped = 0
+
+    mutating func append(_ bytes: UnsafeRawBufferPointer, _ emit: (String) -> Void) {
+        for byte in bytes {
+            if byte == UInt8(ascii: "\n") {
+                var text = String(decoding: line, as: UTF8.self)
+                if dropped > 0 { text += " … (\(dropped) more bytes)" }
+                emit(text)
+                line.removeAll(keepingCapacity: true)
+                dropped = 0
+            } else if line.count < limit {
+                line.append(byte)
+            } else {
+                dropped += 1
+            }
+        }
+    }
+}
+
+/// Delimits the worker's frames, refusing one over the limit before buffering it.
+struct WorkerFrameDecoder: ByteToMessageDecoder {
+    typealias InboundOut = WorkerWire.Frame
+    let limit: UInt32
+
+    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        let frame = try buffer.readableBytesView.withUnsafeBytes { bytes -> (WorkerWire.Frame, Int)? in
+            guard let length = try WorkerWire.frameLength(bytes, limit: limit), length <= bytes.count else { return nil }
+            return (try WorkerWire.frame(UnsafeRawBufferPointer(rebasing: bytes[0..<length])), length)
+        }
+        guard let (decoded, length) = frame else { return .needMoreData }
+        buffer.moveReaderIndex(forwardBy: length)
+        context.fireChannelRead(wrapInboundOut(decoded))
+        return .continue
+    }
+}
+
+/// Hands decoded frames to the process; a malformed one, or the end of the stream, stops it.
+final class WorkerChannelHandler: ChannelInboundHandler, Sendable {
+    typealias InboundIn = WorkerWire.Frame
+    let process: WorkerProcess
+
+    init(process: WorkerProcess) {
+        self.process = process
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        process.received(unwrapInboundIn(data))
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        process.stop(because: "it sent bytes that are not a frame: \(error)")
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        process.ended()
+    }
+}

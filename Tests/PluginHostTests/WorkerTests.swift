@@ -1,0 +1,157 @@
+import Foundation
+import PluginHost
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Library plugins in `plugin-host-worker` processes: real child processes, crashed, hung and killed on
+/// purpose by the faulty fixture, beside plugins that must not notice.
+@Suite("Worker processes")
+struct WorkerTests {
+    static let faulty = "/v1/workspaces/ws1/plugins/test.faulty/resources/"
+
+    /// A host with the faulty fixture in a worker (and the notes plugin in-process) enabled in ws1,
+    /// restarts after 10 ms and quarantine after `quarantineCrashes`.
+    func withFaultyWorker(
+        quarantineCrashes: Int = 100, configure: @escaping (inout HostConfiguration) -> Void = { _ in }, _ body: (TestHost) async throws -> Void
+    ) async throws {
+        try await withHost(configure: { configuration in
+            configuration.workers.restart.initialDelay = .milliseconds(10)
+            configuration.workers.quarantineCrashes = quarantineCrashes
+            // Crashes end at once: a symbolicated backtrace costs about a second of CPU, which the other
+            // suites running beside this one would feel.
+            configuration.workers.environment = ["SWIFT_BACKTRACE": "enable=no"]
+            configure(&configuration)
+        }) { host in
+            try await host.install(try Fixtures.faulty(isolation: "worker"))
+            try await host.install(try Fixtures.notes)
+            try await host.tenant("acme", workspaces: ["ws1"])
+            try await host.enable("test.faulty", in: "ws1", grants: ["storage.read"])
+            try await host.enable("example.notes", in: "ws1", grants: TestHost.notesGrants)
+            try await body(host)
+        }
+    }
+
+    func workerPID(_ host: TestHost) async throws -> Int? {
+        try await host.admin(.GET, Self.faulty + "pid").json["pid"] as? Int
+    }
+
+    func workerStatus(_ host: TestHost) async throws -> [String: any Sendable] {
+        try await host.admin(.GET, "/v1/plugins/test.faulty").json["worker"] as? [String: any Sendable] ?? [:]
+    }
+
+    @Test("a plugin with isolation: worker runs in a process of its own, which the API shows; it stops with the host")
+    func runsInAWorker() async throws {
+        var pid: Int?
+        try await withFaultyWorker { host in
+            pid = try await workerPID(host)
+            #expect(pid != nil && pid != Int(getpid()))
+            let plugin = try await host.admin(.GET, "/v1/plugins/test.faulty").json
+            #expect((plugin["runtime"] as? [String: any Sendable])?["isolation"] as? String == "worker")
+            let worker = try await workerStatus(host)
+            #expect(worker["state"] as? String == "running")
+            #expect(worker["pid"] as? Int == pid)
+            #expect((worker["rssBytes"] as? Int ?? 0) > 0)
+            // The in-process plugin says so too.
+            let notes = try await host.admin(.GET, "/v1/plugins/example.notes").json
+            #expect((notes["runtime"] as? [String: any Sendable])?["isolation"] as? String == "in-process")
+            #expect(notes["worker"] == nil)
+        }
+        let stopped = try #require(pid)
+        #expect(kill(pid_t(stopped), 0) != 0, "the worker \(stopped) outlived its host")
+    }
+
+    @Test("a crash fails only the crashing call with 502 PLUGIN_CRASHED; other plugins go on, and the worker restarts",
+          arguments: ["segfault", "abort", "fatal", "exit", "garbage"])
+    func crashIsContained(fault: String) async throws {
+        try await withFaultyWorker { host in
+            let before = try await workerPID(host)
+            let crashed = try await host.admin(.GET, Self.faulty + fault)
+            #expect(crashed.status == 502, "\(crashed.text)")
+            #expect(crashed.errorCode == "PLUGIN_CRASHED")
+            // Another plugin, and the host, never noticed.
+            #expect(try await host.admin(.POST, ConformanceTests.notes("ws1"), json: ["text": "still here"]).status == 201)
+            #expect(try await host.request(.GET, "/health").status == 200)
+            // The next call finds a new worker.
+            #expect(try await eventually { try await host.admin(.GET, Self.faulty + "fine").status == 200 })
+            let after = try await workerPID(host)
+            #expect(after != nil && after != before)
+            let worker = try await workerStatus(host)
+            #expect(worker["crashes"] as? Int == 1)
+            let last = worker["lastCrash"] as? [String: any Sendable]
+            let status = last?["status"] as? String ?? ""
+            switch fault {
+            case "segfault": #expect(status.contains("SIGSEGV"), "\(status)")
+            case "abort": #expect(status.contains("SIGABRT"), "\(status)")
+            case "fatal": #expect(status.contains("SIGILL") || status.contains("SIGTRAP"), "\(status)")
+            case "exit": #expect(status == "exited with status 0", "\(status)")
+            default: #expect((last?["reason"] as? String)?.contains("not a frame") == true, "\(String(describing: last))")
+            }
+        }
+    }
+
+    @Test("a call past its time limit gets 504 and stops the worker: an endless loop costs a restart, not a thread")
+    func endlessLoop() async throws {
+        try await withFaultyWorker(configure: { $0.pluginTimeout = .milliseconds(500) }) { host in
+            let before = try await workerPID(host)
+            let started = ContinuousClock.now
+            let spun = try await host.admin(.GET, Self.faulty + "spin")
+            #expect(spun.status == 504)
+            #expect(spun.errorCode == "PLUGIN_TIMEOUT")
+            #expect(ContinuousClock.now - started < .seconds(3))
+            #expect(try await eventually { try await host.admin(.GET, Self.faulty + "fine").status == 200 })
+            #expect(try await workerPID(host) != before)
+            let reason = (try await workerStatus(host)["lastCrash"] as? [String: any Sendable])?["reason"] as? String
+            #expect(reason?.contains("time limit") == true, "\(reason ?? "-")")
+        }
+    }
+
+    @Test("repeated crashes quarantine the plugin (503 PLUGIN_QUARANTINED) until a platform admin lifts it")
+    func quarantine() async throws {
+        try await withFaultyWorker(quarantineCrashes: 3) { host in
+            for _ in 0..<3 {
+                #expect(try await eventually { try await host.admin(.GET, Self.faulty + "abort").status == 502 })
+            }
+            let refused = try await host.admin(.GET, Self.faulty + "fine")
+            #expect(refused.status == 503)
+            #expect(refused.errorCode == "PLUGIN_QUARANTINED")
+            let worker = try await workerStatus(host)
+            #expect(worker["state"] as? String == "quarantined")
+            #expect(worker["quarantined"] as? Bool == true)
+            #expect((worker["lastCrash"] as? [String: any Sendable])?["status"] as? String == "killed by signal 6 (SIGABRT)")
+            // Only a platform admin lifts it.
+            let member = try await host.token(tenant: "acme", role: "tenant-admin")
+            #expect(try await host.request(.DELETE, "/v1/plugins/test.faulty/quarantine", token: member).status == 403)
+            #expect(try await host.admin(.DELETE, "/v1/plugins/test.faulty/quarantine").status == 204)
+            #expect(try await host.admin(.GET, Self.faulty + "fine").status == 200)
+            #expect(try await workerStatus(host)["state"] as? String == "running")
+        }
+    }
+
+    @Test("what a plugin forks is stopped with its worker")
+    func forkedChildren() async throws {
+        try await withFaultyWorker { host in
+            let child = try #require(try await host.admin(.GET, Self.faulty + "fork").json["child"] as? Int)
+            #expect(kill(pid_t(child), 0) == 0)
+            #expect(try await host.admin(.GET, Self.faulty + "abort").status == 502)
+            #expect(try await eventually { kill(pid_t(child), 0) != 0 }, "the forked child \(child) outlived its worker")
+        }
+    }
+
+    @Test("log floods and stderr reach the host's log with the plugin's id, and the host goes on")
+    func logsReachTheHost() async throws {
+        try await withFaultyWorker { host in
+            let flooded = try await host.admin(.GET, Self.faulty + "flood")
+            #expect(flooded.status == 200, "\(flooded.text)")
+            let logged = try await eventually {
+                host.logs.entries.contains { entry in
+                    "\(entry.message)" == "flood 4999" && entry.metadata["plugin.id"] == "test.faulty" && entry.metadata["workspace.id"] == "ws1"
+                }
+            }
+            #expect(logged)
+            #expect(try await host.admin(.GET, Self.faulty + "fine").status == 200)
+        }
+    }
+}
