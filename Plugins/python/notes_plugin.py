@@ -7,6 +7,7 @@ call carries. It behaves like Plugins/Sources/NotesPlugin/NotesPlugin.swift:
 
     POST /resources/notes  {"text": "..."}   -> 201 the note, stored as note/{id}, notes.created published
     GET  /resources/notes?limit=&after=      -> 200 {"notes": [...], "next": id or null}
+    GET  /resources/notes/{id}               -> 200 the note, or 404 NOT_FOUND
 
 Run it with:
 
@@ -224,6 +225,15 @@ class HostSDK:
         except ValueError:
             raise PluginFailure(502, "HOST_UNREACHABLE", f"the host's answer to {name} is not a JSON object") from None
 
+    def get(self, key):
+        """The stored value under key, or None."""
+        try:
+            return base64.b64decode(self.call("storage/get", {"key": key})["value"])
+        except PluginFailure as failure:
+            if failure.code == "NOT_FOUND":
+                return None
+            raise
+
     def put(self, key, value):
         return self.call("storage/put", {"key": key, "value": base64.b64encode(value).decode("ascii")})
 
@@ -247,6 +257,12 @@ class NotesPlugin:
             return self.create(body, context, sdk)
         if (method, path) == ("GET", "notes"):
             return self.list(query, sdk)
+        if method == "GET" and path.startswith("notes/"):
+            note_id = path[len("notes/"):]
+            stored = sdk.get(f"note/{note_id}")
+            if stored is None:
+                raise PluginFailure(404, "NOT_FOUND", f"note {note_id} not found")
+            return 200, json.loads(stored)
         raise PluginFailure(404, "NOT_FOUND", f"{method} {path} not found")
 
     def create(self, body, context, sdk):

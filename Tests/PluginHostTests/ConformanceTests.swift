@@ -55,6 +55,11 @@ struct ConformanceTests {
             let other = try await host.admin(.GET, Self.notes("ws2"))
             #expect(other.status == 200)
             #expect((other.json["notes"] as? [Any])?.isEmpty == true)
+            // One note by its id, in its own workspace only.
+            let one = try await host.admin(.GET, Self.notes("ws1") + "/" + id)
+            #expect(one.status == 200, "\(one.text)")
+            #expect(one.json["text"] as? String == "Buy milk")
+            #expect(try await host.admin(.GET, Self.notes("ws2") + "/" + id).errorCode == "NOT_FOUND")
         }
     }
 

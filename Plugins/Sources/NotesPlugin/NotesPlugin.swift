@@ -1,7 +1,8 @@
 import Foundation
 import PluginSDK
 
-/// Notes kept per workspace: `POST notes` creates one and publishes `notes.created`, `GET notes` lists them.
+/// Notes kept per workspace: `POST notes` creates one and publishes `notes.created`, `GET notes` lists them,
+/// `GET notes/{id}` answers one.
 final class NotesPlugin: Plugin {
     struct NewNote: Decodable {
         var text: String
@@ -35,6 +36,10 @@ final class NotesPlugin: Plugin {
             )
             let notes = try page.entries.map { try PluginJSON.decoder().decode(Note.self, from: $0.value) }
             return try .json(NotesPage(notes: notes, next: page.nextCursor.map { String($0.dropFirst("note/".count)) }))
+        case ("GET", let path) where path.hasPrefix("notes/"):
+            let id = path.dropFirst("notes/".count)
+            guard let stored = try await context.storage.get("note/\(id)") else { throw PluginError.notFound("note \(id)") }
+            return PluginResponse(status: 200, headers: ["content-type": "application/json"], body: stored.value)
         default:
             throw PluginError.notFound("\(request.method) \(request.path)")
         }
