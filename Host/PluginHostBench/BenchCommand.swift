@@ -5,6 +5,8 @@ import PluginHost
 @main
 enum Entry {
     static func main() async {
+        // The bare peer of the worker benchmark's floor, started by the benchmark itself.
+        if ProcessInfo.processInfo.environment["PLUGIN_HOST_BENCH_FRAME_ECHO"] == "1" { FramePingPong.servePeer() }
         // As `plugin-host` does: the hosts measured here run as they would there.
         NIOExecutor.installIfRequested()
         await BenchCommand.main()
@@ -35,6 +37,9 @@ struct BenchCommand: AsyncParsableCommand {
 
     @Flag(help: "Run only the registry benchmark (needs PostgreSQL).")
     var onlyRegistry = false
+
+    @Flag(help: "Run only the worker process benchmark.")
+    var onlyWorkers = false
 
     /// Echo through the whole host vs a bare Hummingbird route. Each round measures both, one after the
     /// other; the figure is the median of the rounds' ratios, so one round that a noisy neighbour slowed
@@ -141,8 +146,31 @@ struct BenchCommand: AsyncParsableCommand {
                      dispatch.dispatchNanoseconds / dispatch.directNanoseconds, overhead <= 250 ? "MET" : "MISSED"))
     }
 
+    /// Library plugins in a worker process vs in-process, against the floor of the frames' transport.
+    private func workers(_ folder: String) async throws {
+        let benchmark = WorkerBenchmark(pluginsFolder: folder)
+        print("\n6. library plugins in a worker process vs in-process (the same .so), and the floor: the same frames ping-ponged over a socket pair "
+            + "with a bare peer process (median of \(benchmark.rounds) rounds of \(benchmark.calls) sequential echo calls through the dispatch path, after a warm-up)")
+        let result = try await benchmark.run()
+        let added = result.worker.median - result.inProcess.median
+        let floor = result.floor.median
+        print(String(format: "   in-process %8.2f us/call   worker %8.2f us/call   floor (bare round trip) %8.2f us", result.inProcess.median / 1000, result.worker.median / 1000, floor / 1000))
+        print(String(format: "   added round trip per call %6.2f us (target <= 15 us)  %@;  %.2f x the floor (target <= 2)  %@", added / 1000, added <= 15_000 ? "MET" : "MISSED",
+                     added / floor, added <= 2 * floor ? "MET" : "MISSED"))
+        print("   SDK storage get (notes GET notes/{id}, SQLite), \(benchmark.storageCallers) concurrent callers, \(benchmark.storageSeconds) s per figure, rounds alternating:")
+        printRounds(("worker", result.storageWorker), against: ("in-process", result.storageInProcess), target: 0.7)
+        let starts = result.coldStarts
+        print(String(format: "   cold start (spawn to ready, %d starts): median %.1f ms, p90 %.1f ms (target <= 50 ms)  %@", starts.count, starts.median, starts.percentile(0.9),
+                     starts.median <= 50 ? "MET" : "MISSED"))
+        print(String(format: "   %d idle workers: RSS %.1f MiB each (shared pages counted in each), PSS %.1f MiB each (shared pages divided), %.0f MiB PSS in all",
+                     result.idleWorkers, result.idleRSS / 1048576, result.idlePSS / 1048576, result.idlePSS * Double(result.idleWorkers) / 1048576))
+        print("   echo over HTTP through a host whose plugins run in workers vs one whose plugins run in-process (wrk -t1 -c\(benchmark.httpConnections) -d\(benchmark.httpSeconds)s, 64-byte POST):")
+        printRounds(("worker", result.httpWorker), against: ("in-process", result.httpInProcess), target: 0.8)
+    }
+
     func run() async throws {
         let folder = URL(fileURLWithPath: plugins).standardizedFileURL.path
+        if onlyWorkers { return try await workers(folder) }
         if onlyRegistry { return try await registry(folder) }
         if onlyStorage { return try await storage(folder) }
         if onlyRemote { return try await remote(folder) }
@@ -154,5 +182,6 @@ struct BenchCommand: AsyncParsableCommand {
         guard !skipHTTP else { return }
         try await http(folder)
         try await remote(folder)
+        try await workers(folder)
     }
 }

@@ -45,9 +45,12 @@ struct WorkerTests {
     @Test("a plugin with isolation: worker runs in a process of its own, which the API shows; it stops with the host")
     func runsInAWorker() async throws {
         var pid: Int?
-        try await withFaultyWorker { host in
+        try await withFaultyWorker(configure: { $0.workers.startTimeout = .seconds(2) }) { host in
             pid = try await workerPID(host)
             #expect(pid != nil && pid != Int(getpid()))
+            // The limit on its start does not outlive the start.
+            try await Task.sleep(for: .milliseconds(2300))
+            #expect(try await workerPID(host) == pid)
             let plugin = try await host.admin(.GET, "/v1/plugins/test.faulty").json
             #expect((plugin["runtime"] as? [String: any Sendable])?["isolation"] as? String == "worker")
             let worker = try await workerStatus(host)

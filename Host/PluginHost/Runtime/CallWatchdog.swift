@@ -4,7 +4,7 @@ import Synchronization
 /// Deadlines of plugin calls, checked by one service every few milliseconds. Registering and clearing
 /// a deadline is a dictionary update under a lock: no timer, no wake-up of another thread per call,
 /// which a per-call event-loop timer costs on every request.
-final class CallWatchdog: Sendable {
+package final class CallWatchdog: Sendable {
     private struct State {
         var next: UInt64 = 0
         var entries: [UInt64: (deadline: ContinuousClock.Instant, expire: @Sendable () -> Void)] = [:]
@@ -13,7 +13,7 @@ final class CallWatchdog: Sendable {
     /// How often deadlines are checked; a timeout fires at most this much late.
     let resolution: Duration
 
-    init(resolution: Duration = .milliseconds(10)) {
+    package init(resolution: Duration = .milliseconds(10)) {
         self.resolution = resolution
     }
 

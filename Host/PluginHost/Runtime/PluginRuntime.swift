@@ -101,8 +101,8 @@ public final class PluginRuntime: Sendable {
         readiness.store(true, ordering: .releasing)
     }
 
-    /// Calls every running plugin's shutdown hook, each bounded by its call limit.
-    func shutdown() async {
+    /// Calls every running plugin's shutdown hook, each bounded by its call limit (and stops workers).
+    package func shutdown() async {
         for runner in registry.runners() {
             do {
                 try await watchdog.call(pluginID: runner.id, timeout: runner.callLimit) { await runner.shutdown() }

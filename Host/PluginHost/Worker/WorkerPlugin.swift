@@ -8,7 +8,7 @@ import Synchronization
 /// restarted after a wait that doubles with each crash, and a plugin whose worker crashes too often in a
 /// while is quarantined until an admin lifts it. A call past its time limit stops the worker (a call it
 /// does not answer may never end), so a plugin stuck in a loop costs a restart, not a thread.
-final class WorkerPlugin: RunningPlugin {
+package final class WorkerPlugin: RunningPlugin {
     let id: String
     let callLimit: Duration
     let eventDelivery: EventDeliveryPolicy
@@ -295,7 +295,7 @@ final class WorkerPlugin: RunningPlugin {
     }
 
     /// The resident set of process `pid`, from `/proc/<pid>/statm`.
-    static func residentBytes(_ pid: Int32) -> Int? {
+    package static func residentBytes(_ pid: Int32) -> Int? {
         guard let text = try? String(contentsOfFile: "/proc/\(pid)/statm", encoding: .utf8) else { return nil }
         let fields = text.split(separator: " ")
         guard fields.count > 1, let pages = Int(fields[1]) else { return nil }

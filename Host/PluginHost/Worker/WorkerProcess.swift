@@ -23,9 +23,9 @@ import SystemPackage
 /// reach. A number that is not in flight on this process is refused. When the process ends, for any
 /// reason, its calls in flight fail with ``HostError/pluginCrashed(plugin:why:)`` and ``onExit`` is told
 /// how it ended.
-final class WorkerProcess: Sendable {
+package final class WorkerProcess: Sendable {
     /// How a worker ended.
-    struct Exit: Sendable, CustomStringConvertible {
+    package struct Exit: Sendable, CustomStringConvertible {
         /// `exited with status 3`, `killed by signal 11 (SIGSEGV)`.
         var status: String
         /// Why the host stopped it, if it did (a timeout, a malformed frame, a stop).
@@ -34,20 +34,30 @@ final class WorkerProcess: Sendable {
         var stderr: [String]
         var at: Date
 
-        var description: String { stoppedBecause.map { "\(status): \($0)" } ?? status }
+        package var description: String { stoppedBecause.map { "\(status): \($0)" } ?? status }
     }
 
-    struct Options: Sendable {
-        var executable: String
-        var libraryPath: String
-        var pluginID: String
-        var pluginVersion: String
+    package struct Options: Sendable {
+        package var executable: String
+        package var libraryPath: String
+        package var pluginID: String
+        package var pluginVersion: String
         /// The longest frame either side may send.
-        var maxFrameBytes: UInt32
+        package var maxFrameBytes: UInt32
         /// How long the worker may take from spawn to ready.
-        var startTimeout: Duration
+        package var startTimeout: Duration
         /// Added to the environment it inherits.
-        var environment: [String: String]
+        package var environment: [String: String]
+
+        package init(executable: String, libraryPath: String, pluginID: String, pluginVersion: String, maxFrameBytes: UInt32, startTimeout: Duration, environment: [String: String]) {
+            self.executable = executable
+            self.libraryPath = libraryPath
+            self.pluginID = pluginID
+            self.pluginVersion = pluginVersion
+            self.maxFrameBytes = maxFrameBytes
+            self.startTimeout = startTimeout
+            self.environment = environment
+        }
     }
 
     private struct InFlight {
@@ -65,6 +75,8 @@ final class WorkerProcess: Sendable {
         var bindings: [ObjectIdentifier: (id: UInt32, bound: BoundPlugin)] = [:]
         var nextBinding: UInt32 = 1
         var ready: CheckedContinuation<Void, any Error>?
+        /// The watchdog entry that stops a worker that does not become ready in time.
+        var startDeadline: UInt64?
         var stopReason: String?
         var exit: Exit?
         var stderr: [String] = []
@@ -76,8 +88,8 @@ final class WorkerProcess: Sendable {
     private let watchdog: CallWatchdog
     private let onExit: @Sendable (WorkerProcess, Exit) -> Void
 
-    var pid: Int32 { state.withLock(\.pid) }
-    var exit: Exit? { state.withLock(\.exit) }
+    package var pid: Int32 { state.withLock(\.pid) }
+    package var exit: Exit? { state.withLock(\.exit) }
     var inFlight: Int { state.withLock { $0.calls.count } }
 
     private init(options: Options, watchdog: CallWatchdog, logger: Logger, onExit: @escaping @Sendable (WorkerProcess, Exit) -> Void) {
@@ -88,7 +100,7 @@ final class WorkerProcess: Sendable {
     }
 
     /// Spawns a worker, hands it the library and waits until it has loaded it.
-    static func start(
+    package static func start(
         _ options: Options, group: any EventLoopGroup, watchdog: CallWatchdog, logger: Logger, onExit: @escaping @Sendable (WorkerProcess, Exit) -> Void
     ) async throws -> WorkerProcess {
         let process = WorkerProcess(options: options, watchdog: watchdog, logger: logger, onExit: onExit)
@@ -143,10 +155,12 @@ final class WorkerProcess: Sendable {
                 state.withLock { $0.pid = pid }
                 send(WorkerWire.encode(WorkerWire.Hello(
                     libraryPath: options.libraryPath, pluginID: options.pluginID, pluginVersion: options.pluginVersion, maxFrameBytes: options.maxFrameBytes)))
-                let deadline = watchdog.add(deadline: .now + options.startTimeout) { [self] in
+                // Cleared by the ready frame.
+                let startDeadline = watchdog.add(deadline: .now + options.startTimeout) { [self] in
                     stop(because: "it did not load the plugin within \(options.startTimeout)")
                 }
-                defer { watchdog.remove(deadline) }
+                state.withLock { $0.startDeadline = startDeadline }
+                defer { watchdog.remove(startDeadline) }
                 await withTaskGroup(of: Void.self) { group in
                     group.addTask { [self] in
                         var lines = OutputLines()
@@ -248,11 +262,13 @@ final class WorkerProcess: Sendable {
         switch frame.kind {
         case .ready:
             do {
-                let ready = try WorkerWire.ready(frame.payload)
-                guard ready.version == WorkerWire.version else {
-                    return stop(because: "the worker speaks frame version \(ready.version), this host \(WorkerWire.version): install the plugin-host-worker built with this host")
+                let answer = try WorkerWire.ready(frame.payload)
+                guard answer.version == WorkerWire.version else {
+                    return stop(because: "the worker speaks frame version \(answer.version), this host \(WorkerWire.version): install the plugin-host-worker built with this host")
                 }
-                state.withLock { $0.ready.take() }?.resume()
+                let (ready, startDeadline) = state.withLock { ($0.ready.take(), $0.startDeadline.take()) }
+                if let startDeadline { watchdog.remove(startDeadline) }
+                ready?.resume()
             } catch {
                 stop(because: "its ready frame is malformed: \(error)")
             }
@@ -334,7 +350,7 @@ final class WorkerProcess: Sendable {
     // MARK: Ending
 
     /// Kills the process and what it forked; its calls fail once it is gone.
-    func stop(because reason: String) {
+    package func stop(because reason: String) {
         let pid = state.withLock { state -> Int32 in
             if state.stopReason == nil { state.stopReason = reason }
             return state.exit == nil ? state.pid : 0
@@ -344,7 +360,7 @@ final class WorkerProcess: Sendable {
 
     /// Lets the calls in flight finish (for up to `drain`), then asks the worker to run the plugin's
     /// `shutdown` and exit; kills it if it has not within `grace`.
-    func shutdown(drain: Duration, grace: Duration) async {
+    package func shutdown(drain: Duration, grace: Duration) async {
         let drained = ContinuousClock.now + drain
         while exit == nil, inFlight > 0, ContinuousClock.now < drained { try? await Task.sleep(for: .milliseconds(5)) }
         send(WorkerWire.encode(.shutdown, call: 0))
