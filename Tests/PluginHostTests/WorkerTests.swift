@@ -1,5 +1,6 @@
 import Foundation
 import PluginHost
+import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -48,6 +49,10 @@ struct WorkerTests {
         try await withFaultyWorker(configure: { $0.workers.startTimeout = .seconds(2) }) { host in
             pid = try await workerPID(host)
             #expect(pid != nil && pid != Int(getpid()))
+            // It holds no descriptor of the host's: its one socket is its standard input.
+            let descriptors = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid ?? 0)/fd")
+            let sockets = descriptors.filter { ((try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid ?? 0)/fd/\($0)")) ?? "").hasPrefix("socket:") }
+            #expect(sockets == ["0"], "the worker holds sockets \(sockets)")
             // The limit on its start does not outlive the start.
             try await Task.sleep(for: .milliseconds(2300))
             #expect(try await workerPID(host) == pid)
@@ -155,6 +160,79 @@ struct WorkerTests {
             }
             #expect(logged)
             #expect(try await host.admin(.GET, Self.faulty + "fine").status == 200)
+        }
+    }
+
+    @Test("a worker that names a call it was not given (never issued, or ended) is refused; its own call works")
+    func forgedCalls() async throws {
+        let rogue = Fixtures.root.appendingPathComponent("Tests/Fixtures/RogueWorker/rogue_worker.py").path
+        try await withHost(configure: { $0.workers.executable = rogue }) { host in
+            let manifest = try Fixtures.faulty(isolation: "worker").replacingOccurrences(of: "permissions: [storage.read,", with: "permissions: [storage.read, storage.write,")
+            try await host.install(manifest)
+            try await host.tenant("acme", workspaces: ["ws1", "ws2"])
+            try await host.enable("test.faulty", in: "ws1", grants: ["storage.read", "storage.write"])
+            try await host.enable("test.faulty", in: "ws2", grants: ["storage.read", "storage.write"])
+            let first = try await host.admin(.GET, "/v1/workspaces/ws1/plugins/test.faulty/resources/x")
+            #expect(first.status == 200, "\(first.text)")
+            let forged = (first.json["never issued"] as? [String: any Sendable])?["refused"] as? String
+            #expect(forged?.contains("is not in flight on this worker") == true, "\(first.text)")
+            #expect((first.json["own"] as? [String: any Sendable])?["version"] as? Int == 1, "\(first.text)")
+            // The call before, in another workspace, has ended: naming it reaches nothing.
+            let second = try await host.admin(.GET, "/v1/workspaces/ws2/plugins/test.faulty/resources/x")
+            #expect(((second.json["ended"] as? [String: any Sendable])?["refused"] as? String)?.contains("is not in flight") == true, "\(second.text)")
+            #expect((second.json["own"] as? [String: any Sendable])?["version"] as? Int == 1, "\(second.text)")
+        }
+    }
+
+    @Test("a host killed with SIGKILL leaves no worker behind")
+    func hostKilled() async throws {
+        let folder = try TemporaryFolder()
+        let host = try await HostProcess.start(data: folder.path + "/data", log: folder.path + "/host.log", arguments: ["--isolation", "worker"])
+        #expect(try await host.admin(.POST, "/v1/plugins", body: Data(try Fixtures.faulty().utf8), contentType: "application/yaml").status == 201)
+        #expect(try await host.admin(.POST, "/v1/tenants", json: ["id": "acme", "name": "acme"]).status == 201)
+        #expect(try await host.admin(.POST, "/v1/tenants/acme/workspaces", json: ["id": "ws1", "name": "ws1"]).status == 201)
+        #expect(try await host.admin(.PUT, "/v1/workspaces/ws1/plugins/test.faulty", json: ["grants": [String]()]).status == 200)
+        let plugin = try await host.admin(.GET, "/v1/plugins/test.faulty").json
+        #expect((plugin["runtime"] as? [String: any Sendable])?["isolation"] as? String == "worker")
+        let pid = try #require(try await host.admin(.GET, Self.faulty + "pid").json["pid"] as? Int)
+        #expect(kill(pid_t(pid), 0) == 0)
+        await host.kill()
+        #expect(try await eventually { kill(pid_t(pid), 0) != 0 }, "worker \(pid) outlived its host")
+    }
+
+    @Test("an upgrade under load fails no request: the new version's worker starts first, the old one drains and exits")
+    func upgradeUnderLoad() async throws {
+        try await withFaultyWorker { host in
+            let oldPID = try #require(try await workerPID(host))
+            final class Load: Sendable {
+                let stop = Atomic<Bool>(false)
+                let failures = Mutex<[String]>([])
+            }
+            let load = Load()
+            try await withThrowingTaskGroup(of: Int.self) { group in
+                // Two callers of a 1-second call (in flight while the upgrade happens), two of a quick one.
+                for resource in ["slow", "slow", "fine", "fine"] {
+                    group.addTask {
+                        var done = 0
+                        while !load.stop.load(ordering: .relaxed) {
+                            let reply = try await host.admin(.GET, Self.faulty + resource)
+                            if reply.status != 200 { load.failures.withLock { $0.append("\(reply.status) \(reply.text)") } }
+                            done += 1
+                        }
+                        return done
+                    }
+                }
+                try await Task.sleep(for: .milliseconds(300))
+                try await host.install(try Fixtures.faulty(version: "2.0.0", isolation: "worker"))
+                try await Task.sleep(for: .milliseconds(1500))
+                load.stop.store(true, ordering: .relaxed)
+                #expect(try await group.reduce(0, +) >= 20)
+            }
+            #expect(load.failures.withLock { $0 }.isEmpty, "\(load.failures.withLock { $0 })")
+            #expect(try await host.admin(.GET, Self.faulty + "module").json["module"] as? String == "FaultyPluginV2")
+            #expect(try await workerPID(host) != oldPID)
+            // The old worker has exited: its code is unloaded.
+            #expect(try await eventually { kill(pid_t(oldPID), 0) != 0 }, "the old worker \(oldPID) is still there")
         }
     }
 }

@@ -280,8 +280,9 @@ package final class WorkerPlugin: RunningPlugin {
         }
     }
 
+    /// Starts the worker unless it runs, waiting out a restart's backoff if it comes within the call limit.
     func start() async throws {
-        _ = try await running(by: .now)
+        _ = try await running(by: .now + callLimit)
     }
 
     func shutdown() async {

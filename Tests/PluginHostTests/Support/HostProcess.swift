@@ -94,12 +94,13 @@ final class HostProcess: Sendable {
     static var executable: String { Fixtures.root.appendingPathComponent(".build/debug/plugin-host").path }
 
     /// Starts `plugin-host serve` on a free port with the given store and waits until it is ready.
-    static func start(data: String, postgres database: TestDatabase? = nil, log: String) async throws -> HostProcess {
+    static func start(data: String, postgres database: TestDatabase? = nil, log: String, arguments extra: [String] = []) async throws -> HostProcess {
         try #require(FileManager.default.isExecutableFile(atPath: executable), "build the CLI first (make test does)")
         var arguments = ["serve", "--port", "0", "--data", data, "--admin-token", "admin-token", "--log-level", "warning"]
         if let database {
             arguments += ["--postgres", database.servingURL, "--postgres-migration-url", database.ownerURL, "--postgres-pool-size", "4"]
         }
+        arguments += extra
         let child = try await ChildProcess.start(executable, arguments, log: log, pattern: #"listening on http://127\.0\.0\.1:(\d+)"#)
         let host = HostProcess(child: child)
         let ready = try await eventually(timeout: .seconds(30)) { (try? await host.request(.GET, "/ready").status) == 200 }

@@ -129,7 +129,8 @@ final class FakeRemote: Sendable {
     var received: [Received] { log.withLock { $0 } }
 
     init() throws {
-        let fd = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        // Close-on-exec, as every descriptor should be: child processes the tests start must not hold it.
+        let fd = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
         var address = sockaddr_in()
@@ -160,6 +161,7 @@ final class FakeRemote: Sendable {
         while !stopped.load(ordering: .relaxed) {
             let connection = accept(socket, nil, nil)
             guard connection >= 0 else { return }
+            _ = fcntl(connection, F_SETFD, FD_CLOEXEC)
             var timeout = timeval(tv_sec: 5, tv_usec: 0)
             setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
             // A thread of its own: a slow answer sleeps in it, and Dispatch's shared threads are the
