@@ -89,7 +89,7 @@ struct WorkerBenchmark {
     private func processes(logger: Logger) async throws -> (coldStarts: [Double], idle: (count: Int, rss: Double, pss: Double)) {
         let options = WorkerProcess.Options(
             executable: WorkerConfiguration.besideThisExecutable, libraryPath: pluginsFolder + "/libEchoPlugin.so", pluginID: "example.echo",
-            pluginVersion: "1.0.0", maxFrameBytes: 2 << 20, startTimeout: .seconds(10), environment: [:]
+            pluginVersion: "1.0.0", maxFrameBytes: 2 << 20, startTimeout: .seconds(10), environment: [:], memoryBytes: 2 << 30, openFiles: 1024
         )
         let watchdog = CallWatchdog()
         func start() async throws -> WorkerProcess {

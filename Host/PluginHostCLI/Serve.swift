@@ -68,6 +68,13 @@ struct Serve: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Seconds over which worker crashes are counted.", valueName: "seconds"))
     var quarantineWindow: Double = 600
 
+    @Option(help: ArgumentHelp(
+        "The most address space a worker may have (256MiB, 2GiB), and what one gets without limits.memory in its manifest.", valueName: "size"))
+    var workerMaxMemory: String = "2GiB"
+
+    @Option(help: ArgumentHelp("The most open files a worker may have, and its default.", valueName: "count"))
+    var workerMaxOpenFiles: Int = 1024
+
     func validate() throws {
         try Self.check("--port", Double(port), within: 0...65535)
         try Self.check("--max-body-size", Double(maxBodySize), within: 1...Double(1 << 30))
@@ -77,6 +84,10 @@ struct Serve: AsyncParsableCommand {
         try Self.check("--remote-health-interval", remoteHealthInterval, within: 0.1...86_400)
         try Self.check("--quarantine-crashes", Double(quarantineCrashes), within: 1...1_000_000)
         try Self.check("--quarantine-window", quarantineWindow, within: 1...31_536_000)
+        try Self.check("--worker-max-open-files", Double(workerMaxOpenFiles), within: 16...1_048_576)
+        guard let memory = ManifestValidator.bytes(workerMaxMemory), memory >= ManifestValidator.minimumMemory, memory <= 1 << 40 else {
+            throw ValidationError("--worker-max-memory must be a size from 64MiB to 1TiB (for example 512MiB or 2GiB), not \(workerMaxMemory)")
+        }
     }
 
     private static func check(_ flag: String, _ value: Double, within range: ClosedRange<Double>) throws {
@@ -107,6 +118,8 @@ struct Serve: AsyncParsableCommand {
         configuration.workers.defaultIsolation = isolation
         configuration.workers.quarantineCrashes = quarantineCrashes
         configuration.workers.quarantineWindow = .milliseconds(Int64(quarantineWindow * 1000))
+        configuration.workers.maxMemoryBytes = ManifestValidator.bytes(workerMaxMemory) ?? configuration.workers.maxMemoryBytes  // checked in validate()
+        configuration.workers.maxOpenFiles = workerMaxOpenFiles
         let hostname = configuration.hostname
         let app = try await buildApplication(
             configuration: configuration, logger: logger,

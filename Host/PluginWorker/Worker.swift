@@ -104,6 +104,10 @@ final class Worker: Sendable {
             connection.send(WorkerWire.encode(message: "this worker speaks frame version \(WorkerWire.version), the host \(hello.version): run the plugin-host-worker built with the host", kind: .loadFailed, call: 0))
             exit(78)
         }
+        // Its limits, before any of the plugin's code runs (and so before anything it does can raise them:
+        // an unprivileged process cannot raise a hard limit).
+        setLimit(RLIMIT_AS, hello.memoryBytes, "memory")
+        setLimit(RLIMIT_NOFILE, UInt64(hello.openFiles), "open files")
         do {
             let loader = PluginLibraryLoader()
             let inspection = try loader.inspect(path: hello.libraryPath)
@@ -120,6 +124,16 @@ final class Worker: Sendable {
             connection.send(WorkerWire.encode(WorkerWire.Ready(pid: getpid(), sdkVersion: SDKVersion.version)))
         } catch {
             connection.send(WorkerWire.encode(message: String(describing: error), kind: .loadFailed, call: 0))
+            exit(78)
+        }
+    }
+
+    private func setLimit(_ resource: __rlimit_resource, _ value: UInt64, _ name: String) {
+        guard value > 0 else { return }
+        var limit = rlimit(rlim_cur: rlim_t(value), rlim_max: rlim_t(value))
+        if setrlimit(__rlimit_resource_t(resource.rawValue), &limit) != 0 {
+            let reason = String(cString: strerror(errno))
+            connection.send(WorkerWire.encode(message: "the worker cannot limit its \(name) to \(value): \(reason)", kind: .loadFailed, call: 0))
             exit(78)
         }
     }

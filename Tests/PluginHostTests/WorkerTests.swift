@@ -235,4 +235,26 @@ struct WorkerTests {
             #expect(try await eventually { kill(pid_t(oldPID), 0) != 0 }, "the old worker \(oldPID) is still there")
         }
     }
+
+    @Test("a worker holds to its manifest's limits: past its memory it ends, reported as out of memory; its open files are capped")
+    func memoryLimit() async throws {
+        // With the runtime's backtrace on (as by default): the report comes before it.
+        try await withHost { host in
+            try await host.install(try Fixtures.faulty(isolation: "worker") + "\nlimits: {memory: 512MiB, openFiles: 64}\n")
+            try await host.install(try Fixtures.notes)
+            try await host.tenant("acme", workspaces: ["ws1"])
+            try await host.enable("test.faulty", in: "ws1", grants: [])
+            try await host.enable("example.notes", in: "ws1", grants: TestHost.notesGrants)
+            let opened = try await host.admin(.GET, Self.faulty + "files").json["opened"] as? Int ?? 0
+            #expect(opened > 0 && opened < 64, "opened \(opened)")
+            let hog = try await host.admin(.GET, Self.faulty + "hog")
+            #expect(hog.status == 502, "\(hog.text)")
+            #expect(hog.errorCode == "PLUGIN_CRASHED")
+            #expect(hog.text.contains("out of memory"), "\(hog.text)")
+            #expect(try await host.admin(.POST, ConformanceTests.notes("ws1"), json: ["text": "unaffected"]).status == 201)
+            let last = try await workerStatus(host)["lastCrash"] as? [String: any Sendable]
+            #expect((last?["status"] as? String)?.contains("out of memory") == true, "\(String(describing: last))")
+            #expect(try await eventually { try await host.admin(.GET, Self.faulty + "fine").status == 200 })
+        }
+    }
 }

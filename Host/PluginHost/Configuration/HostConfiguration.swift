@@ -90,6 +90,11 @@ public struct WorkerConfiguration: Sendable {
     public var startTimeout: Duration = .seconds(10)
     /// How long a worker may take to answer a health ping.
     public var pingTimeout: Duration = .seconds(5)
+    /// The most address space a worker may have (`RLIMIT_AS`), and what one gets when its manifest sets no
+    /// `limits.memory`. An idle worker takes about 150 MiB of address space, 20 MiB of it resident.
+    public var maxMemoryBytes: UInt64 = 2 << 30
+    /// The most open files a worker may have (`RLIMIT_NOFILE`), and its default.
+    public var maxOpenFiles = 1024
     /// How long the plugin's `shutdown` may take when the host stops.
     public var shutdownGrace: Duration = .seconds(5)
     /// Added to the environment a worker inherits from the host: `SWIFT_BACKTRACE=enable=no`, say, for

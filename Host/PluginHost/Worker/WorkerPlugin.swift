@@ -59,7 +59,9 @@ package final class WorkerPlugin: RunningPlugin {
         self.options = WorkerProcess.Options(
             executable: services.configuration.workers.executable, libraryPath: manifest.runtime.resolvedPath, pluginID: manifest.id,
             pluginVersion: manifest.version, maxFrameBytes: services.maxFrameBytes, startTimeout: services.configuration.workers.startTimeout,
-            environment: services.configuration.workers.environment
+            environment: services.configuration.workers.environment,
+            memoryBytes: min(manifest.limits?.memoryBytes ?? .max, services.configuration.workers.maxMemoryBytes),
+            openFiles: min(manifest.limits?.openFiles ?? .max, services.configuration.workers.maxOpenFiles)
         )
     }
 

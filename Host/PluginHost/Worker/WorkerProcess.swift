@@ -48,8 +48,16 @@ package final class WorkerProcess: Sendable {
         package var startTimeout: Duration
         /// Added to the environment it inherits.
         package var environment: [String: String]
+        /// Its address space and open files at most (the worker sets them on itself before loading).
+        package var memoryBytes: UInt64
+        package var openFiles: Int
 
-        package init(executable: String, libraryPath: String, pluginID: String, pluginVersion: String, maxFrameBytes: UInt32, startTimeout: Duration, environment: [String: String]) {
+        package init(
+            executable: String, libraryPath: String, pluginID: String, pluginVersion: String, maxFrameBytes: UInt32, startTimeout: Duration,
+            environment: [String: String], memoryBytes: UInt64, openFiles: Int
+        ) {
+            self.memoryBytes = memoryBytes
+            self.openFiles = openFiles
             self.executable = executable
             self.libraryPath = libraryPath
             self.pluginID = pluginID
@@ -80,6 +88,9 @@ package final class WorkerProcess: Sendable {
         var stopReason: String?
         var exit: Exit?
         var stderr: [String] = []
+        /// Whether a line of its standard error reported a failed allocation (it may be long before the
+        /// last lines, above a backtrace).
+        var allocationFailed = false
     }
 
     let options: Options
@@ -154,7 +165,8 @@ package final class WorkerProcess: Sendable {
                 let pid = execution.processIdentifier.value
                 state.withLock { $0.pid = pid }
                 send(WorkerWire.encode(WorkerWire.Hello(
-                    libraryPath: options.libraryPath, pluginID: options.pluginID, pluginVersion: options.pluginVersion, maxFrameBytes: options.maxFrameBytes)))
+                    libraryPath: options.libraryPath, pluginID: options.pluginID, pluginVersion: options.pluginVersion, maxFrameBytes: options.maxFrameBytes,
+                    memoryBytes: options.memoryBytes, openFiles: UInt32(clamping: options.openFiles))))
                 // Cleared by the ready frame.
                 let startDeadline = watchdog.add(deadline: .now + options.startTimeout) { [self] in
                     stop(because: "it did not load the plugin within \(options.startTimeout)")
@@ -339,7 +351,9 @@ package final class WorkerProcess: Sendable {
 
     private func logOutput(_ line: String, stream: String) {
         if stream == "stderr" {
+            let allocationFailed = Self.reportsAllocationFailure(line)
             state.withLock { state in
+                if allocationFailed { state.allocationFailed = true }
                 state.stderr.append(String(line.prefix(500)))
                 if state.stderr.count > 20 { state.stderr.removeFirst(state.stderr.count - 20) }
             }
@@ -384,6 +398,12 @@ package final class WorkerProcess: Sendable {
         case .failure(let error): status = "could not be started: \(error)"
         }
         let (exit, calls, ready, channel) = state.withLock { state in
+            var status = status
+            // Past its memory limit, allocations fail and the Swift runtime (or the C library) says so
+            // before it aborts.
+            if case .success(.signaled) = outcome, state.allocationFailed {
+                status = "out of memory (its limit is \(options.memoryBytes >> 20) MiB of address space): " + status
+            }
             let exit = Exit(status: status, stoppedBecause: state.stopReason, stderr: state.stderr, at: Date())
             state.exit = exit
             let calls = state.calls
@@ -402,6 +422,11 @@ package final class WorkerProcess: Sendable {
 
     private func stateDescription() -> String {
         state.withLock { state in state.exit?.description ?? state.stopReason.map { "it is stopping: \($0)" } ?? "it is not running" }
+    }
+
+    /// A line with which the Swift runtime, Foundation or the C++ runtime reports a failed allocation.
+    static func reportsAllocationFailure(_ line: String) -> Bool {
+        ["failed to allocate", "Could not allocate memory", "std::bad_alloc", "Cannot allocate memory", "out of memory"].contains { line.contains($0) }
     }
 
     static let signalNames: [Int32: String] = [

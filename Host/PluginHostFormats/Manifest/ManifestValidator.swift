@@ -83,7 +83,7 @@ public struct ManifestValidator: Sendable {
         guard case .mapping(let top) = root else {
             return .failure(ManifestErrors(problems: [ManifestProblem(field: "$", line: root.mark?.line, message: "the manifest must be a mapping of fields")]))
         }
-        reader.rejectUnknown(top, known: ["id", "name", "version", "sdk", "description", "runtime", "permissions", "subscriptions", "routes", "config"], prefix: "")
+        reader.rejectUnknown(top, known: ["id", "name", "version", "sdk", "description", "runtime", "permissions", "subscriptions", "routes", "config", "limits"], prefix: "")
 
         let id = reader.string(top["id"], "id", required: true)
         if let id, !Self.isValidID(id) {
@@ -111,6 +111,7 @@ public struct ManifestValidator: Sendable {
         let subscriptions = readSubscriptions(top["subscriptions"], permissions: permissions, reader: &reader)
         let routes = readRoutes(top["routes"], reader: &reader)
         let config = readConfig(top["config"], reader: &reader)
+        let workerLimits = readLimits(top["limits"], runtime: runtime, reader: &reader)
 
         var inspection: LibraryInspector.Inspection?
         var libraryChecked = false
@@ -130,7 +131,7 @@ public struct ManifestValidator: Sendable {
         }
         let manifest = PluginManifest(
             id: id, name: name, version: version, sdk: sdk, description: description, runtime: runtime,
-            permissions: permissions.map(\.description), subscriptions: subscriptions, routes: routes, config: config
+            permissions: permissions.map(\.description), subscriptions: subscriptions, routes: routes, config: config, limits: workerLimits
         )
         return .success(Validated(manifest: manifest, inspection: inspection))
     }
@@ -186,6 +187,49 @@ public struct ManifestValidator: Sendable {
         guard let path, !path.isEmpty else { return nil }
         let resolved = path.hasPrefix("/") ? path : URL(fileURLWithPath: baseDirectory).appendingPathComponent(path).standardizedFileURL.path
         return PluginManifest.Runtime(kind: .library, isolation: isolation, path: path, resolvedPath: resolved, sha256: sha256)
+    }
+
+    /// `limits: {memory: 256MiB, openFiles: 256}`: a library plugin's worker limits.
+    private func readLimits(_ node: Node?, runtime: PluginManifest.Runtime?, reader: inout Reader) -> PluginManifest.Limits? {
+        guard let node else { return nil }
+        guard let mapping = reader.mapping(node, "limits", required: false) else { return nil }
+        if runtime?.kind == .remote {
+            reader.problem("limits", node, "limits apply to a library plugin's worker process; a remote plugin runs where it is deployed")
+            return nil
+        }
+        reader.rejectUnknown(mapping, known: ["memory", "openFiles"], prefix: "limits.")
+        var limits = PluginManifest.Limits()
+        if let memory = mapping["memory"] {
+            let text = memory.scalar?.string ?? ""
+            if let bytes = Self.bytes(text), (Self.minimumMemory...(1 << 40)).contains(bytes) {
+                limits.memoryBytes = bytes
+            } else {
+                reader.problem("limits.memory", memory, "\"\(text)\" is not a memory size between 64MiB and 1TiB; write for example 256MiB or 2GiB")
+            }
+        }
+        if let files = mapping["openFiles"] {
+            if case .scalar(let scalar) = files, scalar.style == .plain, let count = Int(scalar.string), (16...1_048_576).contains(count) {
+                limits.openFiles = count
+            } else {
+                reader.problem("limits.openFiles", files, "\"\(files.scalar?.string ?? "")\" is not a number of open files between 16 and 1048576")
+            }
+        }
+        return limits
+    }
+
+    /// The smallest memory limit: a worker's runtime and Foundation reserve about 150 MiB of address space.
+    public static let minimumMemory: UInt64 = 64 << 20
+
+    /// `256MiB`, `2GiB`, `512KiB` or a number of bytes; `nil` for anything else or an overflow.
+    public static func bytes(_ text: String) -> UInt64? {
+        let units: [(String, UInt64)] = [("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30), ("TiB", 1 << 40), ("B", 1), ("", 1)]
+        for (suffix, factor) in units where text.hasSuffix(suffix) {
+            let digits = text.dropLast(suffix.count)
+            guard !digits.isEmpty, digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber), let value = UInt64(digits) else { continue }
+            let (bytes, overflow) = value.multipliedReportingOverflow(by: factor)
+            return overflow ? nil : bytes
+        }
+        return nil
     }
 
     private func readRemoteRuntime(_ mapping: Node.Mapping, reader: inout Reader) -> PluginManifest.Runtime? {

@@ -43,6 +43,19 @@ public struct PluginManifest: Sendable, Hashable, Codable {
         public var minimumRole: CallerRole
     }
 
+    /// What a library plugin's worker process may use (`limits:`); the host caps each with its own maximum.
+    public struct Limits: Sendable, Hashable, Codable {
+        /// The worker's address space in bytes.
+        public var memoryBytes: UInt64?
+        /// Open file descriptors.
+        public var openFiles: Int?
+
+        public init(memoryBytes: UInt64? = nil, openFiles: Int? = nil) {
+            self.memoryBytes = memoryBytes
+            self.openFiles = openFiles
+        }
+    }
+
     public var id: String
     public var name: String
     public var version: String
@@ -53,6 +66,8 @@ public struct PluginManifest: Sendable, Hashable, Codable {
     public var subscriptions: [String]
     public var routes: [Route]
     public var config: ConfigSchema
+    /// Limits of its worker process; `nil` when the manifest has none (the host's apply).
+    public var limits: Limits?
 
     /// The requested permissions, parsed.
     public var requestedPermissions: PermissionSet { PermissionSet(permissions.compactMap(Permission.init)) }

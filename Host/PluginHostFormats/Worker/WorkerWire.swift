@@ -50,20 +50,28 @@ public enum WorkerWire {
 
     // MARK: Payloads
 
-    /// The host's first frame: what to load, and the frame limit of the host's reader.
+    /// The host's first frame: what to load, the frame limit of the host's reader, and the limits the
+    /// worker sets on itself before it loads the library (0: none).
     public struct Hello: Sendable, Hashable {
         public var version: UInt16
         public var libraryPath: String
         public var pluginID: String
         public var pluginVersion: String
         public var maxFrameBytes: UInt32
+        public var memoryBytes: UInt64
+        public var openFiles: UInt32
 
-        public init(version: UInt16 = WorkerWire.version, libraryPath: String, pluginID: String, pluginVersion: String, maxFrameBytes: UInt32) {
+        public init(
+            version: UInt16 = WorkerWire.version, libraryPath: String, pluginID: String, pluginVersion: String, maxFrameBytes: UInt32,
+            memoryBytes: UInt64 = 0, openFiles: UInt32 = 0
+        ) {
             self.version = version
             self.libraryPath = libraryPath
             self.pluginID = pluginID
             self.pluginVersion = pluginVersion
             self.maxFrameBytes = maxFrameBytes
+            self.memoryBytes = memoryBytes
+            self.openFiles = openFiles
         }
     }
 
@@ -421,6 +429,8 @@ extension WorkerWire {
             writer.string(hello.pluginID)
             writer.string(hello.pluginVersion)
             writer.u32(hello.maxFrameBytes)
+            writer.u64(hello.memoryBytes)
+            writer.u32(hello.openFiles)
         }
     }
 
@@ -429,7 +439,9 @@ extension WorkerWire {
             // The version first, so that a worker of another version can still say which it met.
             let version = try reader.u16()
             guard version == WorkerWire.version else { return Hello(version: version, libraryPath: "", pluginID: "", pluginVersion: "", maxFrameBytes: 0) }
-            return Hello(version: version, libraryPath: try reader.string(), pluginID: try reader.string(), pluginVersion: try reader.string(), maxFrameBytes: try reader.u32())
+            return Hello(
+                version: version, libraryPath: try reader.string(), pluginID: try reader.string(), pluginVersion: try reader.string(), maxFrameBytes: try reader.u32(),
+                memoryBytes: try reader.u64(), openFiles: try reader.u32())
         }
     }
 

@@ -9,7 +9,8 @@ import Synchronization
 /// In a worker process only (anywhere else they answer 400, so a test cannot take its own host down):
 /// `segfault`, `abort`, `fatal`, `exit` end the process as named; `spin` loops without ever suspending;
 /// `garbage` writes bytes that are not a frame to the worker's socket; `fork` leaves a child process
-/// behind and answers its pid; `flood` writes 5,000 log records and 1 MB to standard error. `pid`
+/// behind and answers its pid; `hog` allocates memory until it cannot; `files` opens files until it
+/// cannot and answers how many; `flood` writes 5,000 log records and 1 MB to standard error. `pid`
 /// answers the process id.
 /// Its `enabled` hook refuses a config with `refuse: true`, and remembers a config `marker` file, to
 /// which its `shutdown` hook writes `shut down`.
@@ -38,7 +39,7 @@ final class FaultyPlugin: Plugin {
             return try .json(["module": String(#fileID.prefix { $0 != "/" })])
         case "pid":
             return try .json(["pid": Int(getpid())])
-        case "segfault", "abort", "fatal", "exit", "spin", "garbage", "fork", "flood":
+        case "segfault", "abort", "fatal", "exit", "spin", "garbage", "fork", "flood", "hog", "files":
             guard CommandLine.arguments.first?.hasSuffix("plugin-host-worker") == true else {
                 throw PluginError.badRequest("\(request.path) is only done in a worker process")
             }
@@ -75,6 +76,24 @@ final class FaultyPlugin: Plugin {
                 _exit(0)
             }
             return try .json(["child": Int(child)])
+        case "hog":
+            // Memory it writes to and keeps, a MiB at a time, until the worker's limit stops it.
+            var kept: [UnsafeMutableRawPointer] = []
+            while true {
+                let block = UnsafeMutableRawPointer.allocate(byteCount: 1 << 20, alignment: 16)
+                block.initializeMemory(as: UInt8.self, repeating: 1, count: 1 << 20)
+                kept.append(block)
+            }
+        case "files":
+            // Opens /dev/null until it may not, answers how many it could, and closes them.
+            var opened: [Int32] = []
+            while opened.count < 100_000 {
+                let descriptor = open("/dev/null", O_RDONLY)
+                if descriptor < 0 { break }
+                opened.append(descriptor)
+            }
+            for descriptor in opened { close(descriptor) }
+            return try .json(["opened": opened.count])
         case "flood":
             for index in 0..<5_000 { context.logger.info("flood \(index)") }
             FileHandle.standardError.write(Data(repeating: UInt8(ascii: "x"), count: 1 << 20) + Data("\n".utf8))
