@@ -88,6 +88,9 @@ struct WorkerTests {
             #expect(after != nil && after != before)
             let worker = try await workerStatus(host)
             #expect(worker["crashes"] as? Int == 1)
+            let metrics = try await host.request(.GET, "/metrics").text
+            #expect(metrics.contains(#"plugin_host_worker_crashes{plugin="test.faulty"} 1"#), "\(metrics)")
+            #expect(metrics.contains(#"plugin_host_worker_up{plugin="test.faulty"} 1"#))
             let last = worker["lastCrash"] as? [String: any Sendable]
             let status = last?["status"] as? String ?? ""
             switch fault {

@@ -41,6 +41,16 @@ public final class HostMetrics: Sendable {
         registry.makeGauge(descriptor: Self.load, labels: [("plugin", plugin)]).set(duration.seconds)
     }
 
+    /// A worker process's figures, as `GET /v1/plugins/{id}` shows them (`worker`).
+    func recordWorker(plugin: String, up: Bool, restarts: Int, crashes: Int, quarantined: Bool, residentBytes: Int?) {
+        let labels = [("plugin", plugin)]
+        registry.makeGauge(descriptor: Self.workerUp, labels: labels).set(up ? 1.0 : 0.0)
+        registry.makeGauge(descriptor: Self.workerRestarts, labels: labels).set(Double(restarts))
+        registry.makeGauge(descriptor: Self.workerCrashes, labels: labels).set(Double(crashes))
+        registry.makeGauge(descriptor: Self.workerQuarantined, labels: labels).set(quarantined ? 1.0 : 0.0)
+        if let residentBytes { registry.makeGauge(descriptor: Self.workerMemory, labels: labels).set(Double(residentBytes)) }
+    }
+
     /// The Prometheus text exposition of every metric.
     public func render() -> String {
         registry.emitToString()
@@ -65,6 +75,23 @@ public final class HostMetrics: Sendable {
     private static var load: MetricNameDescriptor {
         MetricNameDescriptor(
             namespace: "plugin_host", metricName: "plugin_load_duration", unitName: "seconds", helpText: "Time to check and load a plugin library.")
+    }
+    private static var workerUp: MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "plugin_host", metricName: "worker_up", helpText: "1 while a plugin's worker process runs, else 0.")
+    }
+    private static var workerRestarts: MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "plugin_host", metricName: "worker_restarts", helpText: "Restarts of a plugin's worker after a crash, since the host started.")
+    }
+    private static var workerCrashes: MetricNameDescriptor {
+        MetricNameDescriptor(
+            namespace: "plugin_host", metricName: "worker_crashes", helpText: "Ends of a plugin's worker it did not ask for (crashes, exits, timeouts), since the host started.")
+    }
+    private static var workerQuarantined: MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "plugin_host", metricName: "worker_quarantined", helpText: "1 while a plugin is quarantined after repeated worker crashes.")
+    }
+    private static var workerMemory: MetricNameDescriptor {
+        MetricNameDescriptor(
+            namespace: "plugin_host", metricName: "worker_resident_memory", unitName: "bytes", helpText: "Resident memory of a plugin's worker, at its last health check.")
     }
     static let buckets: [Duration] = [
         .microseconds(100), .microseconds(500), .milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(50),

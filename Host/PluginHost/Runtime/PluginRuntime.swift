@@ -46,7 +46,8 @@ public final class PluginRuntime: Sendable {
         let registry = PluginRegistry(store: store, bus: bus, configuration: configuration, metrics: metrics, logger: logger)
         self.registry = registry
         let failures = PluginFailures(metrics: metrics, logger: logger)
-        let workers = WorkerServices(configuration: configuration, eventLoopGroup: MultiThreadedEventLoopGroup.singleton, watchdog: watchdog, logger: logger)
+        let workers = WorkerServices(
+            configuration: configuration, eventLoopGroup: MultiThreadedEventLoopGroup.singleton, watchdog: watchdog, metrics: metrics, logger: logger)
         let launcher = PluginLauncher(
             loader: loader, remote: remote, workers: workers, watchdog: watchdog, configuration: configuration, storeExecutor: store.pluginExecutor, metrics: metrics, logger: logger
         )

@@ -90,6 +90,14 @@ package final class WorkerPlugin: RunningPlugin {
         )
     }
 
+    /// Its figures in `/metrics`: after each change of state and each health check.
+    private func publishMetrics() {
+        let status = status
+        services.metrics.recordWorker(
+            plugin: id, up: status.state == "running", restarts: status.restarts, crashes: status.crashes, quarantined: status.quarantined,
+            residentBytes: status.rssBytes)
+    }
+
     // MARK: Calls
 
     func handle(_ request: PluginRequest, context: CallContext, started: ContinuousClock.Instant) async throws -> PluginResponse {
@@ -210,6 +218,7 @@ package final class WorkerPlugin: RunningPlugin {
                     state.restartAt = nil
                     state.process = process
                 }
+                publishMetrics()
                 return process
             } catch {
                 // Its end was counted by ended(_:) if it was spawned at all.
@@ -252,6 +261,7 @@ package final class WorkerPlugin: RunningPlugin {
             state.starting = startTask(after: delay)
             return .restart(delay)
         }
+        publishMetrics()
         let metadata: Logger.Metadata = ["plugin.id": "\(id)", "worker.exit": "\(exit)", "worker.stderr": "\(exit.stderr.suffix(5).joined(separator: " | "))"]
         switch next {
         case .nothing: break
@@ -262,16 +272,19 @@ package final class WorkerPlugin: RunningPlugin {
 
     /// Lifts the quarantine and clears the crash count; the next call starts a worker.
     func liftQuarantine() -> Bool {
-        state.withLock { state in
+        let lifted = state.withLock { state in
             guard state.quarantine != nil else { return false }
             state.quarantine = nil
             state.crashTimes = []
             return true
         }
+        publishMetrics()
+        return lifted
     }
 
     /// Pings the worker; one that does not answer in time is stopped (and restarted).
     func checkHealth() async {
+        defer { publishMetrics() }
         guard let process = state.withLock(\.process) else { return }
         let limit = services.configuration.workers.pingTimeout
         do {
@@ -318,6 +331,7 @@ struct WorkerServices: Sendable {
     let configuration: HostConfiguration
     let eventLoopGroup: any EventLoopGroup
     let watchdog: CallWatchdog
+    let metrics: HostMetrics
     let logger: Logger
 
     /// A request body at the host's limit fits, with room for its headers and context.
