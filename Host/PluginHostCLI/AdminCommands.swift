@@ -37,6 +37,7 @@ struct PluginsCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Install a plugin from a manifest file on the host's machine.")
         @OptionGroup var connection: ConnectionOptions
         @Argument(help: "Manifest file (YAML or JSON).") var manifest: String
+        @Option(help: "Where a library plugin runs, over its manifest's choice: worker or in-process.") var isolation: String?
 
         func run() async throws {
             let url = URL(fileURLWithPath: manifest)
@@ -44,7 +45,8 @@ struct PluginsCommand: AsyncParsableCommand {
             let base = url.deletingLastPathComponent().standardizedFileURL.path
             let query = base.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed.subtracting(CharacterSet(charactersIn: "&=+"))) ?? base
             let type = manifest.hasSuffix(".json") ? "application/json" : "application/yaml"
-            let data = try await connection.client().send(.POST, "/v1/plugins?base=\(query)", body: body, contentType: type)
+            let choice = isolation.map { "&isolation=\($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? $0)" } ?? ""
+            let data = try await connection.client().send(.POST, "/v1/plugins?base=\(query)\(choice)", body: body, contentType: type)
             if connection.json { return printJSON(data) }
             let plugin = decodeObject(data)
             print("installed \(text(plugin["id"])) \(text(plugin["version"])) (\(text(plugin["status"])))")

@@ -72,7 +72,7 @@ struct WorkerTests {
     }
 
     @Test("a crash fails only the crashing call with 502 PLUGIN_CRASHED; other plugins go on, and the worker restarts",
-          arguments: ["segfault", "abort", "fatal", "exit", "garbage"])
+          arguments: ["segfault", "abort", "fatal", "exit", "garbage", "oversized"])
     func crashIsContained(fault: String) async throws {
         try await withFaultyWorker { host in
             let before = try await workerPID(host)
@@ -98,6 +98,7 @@ struct WorkerTests {
             case "abort": #expect(status.contains("SIGABRT"), "\(status)")
             case "fatal": #expect(status.contains("SIGILL") || status.contains("SIGTRAP"), "\(status)")
             case "exit": #expect(status == "exited with status 0", "\(status)")
+            case "oversized": #expect((last?["reason"] as? String)?.contains("over the limit") == true, "\(String(describing: last))")
             default: #expect((last?["reason"] as? String)?.contains("not a frame") == true, "\(String(describing: last))")
             }
         }
@@ -258,6 +259,38 @@ struct WorkerTests {
             let last = try await workerStatus(host)["lastCrash"] as? [String: any Sendable]
             #expect((last?["status"] as? String)?.contains("out of memory") == true, "\(String(describing: last))")
             #expect(try await eventually { try await host.admin(.GET, Self.faulty + "fine").status == 200 })
+        }
+    }
+
+    @Test("the platform admin chooses the isolation at install, over the manifest's; an unknown one is refused")
+    func isolationAtInstall() async throws {
+        try await withHost { host in
+            let refused = try await host.admin(.POST, "/v1/plugins?isolation=sandbox", body: Data(try Fixtures.faulty().utf8), contentType: "application/yaml")
+            #expect(refused.status == 400)
+            #expect(refused.text.contains("sandbox"))
+            let installed = try await host.admin(.POST, "/v1/plugins?isolation=worker", body: Data(try Fixtures.faulty(isolation: "in-process").utf8), contentType: "application/yaml")
+            #expect(installed.status == 201, "\(installed.text)")
+            #expect((installed.json["runtime"] as? [String: any Sendable])?["isolation"] as? String == "worker")
+            try await host.tenant("acme", workspaces: ["ws1"])
+            try await host.enable("test.faulty", in: "ws1", grants: [])
+            let pid = try await workerPID(host)
+            #expect(pid != nil && pid != Int(getpid()))
+        }
+    }
+
+    @Test("a worker whose plugin ignores the stop is killed after the grace; uninstall and the host go on")
+    func ignoresTheStop() async throws {
+        try await withHost(configure: { $0.workers.shutdownGrace = .milliseconds(300); $0.pluginTimeout = .seconds(2) }) { host in
+            try await host.install(try Fixtures.faulty(isolation: "worker"))
+            try await host.tenant("acme", workspaces: ["ws1"])
+            try await host.enable("test.faulty", in: "ws1", grants: [], config: ["stubborn": true])
+            let pid = try #require(try await workerPID(host))
+            #expect(try await host.admin(.DELETE, "/v1/workspaces/ws1/plugins/test.faulty").status == 204)
+            let started = ContinuousClock.now
+            #expect(try await host.admin(.DELETE, "/v1/plugins/test.faulty").status == 204)
+            #expect(ContinuousClock.now - started < .seconds(3))
+            #expect(try await eventually { kill(pid_t(pid), 0) != 0 }, "the worker \(pid) is still there")
+            #expect(try await host.request(.GET, "/health").status == 200)
         }
     }
 }

@@ -46,7 +46,15 @@ struct AdminController {
         // manifest file's folder), otherwise against the host's manifests folder.
         let base = request.uri.queryParameters["base"].map(String.init)
             ?? runtime.configuration.manifestsDirectory ?? FileManager.default.currentDirectoryPath
-        let status = try await runtime.administration.install(manifestText: text, baseDirectory: base)
+        // The platform admin's choice of isolation overrides the manifest's.
+        var isolation: PluginManifest.Runtime.Isolation?
+        if let value = request.uri.queryParameters["isolation"].map(String.init) {
+            guard let parsed = PluginManifest.Runtime.Isolation(rawValue: value) else {
+                throw HostError.invalidInput("isolation \"\(value)\" is not one; use worker or in-process")
+            }
+            isolation = parsed
+        }
+        let status = try await runtime.administration.install(manifestText: text, baseDirectory: base, isolation: isolation)
         return try .json(API.PluginView(status), status: .created)
     }
 

@@ -21,14 +21,21 @@ struct Administration: Sendable {
 
     /// Validates a manifest and its library, loads it and records the installation; all or nothing.
     /// Installing a higher version of an installed id upgrades it in place; a lower one is refused.
-    func install(manifestText: String, baseDirectory: String) async throws -> PluginStatus {
+    /// `isolation`, the platform admin's choice at install, overrides the manifest's for a library plugin.
+    func install(manifestText: String, baseDirectory: String, isolation: PluginManifest.Runtime.Isolation? = nil) async throws -> PluginStatus {
         try await lock.withLock {
             let validated: ManifestValidator.Validated
             switch validator.validate(text: manifestText, baseDirectory: baseDirectory, installedVersion: { registry.installed($0)?.record.manifest.version }) {
             case .success(let value): validated = value
             case .failure(let errors): throw HostError.invalidManifest(problems: errors.problems.map(\.description))
             }
-            let manifest = validated.manifest
+            var manifest = validated.manifest
+            if let isolation {
+                guard manifest.runtime.kind == .library else {
+                    throw HostError.invalidInput("isolation applies to library plugins; \(manifest.id) is a remote plugin")
+                }
+                manifest.runtime.isolation = isolation
+            }
             if let installed = registry.installed(manifest.id)?.record.manifest.runtime.kind, installed != manifest.runtime.kind {
                 throw HostError.runtimeKindChanged(plugin: manifest.id, installed: installed.rawValue, manifest: manifest.runtime.kind.rawValue)
             }

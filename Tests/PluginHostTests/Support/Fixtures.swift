@@ -54,6 +54,7 @@ enum Fixtures {
             refuse: {type: boolean, default: false}
             apiKey: {type: string, secret: true}
             marker: {type: string}
+            stubborn: {type: boolean, default: false}
         """
     }
 }

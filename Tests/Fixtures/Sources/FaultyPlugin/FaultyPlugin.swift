@@ -8,15 +8,18 @@ import Synchronization
 /// after a second, `module` answers the Swift module it was built as, `fine` answers 200.
 /// In a worker process only (anywhere else they answer 400, so a test cannot take its own host down):
 /// `segfault`, `abort`, `fatal`, `exit` end the process as named; `spin` loops without ever suspending;
-/// `garbage` writes bytes that are not a frame to the worker's socket; `fork` leaves a child process
+/// `garbage` writes bytes that are not a frame to the worker's socket, `oversized` a frame header over
+/// any limit; `fork` leaves a child process
 /// behind and answers its pid; `hog` allocates memory until it cannot; `files` opens files until it
 /// cannot and answers how many; `flood` writes 5,000 log records and 1 MB to standard error. `pid`
 /// answers the process id.
 /// Its `enabled` hook refuses a config with `refuse: true`, and remembers a config `marker` file, to
-/// which its `shutdown` hook writes `shut down`.
+/// which its `shutdown` hook writes `shut down`; with `stubborn: true` its `shutdown` never returns.
 final class FaultyPlugin: Plugin {
     struct Secret: Error { var detail = "internal detail that must not reach the caller" }
     private let markers = Mutex<[String]>([])
+    /// Set by a config `stubborn: true`: its `shutdown` never returns.
+    private let stubborn = Atomic<Bool>(false)
 
     func handle(_ request: PluginRequest, context: any PluginContext) async throws -> PluginResponse {
         switch request.path {
@@ -39,7 +42,7 @@ final class FaultyPlugin: Plugin {
             return try .json(["module": String(#fileID.prefix { $0 != "/" })])
         case "pid":
             return try .json(["pid": Int(getpid())])
-        case "segfault", "abort", "fatal", "exit", "spin", "garbage", "fork", "flood", "hog", "files":
+        case "segfault", "abort", "fatal", "exit", "spin", "garbage", "oversized", "fork", "flood", "hog", "files":
             guard CommandLine.arguments.first?.hasSuffix("plugin-host-worker") == true else {
                 throw PluginError.badRequest("\(request.path) is only done in a worker process")
             }
@@ -67,6 +70,11 @@ final class FaultyPlugin: Plugin {
             while counter.wrappingAdd(1, ordering: .relaxed).newValue != 0 {}
         case "garbage":
             let bytes: [UInt8] = Array("this is not a frame, and it is long enough to look like one".utf8)
+            _ = bytes.withUnsafeBytes { write(0, $0.baseAddress, $0.count) }
+            Thread.sleep(forTimeInterval: 5)
+        case "oversized":
+            // A frame header announcing 255 MiB.
+            let bytes: [UInt8] = [0xF0, 0xFF, 0xFF, 0x0F, 22, 1, 0, 0, 0, 0, 0, 0, 0]
             _ = bytes.withUnsafeBytes { write(0, $0.baseAddress, $0.count) }
             Thread.sleep(forTimeInterval: 5)
         case "fork":
@@ -107,9 +115,12 @@ final class FaultyPlugin: Plugin {
     func enabled(context: any PluginContext) async throws {
         if context.config["refuse"]?.boolValue == true { throw PluginError.badRequest("refusing to be enabled") }
         if case .string(let marker)? = context.config["marker"] { markers.withLock { $0.append(marker) } }
+        if context.config["stubborn"]?.boolValue == true { stubborn.store(true, ordering: .relaxed) }
     }
 
     func shutdown() async {
+        // Holds its thread for good: only the host's kill ends it (set only in worker tests).
+        while stubborn.load(ordering: .relaxed) { sleep(1) }
         for marker in markers.withLock({ $0 }) { try? "shut down".write(toFile: marker, atomically: true, encoding: .utf8) }
     }
 
