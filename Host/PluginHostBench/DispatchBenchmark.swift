@@ -24,7 +24,7 @@ struct DispatchBenchmark {
         defer { Task { await store.close() } }
         var logger = Logger(label: "bench")
         logger.logLevel = .error
-        let runtime = try await PluginRuntime.standalone(configuration: HostConfiguration(dataDirectory: folder), store: store, logger: logger)
+        let runtime = try await PluginRuntime.standalone(configuration: inProcess(HostConfiguration(dataDirectory: folder)), store: store, logger: logger)
         _ = try await runtime.install(manifestText: echoManifest(pluginsFolder), baseDirectory: pluginsFolder)
         _ = try await runtime.createTenant(id: "bench", name: "bench")
         let workspace = try await runtime.createWorkspace(id: "ws", name: "ws", tenantID: "bench")
@@ -55,6 +55,13 @@ struct DispatchBenchmark {
         let (seconds, attoseconds) = elapsed.components
         return (Double(seconds) * 1e9 + Double(attoseconds) / 1e9) / Double(iterations)
     }
+}
+
+/// `configuration` with library plugins in-process: what benchmarks 1 to 5 measure (6 compares workers).
+func inProcess(_ configuration: HostConfiguration) -> HostConfiguration {
+    var configuration = configuration
+    configuration.workers.defaultIsolation = .inProcess
+    return configuration
 }
 
 func echoManifest(_ folder: String) -> String {

@@ -31,8 +31,8 @@ struct HTTPBenchmark {
         let token = "bench-admin-token"
         let ports = AsyncStream.makeStream(of: Int.self)
         let host = try await buildApplication(
-            configuration: HostConfiguration(dataDirectory: folder.appendingPathComponent("data").path, port: 0,
-                                             manifestsDirectory: folder.appendingPathComponent("manifests").path, adminToken: token),
+            configuration: inProcess(HostConfiguration(dataDirectory: folder.appendingPathComponent("data").path, port: 0,
+                                                       manifestsDirectory: folder.appendingPathComponent("manifests").path, adminToken: token)),
             logger: logger, onServerRunning: { ports.continuation.yield($0) }
         )
         let router = Router()

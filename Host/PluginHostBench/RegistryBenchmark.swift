@@ -67,7 +67,7 @@ struct RegistryBenchmark {
         for _ in 0..<2 {
             let folder = FileManager.default.temporaryDirectory.appendingPathComponent("plugin-host-bench-\(UUID().uuidString)").path
             folders.append(folder)
-            var configuration = HostConfiguration(dataDirectory: folder, port: 0, adminToken: Self.token)
+            var configuration = inProcess(HostConfiguration(dataDirectory: folder, port: 0, adminToken: Self.token))
             configuration.postgres = PostgresConfiguration(url: postgresURL, migrationURL: migrationURL, poolSize: 4)
             // Both hosts sign SDK tokens and seal secrets with one key, as hosts sharing a database must.
             configuration.remote.secretKey = Data(repeating: 7, count: 32).base64EncodedString()

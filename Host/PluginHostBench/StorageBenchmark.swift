@@ -78,7 +78,7 @@ struct StorageBenchmark {
     /// The notes plugin's storage in a workspace, as the plugin gets it, with 100 keys written, and the
     /// executor its calls run on.
     private func storage(on store: any HostStore, folder: String, logger: Logger) async throws -> (any PluginStorage, (any TaskExecutor)?) {
-        let runtime = try await PluginRuntime.standalone(configuration: HostConfiguration(dataDirectory: folder), store: store, logger: logger)
+        let runtime = try await PluginRuntime.standalone(configuration: inProcess(HostConfiguration(dataDirectory: folder)), store: store, logger: logger)
         if runtime.plugin(id: "example.notes") == nil {
             _ = try await runtime.install(manifestText: notesManifest(pluginsFolder), baseDirectory: pluginsFolder)
         }

@@ -59,7 +59,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: ArgumentHelp(
         "Where library plugins run when their manifest does not say (runtime.isolation): worker (a supervised process each) or in-process.",
         valueName: "isolation"))
-    var isolation: PluginManifest.Runtime.Isolation = .inProcess
+    var isolation: PluginManifest.Runtime.Isolation = .worker
 
     @Option(help: ArgumentHelp(
         "Worker crashes within --quarantine-window that quarantine a plugin.", valueName: "count"))

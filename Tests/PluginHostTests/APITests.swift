@@ -9,7 +9,8 @@ struct APITests {
         try await withHost { host in
             #expect(try await host.request(.GET, "/health").status == 200)
             #expect(try await host.request(.GET, "/ready").status == 200)
-            try await host.install(try Fixtures.echo, contentType: "application/json")
+            // In-process: its library is loaded at install (a worker's is loaded when the worker starts).
+            try await host.install(try Fixtures.echo, contentType: "application/json", isolation: "in-process")
             let metrics = try await host.request(.GET, "/metrics")
             #expect(metrics.status == 200)
             #expect(metrics.headers["content-type"]?.hasPrefix("text/plain") == true)
@@ -162,7 +163,9 @@ struct APITests {
     @Test("a plugin over its timeout gets 504 PLUGIN_TIMEOUT at the timeout, and the host keeps serving")
     func pluginTimeout() async throws {
         try await withHost(configure: { $0.pluginTimeout = .milliseconds(300) }) { host in
-            try await host.install(try Fixtures.faulty())
+            // In-process, where the timeout abandons a call it cannot stop (in a worker it stops the worker:
+            // WorkerTests.endlessLoop).
+            try await host.install(try Fixtures.faulty(isolation: "in-process"))
             try await host.tenant("acme", workspaces: ["ws1"])
             try await host.enable("test.faulty", in: "ws1", grants: [])
             let started = ContinuousClock.now
@@ -178,7 +181,8 @@ struct APITests {
     @Test("on PostgreSQL a plugin granted storage runs on the pool's threads, others on Swift's; the timeout holds on both", arguments: StoreKind.allCases)
     func pluginExecutor(store: StoreKind) async throws {
         try await withHost(store: store, configure: { $0.pluginTimeout = .milliseconds(300) }) { host in
-            try await host.install(try Fixtures.faulty())
+            // What runs in this process: the executors are the host's.
+            try await host.install(try Fixtures.faulty(isolation: "in-process"))
             try await host.tenant("acme", workspaces: ["ws1", "ws2"])
             try await host.enable("test.faulty", in: "ws1", grants: ["storage.read"])
             try await host.enable("test.faulty", in: "ws2", grants: [])

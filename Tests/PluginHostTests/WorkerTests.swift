@@ -13,7 +13,7 @@ import Glibc
 struct WorkerTests {
     static let faulty = "/v1/workspaces/ws1/plugins/test.faulty/resources/"
 
-    /// A host with the faulty fixture in a worker (and the notes plugin in-process) enabled in ws1,
+    /// A host with the faulty fixture in a worker (and the notes plugin in the host's own process) enabled in ws1,
     /// restarts after 10 ms and quarantine after `quarantineCrashes`.
     func withFaultyWorker(
         quarantineCrashes: Int = 100, configure: @escaping (inout HostConfiguration) -> Void = { _ in }, _ body: (TestHost) async throws -> Void
@@ -27,7 +27,7 @@ struct WorkerTests {
             configure(&configuration)
         }) { host in
             try await host.install(try Fixtures.faulty(isolation: "worker"))
-            try await host.install(try Fixtures.notes)
+            try await host.install(try Fixtures.notes, isolation: "in-process")
             try await host.tenant("acme", workspaces: ["ws1"])
             try await host.enable("test.faulty", in: "ws1", grants: ["storage.read"])
             try await host.enable("example.notes", in: "ws1", grants: TestHost.notesGrants)

@@ -78,7 +78,7 @@ public struct HostConfiguration: Sendable {
 /// How library plugins run in worker processes (docs/workers.md).
 public struct WorkerConfiguration: Sendable {
     /// Where a library plugin runs when its manifest does not say.
-    public var defaultIsolation: PluginManifest.Runtime.Isolation = .inProcess
+    public var defaultIsolation: PluginManifest.Runtime.Isolation = .worker
     /// The `plugin-host-worker` executable; by default the one beside this process's executable.
     public var executable: String = WorkerConfiguration.besideThisExecutable
     /// The wait before restarting a worker that ended; each further crash doubles it, up to `maxDelay`.

@@ -210,6 +210,7 @@ package final class WorkerPlugin: RunningPlugin {
         Task { [self] in
             if delay > .zero { try? await Task.sleep(for: delay) }
             do {
+                let started = ContinuousClock.now
                 let process = try await WorkerProcess.start(
                     options, group: services.eventLoopGroup, watchdog: services.watchdog, logger: services.logger
                 ) { [weak self] process, exit in self?.ended(process, exit) }
@@ -218,6 +219,8 @@ package final class WorkerPlugin: RunningPlugin {
                     state.restartAt = nil
                     state.process = process
                 }
+                // Its library's load: in the worker, from spawn to ready.
+                services.metrics.recordLoad(plugin: id, duration: ContinuousClock.now - started)
                 publishMetrics()
                 return process
             } catch {

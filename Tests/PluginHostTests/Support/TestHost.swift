@@ -107,8 +107,10 @@ final class TestHost: Sendable {
 
     /// Installs a manifest over HTTP and expects 201.
     @discardableResult
-    func install(_ manifest: String, contentType: String = "application/yaml") async throws -> Reply {
-        let reply = try await admin(.POST, "/v1/plugins", body: Data(manifest.utf8), contentType: contentType)
+    /// Installs a manifest; `isolation` (`worker`, `in-process`) overrides the manifest's, as a platform
+    /// admin may at install.
+    func install(_ manifest: String, contentType: String = "application/yaml", isolation: String? = nil) async throws -> Reply {
+        let reply = try await admin(.POST, "/v1/plugins" + (isolation.map { "?isolation=\($0)" } ?? ""), body: Data(manifest.utf8), contentType: contentType)
         #expect(reply.status == 201, "install failed: \(reply.text)")
         return reply
     }
