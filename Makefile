@@ -54,7 +54,8 @@ test: deps
 	$(SWIFT) build --build-tests
 	$(WITH_POSTGRES) $(SWIFT) test --skip-build
 
-## bench: dispatch overhead, HTTP throughput, storage and remote plugins, each against a baseline in the same run
+## bench: dispatch overhead, HTTP throughput, storage, registry, remote plugins and worker processes, each against
+## a baseline in the same run
 bench: deps
 	$(call ensure_packages,$(BENCH_PACKAGES))
 	$(SWIFT) build -c release --product plugin-host-bench
