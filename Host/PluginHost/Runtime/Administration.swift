@@ -54,9 +54,16 @@ struct Administration: Sendable {
                     throw HostError.libraryNotLoaded("\(error)")
                 }
             }
-            let installSecret = try await makeInstallSecret(for: manifest)
+            let installSecret: String?
             let record = InstalledPluginRecord(manifest: manifest, sha256: validated.inspection?.sha256 ?? "", installedAt: Date())
-            try await store.installPlugin(record)
+            do {
+                installSecret = try await makeInstallSecret(for: manifest)
+                try await store.installPlugin(record)
+            } catch {
+                // Nothing is installed: the new runner (a worker it started) goes too.
+                await runner.shutdown()
+                throw error
+            }
             let previous = registry.state.withLock { state -> PluginRegistry.Installed? in
                 let previous = state.plugins[manifest.id]
                 let installed = PluginRegistry.Installed(record: record, runner: runner, loadError: nil, requested: manifest.requestedPermissions)

@@ -209,15 +209,37 @@ package final class WorkerPlugin: RunningPlugin {
     private func startTask(after delay: Duration) -> Task<WorkerProcess, any Error> {
         Task { [self] in
             if delay > .zero { try? await Task.sleep(for: delay) }
+            if Task.isCancelled || state.withLock(\.stopped) {
+                state.withLock { state in
+                    state.starting = nil
+                    state.restartAt = nil
+                }
+                throw HostError.pluginUnavailable(plugin: id, why: "the host is stopping")
+            }
             do {
                 let started = ContinuousClock.now
                 let process = try await WorkerProcess.start(
                     options, group: services.eventLoopGroup, watchdog: services.watchdog, logger: services.logger
                 ) { [weak self] process, exit in self?.ended(process, exit) }
-                state.withLock { state in
+                // Installed only if it still runs and the runner was not stopped meanwhile: a worker that
+                // ended between its ready frame and here was counted by ended(_:), which left the restart
+                // to this task.
+                enum Outcome { case installed, ended, stopped }
+                let outcome: Outcome = state.withLock { state in
                     state.starting = nil
                     state.restartAt = nil
+                    if state.stopped { return .stopped }
+                    if process.exit != nil { return .ended }
                     state.process = process
+                    return .installed
+                }
+                switch outcome {
+                case .installed: break
+                case .stopped:
+                    await process.shutdown(drain: .zero, grace: services.configuration.workers.shutdownGrace)
+                    throw HostError.pluginUnavailable(plugin: id, why: "the host is stopping")
+                case .ended:
+                    throw HostError.pluginCrashed(plugin: id, why: process.exit?.description ?? "it ended as it started")
                 }
                 // Its library's load: in the worker, from spawn to ready.
                 services.metrics.recordLoad(plugin: id, duration: ContinuousClock.now - started)

@@ -131,7 +131,7 @@ package final class WorkerProcess: Sendable {
                 .withConnectedSocket(descriptors[0])
                 .get()
         } catch {
-            close(descriptors[0])
+            // NIO closed the host's end when it failed to take it; the worker's end is still ours.
             close(descriptors[1])
             throw HostError.pluginUnavailable(plugin: options.pluginID, why: "its worker's socket could not be used: \(error)")
         }
@@ -163,16 +163,18 @@ package final class WorkerProcess: Sendable {
                 error: .sequence
             ) { execution in
                 let pid = execution.processIdentifier.value
-                state.withLock { $0.pid = pid }
-                send(WorkerWire.encode(WorkerWire.Hello(
-                    libraryPath: options.libraryPath, pluginID: options.pluginID, pluginVersion: options.pluginVersion, maxFrameBytes: options.maxFrameBytes,
-                    memoryBytes: options.memoryBytes, openFiles: UInt32(clamping: options.openFiles))))
-                // Cleared by the ready frame.
+                // Cleared by the ready frame; in place before the hello that the ready frame answers.
                 let startDeadline = watchdog.add(deadline: .now + options.startTimeout) { [self] in
                     stop(because: "it did not load the plugin within \(options.startTimeout)")
                 }
-                state.withLock { $0.startDeadline = startDeadline }
+                state.withLock {
+                    $0.pid = pid
+                    $0.startDeadline = startDeadline
+                }
                 defer { watchdog.remove(startDeadline) }
+                send(WorkerWire.encode(WorkerWire.Hello(
+                    libraryPath: options.libraryPath, pluginID: options.pluginID, pluginVersion: options.pluginVersion, maxFrameBytes: options.maxFrameBytes,
+                    memoryBytes: options.memoryBytes, openFiles: UInt32(clamping: options.openFiles))))
                 await withTaskGroup(of: Void.self) { group in
                     group.addTask { [self] in
                         var lines = OutputLines()
@@ -181,6 +183,7 @@ package final class WorkerProcess: Sendable {
                                 chunk.withUnsafeBytes { lines.append($0) { logOutput($0, stream: "stdout") } }
                             }
                         } catch {}
+                        lines.flush { logOutput($0, stream: "stdout") }
                         ended()
                     }
                     group.addTask { [self] in
@@ -190,13 +193,14 @@ package final class WorkerProcess: Sendable {
                                 chunk.withUnsafeBytes { lines.append($0) { logOutput($0, stream: "stderr") } }
                             }
                         } catch {}
+                        lines.flush { logOutput($0, stream: "stderr") }
                         ended()
                     }
                 }
             }
             outcome = .success(result.terminationStatus)
         } catch {
-            close(socket)
+            // Subprocess closes the worker's end of the socket itself, on failure as on success.
             outcome = .failure(error)
         }
         finish(outcome)
@@ -233,26 +237,35 @@ package final class WorkerProcess: Sendable {
                     if state.calls[number] != nil { state.calls[number]?.watchdogEntry = entry } else { watchdog.remove(entry) }
                 }
             }
-            send(frame(number, binding))
+            let bytes = frame(number, binding)
+            guard fits(bytes) else {
+                if let call = state.withLock({ $0.calls.removeValue(forKey: number) }) {
+                    if let entry = call.watchdogEntry { watchdog.remove(entry) }
+                    call.continuation.resume(throwing: HostError.pluginUnavailable(
+                        plugin: options.pluginID, why: "the call takes \(bytes.count) bytes, over its worker's frame limit of \(options.maxFrameBytes)"))
+                }
+                return
+            }
+            send(bytes)
         }
     }
 
     /// The number the worker knows `bound` by on this connection, sent with its context on first use.
     private func bind(_ bound: BoundPlugin) -> UInt32 {
         let key = ObjectIdentifier(bound)
-        let (id, fresh) = state.withLock { state -> (UInt32, Bool) in
-            if let known = state.bindings[key] { return (known.id, false) }
+        if let known = state.withLock({ $0.bindings[key]?.id }) { return known }
+        let config = (try? JSONEncoder().encode(bound.config)) ?? Data("{}".utf8)
+        // Sent under the lock: a caller that finds the binding known afterwards sends its call after it.
+        return state.withLock { state in
+            if let known = state.bindings[key] { return known.id }
             let id = state.nextBinding
             state.nextBinding &+= 1
             state.bindings[key] = (id, bound)
-            return (id, true)
+            write(WorkerWire.encode(WorkerWire.Binding(
+                id: id, tenantID: bound.tenantID, workspaceID: bound.workspaceID, grants: bound.grants.permissions.map(\.description).sorted(), config: config)),
+                  on: state.channel)
+            return id
         }
-        if fresh {
-            let config = (try? JSONEncoder().encode(bound.config)) ?? Data("{}".utf8)
-            send(WorkerWire.encode(WorkerWire.Binding(
-                id: id, tenantID: bound.tenantID, workspaceID: bound.workspaceID, grants: bound.grants.permissions.map(\.description).sorted(), config: config)))
-        }
-        return id
     }
 
     /// Forgets an enablement's context (it was disabled).
@@ -262,8 +275,18 @@ package final class WorkerProcess: Sendable {
     }
 
     private func send(_ frame: [UInt8]) {
-        guard let channel = state.withLock(\.channel) else { return }
+        write(frame, on: state.withLock(\.channel))
+    }
+
+    /// Queues a frame on the channel (never blocks, so it may be called under the state's lock).
+    private func write(_ frame: [UInt8], on channel: (any Channel)?) {
+        guard let channel else { return }
         channel.writeAndFlush(channel.allocator.buffer(bytes: frame), promise: nil)
+    }
+
+    /// Whether a frame fits the worker's reader, which would end the worker for one that does not.
+    private func fits(_ frame: [UInt8]) -> Bool {
+        frame.count - 4 <= Int(options.maxFrameBytes)
     }
 
     // MARK: From the worker
@@ -335,7 +358,12 @@ package final class WorkerProcess: Sendable {
                 logger.error("SDK call of a worker failed", metadata: ["plugin.id": "\(options.pluginID)", "error": "\(error)"])
                 result = .failed(.unavailable("the host could not complete the call"))
             }
-            send(WorkerWire.encode(result, call: number))
+            var reply = WorkerWire.encode(result, call: number)
+            if !fits(reply) {
+                reply = WorkerWire.encode(.failed(.limitExceeded(
+                    "the answer takes \(reply.count) bytes, over the worker's frame limit of \(options.maxFrameBytes); ask for fewer entries")), call: number)
+            }
+            send(reply)
         }
     }
 
@@ -369,19 +397,24 @@ package final class WorkerProcess: Sendable {
             if state.stopReason == nil { state.stopReason = reason }
             return state.exit == nil ? state.pid : 0
         }
-        if pid > 0 { kill(-pid, SIGKILL) }
+        if pid > 0 {
+            kill(-pid, SIGKILL)
+            kill(pid, SIGKILL)  // should it have left its group
+        }
     }
 
     /// Lets the calls in flight finish (for up to `drain`), then asks the worker to run the plugin's
     /// `shutdown` and exit; kills it if it has not within `grace`.
+    /// A caller that is cancelled (its own time ran out) gets the worker killed at once.
     package func shutdown(drain: Duration, grace: Duration) async {
         let drained = ContinuousClock.now + drain
-        while exit == nil, inFlight > 0, ContinuousClock.now < drained { try? await Task.sleep(for: .milliseconds(5)) }
+        while exit == nil, inFlight > 0, ContinuousClock.now < drained, !Task.isCancelled { try? await Task.sleep(for: .milliseconds(5)) }
         send(WorkerWire.encode(.shutdown, call: 0))
         let deadline = ContinuousClock.now + grace
-        while exit == nil, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(5)) }
-        if exit == nil { stop(because: "it did not stop within \(grace) of being asked to") }
-        while exit == nil { try? await Task.sleep(for: .milliseconds(5)) }
+        while exit == nil, ContinuousClock.now < deadline, !Task.isCancelled { try? await Task.sleep(for: .milliseconds(5)) }
+        if exit == nil { stop(because: Task.isCancelled ? "the host stopped waiting for it" : "it did not stop within \(grace) of being asked to") }
+        let reaped = ContinuousClock.now + .seconds(5)
+        while exit == nil, ContinuousClock.now < reaped, !Task.isCancelled { try? await Task.sleep(for: .milliseconds(5)) }
     }
 
     /// The socket or an output stream ended: the worker is exiting, or has. Whatever it forked goes too.
@@ -445,17 +478,23 @@ struct OutputLines {
     mutating func append(_ bytes: UnsafeRawBufferPointer, _ emit: (String) -> Void) {
         for byte in bytes {
             if byte == UInt8(ascii: "\n") {
-                var text = String(decoding: line, as: UTF8.self)
-                if dropped > 0 { text += " … (\(dropped) more bytes)" }
-                emit(text)
-                line.removeAll(keepingCapacity: true)
-                dropped = 0
+                flush(emit)
             } else if line.count < limit {
                 line.append(byte)
             } else {
                 dropped += 1
             }
         }
+    }
+
+    /// Emits the line so far, if any: at a newline, and at the end of the stream (a last line without one).
+    mutating func flush(_ emit: (String) -> Void) {
+        guard !line.isEmpty || dropped > 0 else { return }
+        var text = String(decoding: line, as: UTF8.self)
+        if dropped > 0 { text += " … (\(dropped) more bytes)" }
+        emit(text)
+        line.removeAll(keepingCapacity: true)
+        dropped = 0
     }
 }
 

@@ -375,7 +375,8 @@ public enum WorkerWire {
         public mutating func strings() throws(Malformed) -> [String] {
             let count = try count()
             var values: [String] = []
-            values.reserveCapacity(count)
+            // Each string takes at least its 4-byte count: reserve no more than the bytes left can hold.
+            values.reserveCapacity(min(count, remaining / 4))
             for _ in 0..<count { values.append(try string()) }
             return values
         }
@@ -383,7 +384,7 @@ public enum WorkerWire {
         public mutating func map() throws(Malformed) -> [String: String] {
             let count = try count()
             var values: [String: String] = [:]
-            values.reserveCapacity(count)
+            values.reserveCapacity(min(count, remaining / 8))
             for _ in 0..<count {
                 let key = try string()
                 values[key] = try string()
@@ -438,7 +439,10 @@ extension WorkerWire {
         try decode(payload) { reader throws(Malformed) in
             // The version first, so that a worker of another version can still say which it met.
             let version = try reader.u16()
-            guard version == WorkerWire.version else { return Hello(version: version, libraryPath: "", pluginID: "", pluginVersion: "", maxFrameBytes: 0) }
+            guard version == WorkerWire.version else {
+                _ = reader.rest()  // another version's fields: only its number is read
+                return Hello(version: version, libraryPath: "", pluginID: "", pluginVersion: "", maxFrameBytes: 0)
+            }
             return Hello(
                 version: version, libraryPath: try reader.string(), pluginID: try reader.string(), pluginVersion: try reader.string(), maxFrameBytes: try reader.u32(),
                 memoryBytes: try reader.u64(), openFiles: try reader.u32())
@@ -456,7 +460,10 @@ extension WorkerWire {
     public static func ready(_ payload: [UInt8]) throws(Malformed) -> Ready {
         try decode(payload) { reader throws(Malformed) in
             let version = try reader.u16()
-            guard version == WorkerWire.version else { return Ready(version: version, pid: 0, sdkVersion: "") }
+            guard version == WorkerWire.version else {
+                _ = reader.rest()
+                return Ready(version: version, pid: 0, sdkVersion: "")
+            }
             return Ready(version: version, pid: try reader.i32(), sdkVersion: try reader.string())
         }
     }
