@@ -67,13 +67,18 @@ bench: deps
 
 ## fuzz: each parser of outside bytes (ELF reader, manifest validator, version ranges, remote envelope and
 ## SDK token, worker frames) under libFuzzer and AddressSanitizer for FUZZ_SECONDS (60) each; a crash fails the run and
-## is kept in .build-fuzz/crashes/ (CI runs 30 s of each)
+## is kept in .build-fuzz/crashes/ (CI runs 30 s of each). swiftc drops the fuzzer's coverage when given
+## -sanitize=fuzzer and -sanitize=address as two flags (as SwiftPM does), so it is asked for explicitly; a run
+## without coverage fails.
 fuzz: deps
-	$(SWIFT) build --product plugin-host-fuzz --sanitize fuzzer --sanitize address --scratch-path .build-fuzz -Xswiftc -DPLUGIN_HOST_FUZZING
+	$(SWIFT) build --product plugin-host-fuzz --sanitize fuzzer --sanitize address --scratch-path .build-fuzz -Xswiftc -DPLUGIN_HOST_FUZZING \
+		-Xswiftc -sanitize-coverage=edge,inline-8bit-counters,pc-table
 	cd Plugins && $(SWIFT) build
 	@for target in $(FUZZ_TARGETS); do \
 		echo "fuzzing $$target for $(FUZZ_SECONDS) s"; \
 		Tests/Fuzz/run.sh $$target $(FUZZ_SECONDS) > .build-fuzz/$$target.log 2>&1 || { tail -40 .build-fuzz/$$target.log; exit 1; }; \
+		if grep -q "Is the code instrumented for coverage" .build-fuzz/$$target.log; then \
+			echo "fuzzing $$target found no coverage: the Swift code is not instrumented"; exit 1; fi; \
 		grep -E "^stat::(number_of_executed_units|average_exec_per_sec)" .build-fuzz/$$target.log; \
 	done
 
