@@ -159,6 +159,8 @@ struct BenchCommand: AsyncParsableCommand {
                      added / floor, added <= 2 * floor ? "MET" : "MISSED"))
         print("   SDK storage get (notes GET notes/{id}, SQLite), \(benchmark.storageCallers) concurrent callers, \(benchmark.storageSeconds) s per figure, rounds alternating:")
         printRounds(("worker", result.storageWorker), against: ("in-process", result.storageInProcess), target: 0.7)
+        ceiling(roundTripsPerCall: 2, pipelined: result.pipelinedStorage, inFlight: benchmark.storageCallers,
+                inProcess: result.storageInProcess, worker: result.storageWorker, what: "a get (the request, and the plugin's storage call)")
         let starts = result.coldStarts
         print(String(format: "   cold start (spawn to ready, %d starts): median %.1f ms, p90 %.1f ms (target <= 50 ms)  %@", starts.count, starts.median, starts.percentile(0.9),
                      starts.median <= 50 ? "MET" : "MISSED"))
@@ -166,6 +168,20 @@ struct BenchCommand: AsyncParsableCommand {
                      result.idleWorkers, result.idleRSS / 1048576, result.idlePSS / 1048576, result.idlePSS * Double(result.idleWorkers) / 1048576))
         print("   echo over HTTP through a host whose plugins run in workers vs one whose plugins run in-process (wrk -t1 -c\(benchmark.httpConnections) -d\(benchmark.httpSeconds)s, 64-byte POST):")
         printRounds(("worker", result.httpWorker), against: ("in-process", result.httpInProcess), target: 0.8)
+        ceiling(roundTripsPerCall: 1, pipelined: result.pipelinedHTTP, inFlight: benchmark.httpConnections,
+                inProcess: result.httpInProcess, worker: result.httpWorker, what: "an echo request")
+    }
+
+    /// What the transport's floor leaves of the in-process rate: even frames that cost no more than the
+    /// bare pipelined ping-pong add `roundTripsPerCall` of its round trips to each call's time on this
+    /// machine, so a worker can reach at most inProcessTime / (inProcessTime + those round trips).
+    private func ceiling(roundTripsPerCall: Int, pipelined: [Double], inFlight: Int, inProcess: [Double], worker: [Double], what: String) {
+        let roundTrip = 1e6 / pipelined.median
+        let inProcessTime = 1e6 / inProcess.median
+        let ceiling = inProcessTime / (inProcessTime + Double(roundTripsPerCall) * roundTrip)
+        let ratio = worker.median / inProcess.median
+        print(String(format: "   the floor with %d frames in flight: %.0f round trips/s (%.2f us each); %@ is %d of them, so at that floor a worker reaches at most %.3f of in-process; it reaches %.3f, %.2f of that ceiling",
+                     inFlight, pipelined.median, roundTrip, what, roundTripsPerCall, ceiling, ratio, ratio / ceiling))
     }
 
     func run() async throws {

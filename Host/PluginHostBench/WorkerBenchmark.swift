@@ -41,6 +41,11 @@ struct WorkerBenchmark {
         /// HTTP echo through a host, req/s per round.
         var httpInProcess: [Double]
         var httpWorker: [Double]
+        /// The floor under concurrent calls: round trips per second of the bare frame ping-pong with
+        /// `storageCallers` and `httpConnections` frames in flight (each side reading what has come and
+        /// answering it in one write), per round.
+        var pipelinedStorage: [Double] = []
+        var pipelinedHTTP: [Double] = []
     }
 
     func run() async throws -> Result {
@@ -72,6 +77,10 @@ struct WorkerBenchmark {
         })
         result.storageInProcess = storageInProcess
         result.storageWorker = storageWorker
+        for _ in 0..<rounds {
+            result.pipelinedStorage.append(await floor.pipelined(roundTrips: 200_000, inFlight: storageCallers))
+            result.pipelinedHTTP.append(await floor.pipelined(roundTrips: 200_000, inFlight: httpConnections))
+        }
         await inProcess.close()
         await worker.close()
 
@@ -275,6 +284,68 @@ final class FramePingPong: @unchecked Sendable {
         }
     }
 
+    /// Round trips per second with `inFlight` requests outstanding: each answer read is followed by
+    /// another request, and both sides read whatever has arrived and answer all of it in one write (the
+    /// best batching a transport can do).
+    func pipelined(roundTrips: Int, inFlight: Int) async -> Double {
+        await withCheckedContinuation { continuation in
+            Thread { [self] in
+                var buffer = [UInt8](repeating: 0, count: 1 << 20)
+                var have = 0
+                var sent = 0
+                var answered = 0
+                let started = ContinuousClock.now
+                Self.send(request, times: inFlight, on: socket)
+                sent = inFlight
+                while answered < roundTrips {
+                    let count = buffer.withUnsafeMutableBytes { read(socket, $0.baseAddress! + have, $0.count - have) }  // the buffer is not empty
+                    guard count > 0 else { break }
+                    have += count
+                    let (frames, used) = Self.wholeFrames(buffer, have)
+                    buffer.withUnsafeMutableBytes { bytes in
+                        if used > 0 { memmove(bytes.baseAddress!, bytes.baseAddress! + used, have - used) }
+                    }
+                    have -= used
+                    answered += frames
+                    let more = min(frames, roundTrips - sent)
+                    if more > 0 {
+                        Self.send(request, times: more, on: socket)
+                        sent += more
+                    }
+                }
+                continuation.resume(returning: Double(answered) / (nanoseconds(ContinuousClock.now - started) / 1e9))
+            }.start()
+        }
+    }
+
+    /// Writes `frame` `times` times in one write.
+    private static func send(_ frame: [UInt8], times: Int, on socket: Int32) {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(frame.count * times)
+        for _ in 0..<times { bytes += frame }
+        bytes.withUnsafeBytes { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                let written = write(socket, bytes.baseAddress! + offset, bytes.count - offset)  // not empty
+                guard written > 0 else { return }
+                offset += written
+            }
+        }
+    }
+
+    /// The number of whole frames at the start of `buffer`'s first `count` bytes, and their length.
+    private static func wholeFrames(_ buffer: [UInt8], _ count: Int) -> (frames: Int, bytes: Int) {
+        var offset = 0
+        var frames = 0
+        while count - offset >= 4 {
+            let length = 4 + Int(UInt32(buffer[offset]) | UInt32(buffer[offset + 1]) << 8 | UInt32(buffer[offset + 2]) << 16 | UInt32(buffer[offset + 3]) << 24)
+            guard count - offset >= length else { break }
+            offset += length
+            frames += 1
+        }
+        return (frames, offset)
+    }
+
     func stop() {
         close(socket)
         peer.waitUntilExit()
@@ -296,16 +367,40 @@ final class FramePingPong: @unchecked Sendable {
         return have
     }
 
-    /// The peer: answers each frame on standard input with an echo response frame of the same call.
+    /// The peer: answers each frame on standard input with an echo response frame of the same call,
+    /// all the frames of one read in one write.
     static func servePeer() -> Never {
-        var buffer = [UInt8](repeating: 0, count: 1 << 16)
-        while readFrame(0, into: &buffer) > 0 {
-            let call = buffer[5..<13].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (UInt64($1.offset) * 8) }
-            // What the worker answers echo with: the 64-byte body back.
-            let frame = WorkerWire.encode(PluginResponse(status: 200, headers: ["content-type": "text/plain"], body: Data(repeating: 0x61, count: 64)), call: call)
-            frame.withUnsafeBytes { _ = write(0, $0.baseAddress, $0.count) }
+        // What the worker answers echo with: the 64-byte body back.
+        let answer = WorkerWire.encode(PluginResponse(status: 200, headers: ["content-type": "text/plain"], body: Data(repeating: 0x61, count: 64)), call: 1)
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        var have = 0
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(0, $0.baseAddress! + have, $0.count - have) }  // the buffer is not empty
+            guard count > 0 else { exit(0) }
+            have += count
+            var offset = 0
+            var out: [UInt8] = []
+            while have - offset >= 4 {
+                let length = 4 + Int(UInt32(buffer[offset]) | UInt32(buffer[offset + 1]) << 8 | UInt32(buffer[offset + 2]) << 16 | UInt32(buffer[offset + 3]) << 24)
+                guard have - offset >= length else { break }
+                var frame = answer
+                frame.replaceSubrange(5..<13, with: buffer[(offset + 5)..<(offset + 13)])  // the call's number
+                out += frame
+                offset += length
+            }
+            buffer.withUnsafeMutableBytes { bytes in
+                if offset > 0 { memmove(bytes.baseAddress!, bytes.baseAddress! + offset, have - offset) }
+            }
+            have -= offset
+            out.withUnsafeBytes { bytes in
+                var written = 0
+                while written < bytes.count {
+                    let count = write(0, bytes.baseAddress! + written, bytes.count - written)
+                    guard count > 0 else { exit(0) }
+                    written += count
+                }
+            }
         }
-        exit(0)
     }
 }
 

@@ -9,8 +9,8 @@ import Glibc
 
 /// A plugin worker: loads one plugin library, as the host would, and runs the calls the host sends it.
 ///
-/// The reader thread (``run()``) owns the bindings and hands each call to a task of its own; the tasks
-/// answer through the connection. Everything the plugin does outside its own memory (storage, events,
+/// The connection's loop thread (``run()``) reads the frames and starts each call as a task of its own,
+/// run by that same thread; the tasks answer through the connection. Everything the plugin does outside its own memory (storage, events,
 /// logs) is a frame to the host naming the call it is made in, and the host checks it against that
 /// call's workspace and grants.
 final class Worker: Sendable {
@@ -38,7 +38,7 @@ final class Worker: Sendable {
 
     /// Reads and handles frames until the host closes the connection.
     func run() {
-        connection.readFrames(limit: { state.withLock(\.frameLimit) }) { frame in
+        connection.run(limit: { state.withLock(\.frameLimit) }) { frame in
             do {
                 try handle(frame)
             } catch {
@@ -63,7 +63,7 @@ final class Worker: Sendable {
             let request = try WorkerWire.request(frame.payload)
             let call = frame.call
             guard let (plugin, context) = context(binding: request.binding, caller: request.caller, requestID: request.request.requestID, call: call) else { return }
-            Task {
+            connection.spawn { [self] in
                 do {
                     connection.send(WorkerWire.encode(try await plugin.handle(request.request, context: context), call: call))
                 } catch {
@@ -89,7 +89,7 @@ final class Worker: Sendable {
             connection.send(WorkerWire.encode(.pong, call: frame.call))
         case .shutdown:
             let plugin = state.withLock(\.plugin)
-            Task {
+            connection.spawn {
                 await plugin?.shutdown()
                 exit(0)
             }
@@ -150,7 +150,7 @@ final class Worker: Sendable {
 
     /// Runs an event delivery or a hook, and answers `done` or the failure.
     private func run(_ call: UInt64, _ body: @escaping @Sendable () async throws -> Void) {
-        Task {
+        connection.spawn { [self] in
             do {
                 try await body()
                 connection.send(WorkerWire.encode(.done, call: call))

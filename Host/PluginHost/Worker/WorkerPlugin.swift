@@ -307,10 +307,12 @@ package final class WorkerPlugin: RunningPlugin {
         return lifted
     }
 
-    /// Pings the worker; one that does not answer in time is stopped (and restarted).
+    /// Pings an idle worker; one that does not answer in time is stopped (and restarted). A worker with
+    /// calls in flight is not pinged: its one loop thread answers a ping only between calls, and those
+    /// calls' own time limits stop it if it is stuck.
     func checkHealth() async {
         defer { publishMetrics() }
-        guard let process = state.withLock(\.process) else { return }
+        guard let process = state.withLock(\.process), process.inFlight == 0 else { return }
         let limit = services.configuration.workers.pingTimeout
         do {
             let answer = try await process.call(context: nil, deadline: .now + limit, timeout: limit) { call, _ in WorkerWire.encode(.ping, call: call) }

@@ -93,9 +93,22 @@ package final class WorkerProcess: Sendable {
         var allocationFailed = false
     }
 
+    /// The host's end of the socket again (a duplicate of the channel's), written directly by the
+    /// caller that sends a frame: no hop to the event loop for it.
+    private struct Writer {
+        var channel: (any Channel)?
+        /// -1 once the worker has ended.
+        var descriptor: Int32 = -1
+        /// Frames handed to the channel because the socket was full, not yet written: while any is,
+        /// later frames go the same way, so that they stay in order.
+        var queued = 0
+    }
+
     let options: Options
     let logger: Logger
     private let state = Mutex(State())
+    /// Taken after `state` when both are (a binding is sent under both), never before it.
+    private let writer = Mutex(Writer())
     private let watchdog: CallWatchdog
     private let onExit: @Sendable (WorkerProcess, Exit) -> Void
 
@@ -135,7 +148,20 @@ package final class WorkerProcess: Sendable {
             close(descriptors[1])
             throw HostError.pluginUnavailable(plugin: options.pluginID, why: "its worker's socket could not be used: \(error)")
         }
+        // The channel reads; frames are written on a duplicate of its socket (non-blocking, as the
+        // channel's is: it is the same open file).
+        let writeDescriptor = fcntl(descriptors[0], F_DUPFD_CLOEXEC, 0)
+        guard writeDescriptor >= 0 else {
+            channel.close(promise: nil)
+            close(descriptors[1])
+            throw HostError.pluginUnavailable(plugin: options.pluginID, why: "its worker's socket could not be duplicated: \(String(cString: strerror(errno)))")
+        }
+        _ = fcntl(writeDescriptor, F_SETFL, fcntl(writeDescriptor, F_GETFL) | O_NONBLOCK)
         process.state.withLock { $0.channel = channel }
+        process.writer.withLock {
+            $0.channel = channel
+            $0.descriptor = writeDescriptor
+        }
 
         let workerEnd = descriptors[1]
         try await withCheckedThrowingContinuation { (ready: CheckedContinuation<Void, any Error>) in
@@ -261,9 +287,8 @@ package final class WorkerProcess: Sendable {
             let id = state.nextBinding
             state.nextBinding &+= 1
             state.bindings[key] = (id, bound)
-            write(WorkerWire.encode(WorkerWire.Binding(
-                id: id, tenantID: bound.tenantID, workspaceID: bound.workspaceID, grants: bound.grants.permissions.map(\.description).sorted(), config: config)),
-                  on: state.channel)
+            send(WorkerWire.encode(WorkerWire.Binding(
+                id: id, tenantID: bound.tenantID, workspaceID: bound.workspaceID, grants: bound.grants.permissions.map(\.description).sorted(), config: config)))
             return id
         }
     }
@@ -274,14 +299,35 @@ package final class WorkerProcess: Sendable {
         send(WorkerWire.encodeUnbind(known.id))
     }
 
+    /// Writes a frame on the caller's thread, as far as the socket takes it without waiting; what it
+    /// does not take goes to the channel, which writes it when the worker has read enough (and the
+    /// frames after it follow it there until it is written). Never blocks, so it may be called under the
+    /// state's lock; the writer's lock keeps the frames whole and in order.
     private func send(_ frame: [UInt8]) {
-        write(frame, on: state.withLock(\.channel))
-    }
-
-    /// Queues a frame on the channel (never blocks, so it may be called under the state's lock).
-    private func write(_ frame: [UInt8], on channel: (any Channel)?) {
-        guard let channel else { return }
-        channel.writeAndFlush(channel.allocator.buffer(bytes: frame), promise: nil)
+        writer.withLock { writer in
+            guard writer.descriptor >= 0, let channel = writer.channel else { return }
+            var written = 0
+            if writer.queued == 0 {
+                written = frame.withUnsafeBytes { bytes in
+                    var offset = 0
+                    while offset < bytes.count {
+                        // Not SIGPIPE if the worker is gone: the channel sees it end.
+                        let count = Glibc.send(writer.descriptor, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))  // frames are never empty
+                        if count >= 0 {
+                            offset += count
+                        } else if errno != EINTR {
+                            break  // full (EAGAIN), or the worker is gone
+                        }
+                    }
+                    return offset
+                }
+                if written == frame.count { return }
+            }
+            writer.queued += 1
+            let promise = channel.eventLoop.makePromise(of: Void.self)
+            promise.futureResult.whenComplete { [self] _ in self.writer.withLock { $0.queued -= 1 } }
+            channel.writeAndFlush(channel.allocator.buffer(bytes: frame[written...]), promise: promise)
+        }
     }
 
     /// Whether a frame fits the worker's reader, which would end the worker for one that does not.
@@ -442,6 +488,10 @@ package final class WorkerProcess: Sendable {
             let calls = state.calls
             state.calls = [:]
             return (exit, calls, state.ready.take(), state.channel)
+        }
+        writer.withLock { writer in
+            if writer.descriptor >= 0 { close(writer.descriptor) }
+            writer.descriptor = -1
         }
         channel?.close(promise: nil)
         let error = HostError.pluginCrashed(plugin: options.pluginID, why: exit.description)
