@@ -216,16 +216,30 @@ struct Enable: AsyncParsableCommand {
     @OptionGroup var connection: ConnectionOptions
     @Argument var workspace: String
     @Argument var plugin: String
-    @Option(name: .customLong("grant"), help: "A permission to grant (repeat for several).") var grants: [String] = []
-    @Option(help: "Config as a JSON object.") var config: String = "{}"
+    @Option(name: .customLong("grant"), help: "A permission to grant (repeat for several); without any, the workspace's grants stay as they are (none for a new enablement).")
+    var grants: [String] = []
+    @Flag(name: .customLong("no-grants"), help: "Take every grant away.") var noGrants = false
+    @Option(help: "Config as a JSON object; without it, the config stays as it is.") var config: String?
 
     func run() async throws {
-        guard let configObject = try? JSONSerialization.jsonObject(with: Data(config.utf8)) as? [String: Any] else {
-            throw ValidationError("--config must be a JSON object, for example '{\"maxLength\": 500}'")
+        let data = try await connection.client().send(.PUT, "/v1/workspaces/\(workspace)/plugins/\(plugin)", body: try body(), contentType: "application/json")
+        if connection.json { return printJSON(data) }
+        let granted = ((try? JSONSerialization.jsonObject(with: data)) as? [String: Any])?["grants"] as? [String] ?? grants
+        print("enabled \(plugin) in \(workspace) with grants: \(granted.isEmpty ? "none" : granted.joined(separator: ", "))")
+    }
+
+    /// Only what was asked for: grants and config left out are kept by the host.
+    func body() throws -> Data {
+        var body: [String: Any] = [:]
+        if noGrants && !grants.isEmpty { throw ValidationError("--no-grants takes every grant away; it cannot go with --grant") }
+        if noGrants || !grants.isEmpty { body["grants"] = grants }
+        if let config {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(config.utf8)) as? [String: Any] else {
+                throw ValidationError("--config must be a JSON object, for example '{\"maxLength\": 500}'")
+            }
+            body["config"] = object
         }
-        let body = try JSONSerialization.data(withJSONObject: ["grants": grants, "config": configObject])
-        let data = try await connection.client().send(.PUT, "/v1/workspaces/\(workspace)/plugins/\(plugin)", body: body, contentType: "application/json")
-        connection.json ? printJSON(data) : print("enabled \(plugin) in \(workspace) with grants: \(grants.joined(separator: ", "))")
+        return try JSONSerialization.data(withJSONObject: body)
     }
 }
 

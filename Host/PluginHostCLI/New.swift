@@ -28,6 +28,8 @@ struct New: ParsableCommand {
         guard let sdkPath = sdk.map({ URL(fileURLWithPath: $0).standardizedFileURL.path }) ?? Self.bundledSDK() else {
             throw ValidationError("cannot find PluginSDK next to this plugin-host; pass --sdk PATH")
         }
+        // SwiftPM knows a package by its folder's name (its identity), whatever its manifest calls it.
+        let sdkPackage = URL(fileURLWithPath: sdkPath).lastPathComponent
         let files: [String: String] = [
             "Package.swift": """
             // swift-tools-version:6.0
@@ -43,8 +45,8 @@ struct New: ParsableCommand {
                     .package(path: "\(sdkPath)"),
                 ],
                 targets: [
-                    .target(name: "\(product)", dependencies: [.product(name: "PluginSDK", package: "PluginSDK")]),
-                    .target(name: "\(typeName)Magic", dependencies: [.product(name: "PluginMagic", package: "PluginSDK")], publicHeadersPath: "."),
+                    .target(name: "\(product)", dependencies: [.product(name: "PluginSDK", package: "\(sdkPackage)")]),
+                    .target(name: "\(typeName)Magic", dependencies: [.product(name: "PluginMagic", package: "\(sdkPackage)")], publicHeadersPath: "."),
                 ]
             )
 

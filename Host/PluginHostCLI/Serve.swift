@@ -25,6 +25,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Largest request body in bytes.")
     var maxBodySize: Int = 1 << 20
 
+    @Option(help: "Largest answer body a plugin may give, in bytes (in-process, worker or remote); a larger one is answered 502 RESPONSE_TOO_LARGE.")
+    var maxResponseSize: Int = 8 << 20
+
     @Option(help: "Seconds a plugin may take per request or hook.")
     var pluginTimeout: Double = 10
 
@@ -78,6 +81,7 @@ struct Serve: AsyncParsableCommand {
     func validate() throws {
         try Self.check("--port", Double(port), within: 0...65535)
         try Self.check("--max-body-size", Double(maxBodySize), within: 1...Double(1 << 30))
+        try Self.check("--max-response-size", Double(maxResponseSize), within: 1...Double(1 << 30))
         try Self.check("--plugin-timeout", pluginTimeout, within: 0.001...86_400)
         try Self.check("--read-timeout", readTimeout, within: 0.1...3_600)
         try Self.check("--postgres-pool-size", Double(postgresPoolSize), within: 1...256)
@@ -115,6 +119,7 @@ struct Serve: AsyncParsableCommand {
             secretKey: environment["PLUGIN_HOST_SECRET_KEY"].flatMap { $0.isEmpty ? nil : $0 },
             publicURL: publicUrl, healthInterval: .milliseconds(Int64(remoteHealthInterval * 1000))
         )
+        configuration.maxResponseSize = maxResponseSize
         configuration.workers.defaultIsolation = isolation
         configuration.workers.quarantineCrashes = quarantineCrashes
         configuration.workers.quarantineWindow = .milliseconds(Int64(quarantineWindow * 1000))

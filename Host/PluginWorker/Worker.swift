@@ -65,7 +65,13 @@ final class Worker: Sendable {
             guard let (plugin, context) = context(binding: request.binding, caller: request.caller, requestID: request.request.requestID, call: call) else { return }
             connection.spawn { [self] in
                 do {
-                    connection.send(WorkerWire.encode(try await plugin.handle(request.request, context: context), call: call))
+                    let response = try await plugin.handle(request.request, context: context)
+                    let frame = WorkerWire.encode(response, call: call)
+                    // The host would end a worker that sent a frame over its limit.
+                    guard frame.count - 4 <= Int(state.withLock(\.frameLimit)) else {
+                        return connection.send(WorkerWire.encode(.responseTooLarge(bytes: UInt64(response.body.count)), call: call))
+                    }
+                    connection.send(frame)
                 } catch {
                     fail(call, error)
                 }

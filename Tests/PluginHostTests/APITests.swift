@@ -82,6 +82,69 @@ struct APITests {
         }
     }
 
+    @Test("an answer over the host's response limit is 502 RESPONSE_TOO_LARGE naming the limit: in-process, in a worker, and remote")
+    func responseSizeLimit() async throws {
+        let limit = 4096
+        let small = Data(repeating: 0x61, count: 1000), large = Data(repeating: 0x61, count: limit + 1)
+        func expectRefused(_ reply: TestHost.Reply, _ why: Comment) {
+            #expect(reply.status == 502, why)
+            #expect(reply.errorCode == "RESPONSE_TOO_LARGE", why)
+            #expect(reply.text.contains("limit of \(limit) bytes") && reply.text.contains("--max-response-size"), why)
+        }
+        try await withHost(configure: { $0.maxResponseSize = limit }) { host in
+            try await host.install(try Fixtures.echo, contentType: "application/json", isolation: "in-process")
+            try await host.install(try Fixtures.faulty(isolation: "worker"))
+            try await host.tenant("acme", workspaces: ["ws1"])
+            try await host.enable("example.echo", in: "ws1", grants: [])
+            try await host.enable("test.faulty", in: "ws1", grants: [])
+            let echo = "/v1/workspaces/ws1/plugins/example.echo/resources/echo"
+            #expect(try await host.admin(.POST, echo, body: small).status == 200)
+            expectRefused(try await host.admin(.POST, echo, body: large), "in-process")
+            // In a worker: one just over the limit is refused by the host, one over the worker's frame
+            // limit (2 MiB here) by the worker, which is not stopped for it.
+            let big = "/v1/workspaces/ws1/plugins/test.faulty/resources/big?bytes="
+            let pid = try await host.admin(.GET, "/v1/workspaces/ws1/plugins/test.faulty/resources/pid").json["pid"] as? Int
+            #expect(try await host.admin(.GET, big + "1000").status == 200)
+            expectRefused(try await host.admin(.GET, big + "\(limit + 1)"), "worker")
+            let huge = try await host.admin(.GET, big + "3000000")
+            expectRefused(huge, "worker, over its frame limit")
+            #expect(huge.text.contains("3000000 bytes"))
+            #expect(try await host.admin(.GET, "/v1/workspaces/ws1/plugins/test.faulty/resources/pid").json["pid"] as? Int == pid)
+        }
+        // Remote: the host stops reading at the limit.
+        let folder = try TemporaryFolder()
+        let remote = try await RemotePluginProcess.servePlugin(library: try Fixtures.library("EchoPlugin"), folder: folder.path)
+        try await stoppingAfterwards({ remote }) { try await withHost(configure: { $0.maxResponseSize = limit }) { host in
+            try remote.give(installSecret: try await host.install(Fixtures.remoteEcho(url: remote.url)))
+            try await host.tenant("acme", workspaces: ["ws1"])
+            try await host.enable("example.echo", in: "ws1", grants: [])
+            let echo = "/v1/workspaces/ws1/plugins/example.echo/resources/echo"
+            #expect(try await host.admin(.POST, echo, body: small).status == 200)
+            expectRefused(try await host.admin(.POST, echo, body: large), "remote")
+        } }
+    }
+
+    @Test("reconfiguring an enablement keeps what the request leaves out: config alone keeps the grants, grants alone the config", arguments: StoreKind.allCases)
+    func reconfigureKeepsTheRest(store: StoreKind) async throws {
+        try await withHost(store: store) { host in
+            try await host.install(try Fixtures.notes)
+            try await host.tenant("acme", workspaces: ["ws1"])
+            let path = "/v1/workspaces/ws1/plugins/example.notes"
+            #expect(try await host.admin(.PUT, path, json: ["grants": ["storage.read", "storage.write"], "config": ["maxLength": 20]]).status == 200)
+            let configured = try await host.admin(.PUT, path, json: ["config": ["maxLength": 30]])
+            #expect(configured.json["grants"] as? [String] == ["storage.read", "storage.write"])
+            #expect((configured.json["config"] as? [String: Any])?["maxLength"] as? Int == 30)
+            let regranted = try await host.admin(.PUT, path, json: ["grants": ["storage.read"]])
+            #expect(regranted.json["grants"] as? [String] == ["storage.read"])
+            #expect((regranted.json["config"] as? [String: Any])?["maxLength"] as? Int == 30)
+            // The grants in use follow: a write is refused now, with the grant it needs named.
+            let write = try await host.admin(.POST, path + "/resources/notes", json: ["text": "hi"])
+            #expect(write.errorCode == "PERMISSION_DENIED")
+            let revoked = try await host.admin(.PUT, path, json: ["grants": []])
+            #expect(revoked.json["grants"] as? [String] == [])
+        }
+    }
+
     @Test("an SDK call beyond the grants fails inside the plugin with 403 PERMISSION_DENIED", arguments: StoreKind.allCases)
     func permissionDeniedInsidePlugin(store: StoreKind) async throws {
         try await withHost(store: store) { host in
@@ -92,6 +155,9 @@ struct APITests {
             #expect(write.status == 403)
             #expect(write.errorCode == "PERMISSION_DENIED")
             #expect(write.text.contains("storage.write"))
+            // It says what to do: the manifest requests it, a tenant admin grants it.
+            #expect(write.text.contains("its manifest must request it"))
+            #expect(write.text.contains("--grant storage.write"))
             #expect(try await host.admin(.GET, "/v1/workspaces/ws1/plugins/example.notes/resources/notes").status == 200)
             // Writing is granted, publishing is not: the note is refused at publish.
             try await host.enable("example.notes", in: "ws1", grants: ["storage.read", "storage.write"])
@@ -110,7 +176,10 @@ struct APITests {
             #expect(notEnabled.status == 404)
             #expect(notEnabled.errorCode == "PLUGIN_NOT_ENABLED")
             try await host.enable("example.echo", in: "ws1", grants: [])
-            #expect(try await host.admin(.GET, "/v1/workspaces/ws1/plugins/example.echo/resources/elsewhere").errorCode == "ROUTE_NOT_FOUND")
+            let undeclared = try await host.admin(.GET, "/v1/workspaces/ws1/plugins/example.echo/resources/elsewhere")
+            #expect(undeclared.errorCode == "ROUTE_NOT_FOUND")
+            // It says what to do: declare the route in the manifest.
+            #expect(undeclared.text.contains("routes its manifest declares"))
             #expect(try await host.admin(.GET, "/v1/workspaces/nowhere/plugins/example.echo/resources/echo").errorCode == "WORKSPACE_NOT_FOUND")
             let large = try await host.admin(.POST, "/v1/workspaces/ws1/plugins/example.echo/resources/echo", body: Data(count: 4096), contentType: "application/octet-stream")
             #expect(large.status == 413)

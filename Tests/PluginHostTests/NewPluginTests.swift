@@ -10,7 +10,10 @@ struct NewPluginTests {
         let package = folder.path + "/greeter"
         let cli = Fixtures.root.appendingPathComponent(".build/debug/plugin-host").path
         try #require(FileManager.default.isExecutableFile(atPath: cli), "build the CLI first (make test does)")
-        #expect(try await runCommand(cli, ["new", "greeter", "--output", package]).status == 0)
+        // The SDK in a folder of another name than its package's: SwiftPM knows it by the folder's.
+        let sdk = folder.path + "/plugin-sdk-checkout"
+        try FileManager.default.createSymbolicLink(atPath: sdk, withDestinationPath: Fixtures.root.appendingPathComponent("PluginSDK").path)
+        #expect(try await runCommand(cli, ["new", "greeter", "--output", package, "--sdk", sdk]).status == 0)
         // SwiftPM leaves lock files in TMPDIR; point it into the test's folder so they go with it.
         let scratch = folder.path + "/tmp"
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)

@@ -124,7 +124,8 @@ struct RemotePluginTests {
             func token(_ workspace: String) async throws -> String {
                 #expect(try await host.admin(.GET, "/v1/workspaces/\(workspace)/plugins/test.capture/resources/x?b=2&a=1").status == 200)
                 let call = try #require(fake.received.last { $0.target.hasPrefix("/resources/") })
-                #expect(call.target == "/resources/x?a=1&b=2")
+                // The query as the caller sent it, not rebuilt.
+                #expect(call.target == "/resources/x?b=2&a=1")
                 if workspace == "ws1" {
                     let context = try RemoteEnvelope.verify(
                         method: call.method, target: call.target, headers: { call.headers[$0] }, body: call.body, expectedPlugin: "test.capture",
@@ -151,6 +152,16 @@ struct RemotePluginTests {
             #expect(oddContext.workspace == "ws1")
             // (The test's own HTTP client escapes the whole malformed path before the host sees it.)
             #expect(odd.target.hasPrefix("/resources/a%25zz/"))
+            #expect(odd.target.hasSuffix("?q=a%20b&k%20=v"))
+            // A form-encoded space, a name without a value, a semicolon: passed on byte for byte, and signed so.
+            for query in ["b=a+b", "flag", "a=1;b=2", "x=%2B&x=2&empty="] {
+                #expect(try await host.admin(.GET, "/v1/workspaces/ws1/plugins/test.capture/resources/q?" + query).status == 200)
+                let sent = try #require(fake.received.last { $0.target.hasPrefix("/resources/") })
+                #expect(sent.target == "/resources/q?" + query)
+                _ = try RemoteEnvelope.verify(
+                    method: sent.method, target: sent.target, headers: { sent.headers[$0] }, body: sent.body, expectedPlugin: "test.capture",
+                    expectedCall: .request, secretFor: { _, _ in enablementSecret }, remember: { _, _ in true })
+            }
 
             let first = try await token("ws1")
             let issued = ContinuousClock.now
@@ -221,6 +232,9 @@ struct RemotePluginTests {
                 return status?["health"] as? String == "unhealthy" && (status?["lastError"] as? String)?.contains("refused") == true
             })
             #expect(try await host.request(.GET, "/health").status == 200)
+            // Said once at the default log level, with the plugin's id.
+            let down = host.logs.entries.filter { "\($0.message)" == "remote plugin is down" }
+            #expect(down.count == 1 && down.first?.level == .warning && down.first?.metadata["plugin.id"] == "example.echo")
 
             // Back on the same port, with its secrets lost: the host delivers the workspace's secret again.
             remote = try await RemotePluginProcess.servePlugin(library: library, folder: folder.path, port: port)
@@ -228,6 +242,10 @@ struct RemotePluginTests {
             let status = try await host.admin(.GET, "/v1/plugins/example.echo").json["remote"] as? [String: any Sendable]
             #expect(status?["circuit"] as? String == "closed")
             #expect(try await eventually { (try await host.admin(.GET, "/v1/plugins/example.echo").json["remote"] as? [String: any Sendable])?["health"] as? String == "healthy" })
+            // Healthy again: the old error is gone, and the host said so.
+            let recovered = try await host.admin(.GET, "/v1/plugins/example.echo").json["remote"] as? [String: any Sendable]
+            #expect(recovered?["lastError"] == nil, "\(recovered ?? [:])")
+            #expect(host.logs.entries.contains { "\($0.message)" == "remote plugin is back" && $0.level == .notice })
         } }
     }
 

@@ -29,6 +29,9 @@ public struct HostConfiguration: Sendable {
     public var adminToken: String?
     /// Largest request body accepted, in bytes.
     public var maxBodySize: Int
+    /// Largest answer body a plugin may give, in bytes, whatever its runtime; a larger one is refused
+    /// with 502 `RESPONSE_TOO_LARGE`.
+    public var maxResponseSize: Int = 8 << 20
     /// How long a plugin may take to answer a request or run a hook.
     public var pluginTimeout: Duration
     /// How long a client may take to send a request's head (counted from the connection's start or the

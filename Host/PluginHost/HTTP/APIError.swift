@@ -58,7 +58,7 @@ struct APIError: Error, Sendable {
             self.init(.notFound, "PLUGIN_NOT_ENABLED",
                       "plugin \(plugin) is not enabled in workspace \(workspace); a tenant admin enables it with PUT /v1/workspaces/\(workspace)/plugins/\(plugin)")
         case .routeNotFound(let plugin, let method, let path):
-            self.init(.notFound, "ROUTE_NOT_FOUND", "plugin \(plugin) has no route for \(method) \(path)")
+            self.init(.notFound, "ROUTE_NOT_FOUND", "plugin \(plugin) has no route for \(method) \(path): a plugin is reached only through the routes its manifest declares (routes: method, path), so declare it there and install that version")
         case .valueNotFound:
             self.init(.notFound, "NOT_FOUND", "no value is stored under that key")
         case .tenantExists(let id):
@@ -114,6 +114,8 @@ struct APIError: Error, Sendable {
             self.init(.serviceUnavailable, "PLUGIN_UNAVAILABLE", "no enablement secret is stored for \(plugin) in workspace \(workspace); a tenant admin enables it again")
         case .pluginTimeout(let plugin, let after):
             self.init(.gatewayTimeout, "PLUGIN_TIMEOUT", "plugin \(plugin) did not answer within \(after)")
+        case .responseTooLarge:
+            self.init(.badGateway, "RESPONSE_TOO_LARGE", error.description)
         case .pluginCrashed(let plugin, let why):
             self.init(.badGateway, "PLUGIN_CRASHED", "the worker of plugin \(plugin) crashed during the call (\(why)); it is restarted")
         case .pluginQuarantined(let plugin, let why):

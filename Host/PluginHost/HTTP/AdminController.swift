@@ -166,7 +166,7 @@ struct AdminController {
         let (workspace, principal) = try administeredWorkspace(context)
         let body = try await request.decodeJSON(API.EnableRequest.self, limit: maxBodySize)
         let enablement = try await runtime.administration.enable(
-            workspace: workspace, pluginID: try context.parameters.require("pluginId"), grants: body.grants ?? [], config: body.config ?? [:], caller: principal.caller
+            workspace: workspace, pluginID: try context.parameters.require("pluginId"), grants: body.grants, config: body.config, caller: principal.caller
         )
         return try .json(API.EnablementView(runtime.registry.masked(enablement)))
     }

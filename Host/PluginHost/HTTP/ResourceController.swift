@@ -45,9 +45,10 @@ struct ResourceController {
             body: Data(buffer: body),
             requestID: context.requestID
         )
-        let call = try runtime.dispatcher.prepare(
+        var call = try runtime.dispatcher.prepare(
             workspace: workspace, pluginID: pluginID, method: pluginRequest.method, path: pluginRequest.path, caller: principal.caller, requestID: context.requestID
         )
+        call.rawQuery = request.uri.query
         // Counted by the status the caller gets, which only this layer knows.
         let started = ContinuousClock.now
         let response: PluginResponse

@@ -93,7 +93,7 @@ final class RemotePlugin: RunningPlugin {
         var headers = HTTPHeaders()
         for (name, value) in request.headers where Self.forwards(name) { headers.add(name: name, value: value) }
         let answer = try await call(
-            .request, method: request.method, target: Self.target(path: request.path, query: request.query), body: request.body,
+            .request, method: request.method, target: Self.target(path: request.path, query: request.query, raw: context.rawQuery), body: request.body,
             headers: headers, context: context, requestID: request.requestID
         )
         var responseHeaders: [String: String] = [:]
@@ -272,12 +272,12 @@ final class RemotePlugin: RunningPlugin {
         if !body.isEmpty || method != "GET" { request.body = .bytes(ByteBuffer(bytes: body)) }
         do {
             let response = try await services.httpClient.execute(request, deadline: .now() + .milliseconds(timeout.milliseconds))
-            let answer = try await response.body.collect(upTo: services.maxBodySize)
+            let answer = try await response.body.collect(upTo: services.maxResponseSize)
             return Answer(status: Int(response.status.code), headers: response.headers, body: Data(buffer: answer))
         } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
             throw Failure(error: .pluginTimeout(plugin: id, after: timeout))
         } catch is NIOTooManyBytesError {
-            throw Failure(error: .pluginUnreachable(plugin: id, why: "answered more than \(services.maxBodySize) bytes"))
+            throw Failure(error: .responseTooLarge(plugin: id, bytes: nil, limit: services.maxResponseSize))
         } catch is CancellationError {
             throw CancellationError()
         } catch {
@@ -302,10 +302,19 @@ final class RemotePlugin: RunningPlugin {
             failure = "GET /health failed: \(Self.describe(error))"
         }
         if failure == nil { breaker.healthy() }
-        health.withLock { health in
+        let previous = health.withLock { health in
+            let previous = health.state
             health.state = failure == nil ? "healthy" : "unhealthy"
             health.lastCheckedAt = Date()
-            if let failure { health.lastError = failure }
+            // A recovered remote shows no old error: `lastError` is about the remote as it is now.
+            health.lastError = failure
+            return previous
+        }
+        // Admins hear of a remote going down and coming back at the default log level, once each.
+        if let failure, previous != "unhealthy" {
+            services.logger.warning("remote plugin is down", metadata: ["plugin.id": "\(id)", "url": "\(baseURL)", "error": "\(failure)"])
+        } else if failure == nil, previous == "unhealthy" {
+            services.logger.notice("remote plugin is back", metadata: ["plugin.id": "\(id)", "url": "\(baseURL)"])
         }
     }
 
@@ -364,12 +373,18 @@ final class RemotePlugin: RunningPlugin {
         "te", "trailer", "transfer-encoding", "upgrade", "content-length", "expect",
     ]
 
-    /// `/resources/{path}?{query}`: the path as the caller sent it, the query rebuilt from its values in
-    /// name order. Every byte outside the unreserved and path characters is escaped, and a `%` that
-    /// does not start an escape is escaped too, so the HTTP client sends exactly the target that was
-    /// signed (it would re-encode a malformed path, and the remote would see another target).
-    static func target(path: String, query: [String: [String]]) -> String {
+    /// `/resources/{path}?{query}`: the path and the query as the caller sent them (`raw`); a request
+    /// made without one (through the embedding API) has its query built from its values in name order.
+    /// Every byte that may not stand where it is is escaped, and a `%` that does not start an escape is
+    /// escaped too, so the HTTP client sends exactly the target that was signed (it would re-encode a
+    /// malformed path, and the remote would see another target). An HTTP request line holds none of
+    /// those, so a caller's query reaches the remote byte for byte: `b=a+b`, `flag`, `a=1;b=2`.
+    static func target(path: String, query: [String: [String]], raw: String? = nil) -> String {
         var target = "/resources/" + escape(path, keeping: pathBytes)
+        if let raw {
+            if !raw.isEmpty { target += "?" + escape(raw, keeping: rawQueryBytes) }
+            return target
+        }
         let pairs = query.sorted { $0.key < $1.key }.flatMap { name, values in values.map { (name, $0) } }
         if !pairs.isEmpty {
             target += "?" + pairs.map { escape($0.0, keeping: queryBytes) + "=" + escape($0.1, keeping: queryBytes) }.joined(separator: "&")
@@ -408,6 +423,8 @@ final class RemotePlugin: RunningPlugin {
     private static let unreserved = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~"
     private static let pathBytes = byteSet(unreserved + "!$&'()*+,;=:@/")
     private static let queryBytes = byteSet(unreserved)
+    /// RFC 3986's query characters (`%` is kept where it starts an escape).
+    private static let rawQueryBytes = byteSet(unreserved + "!$&'()*+,;=:@/?")
 }
 
 extension Duration {

@@ -69,6 +69,8 @@ final class RemoteServices: Sendable {
     let logger: Logger
     /// Largest answer body taken from a remote.
     let maxBodySize: Int
+    /// Largest answer body read from a remote plugin.
+    let maxResponseSize: Int
     /// A remote's timeout when its manifest names none.
     let defaultTimeout: Duration
     private let hostname: String
@@ -81,6 +83,7 @@ final class RemoteServices: Sendable {
         self.store = store
         self.logger = logger
         self.maxBodySize = host.maxBodySize
+        self.maxResponseSize = host.maxResponseSize
         self.defaultTimeout = host.pluginTimeout
         self.hostname = host.hostname
         boundPort.store(host.port, ordering: .relaxed)

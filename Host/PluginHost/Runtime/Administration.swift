@@ -179,9 +179,15 @@ struct Administration: Sendable {
 
     /// Enables (or re-configures) a plugin in a workspace: grants must be a subset of what it requests,
     /// config must fit its schema, and its `enabled` hook must succeed; otherwise nothing changes.
-    func enable(workspace: Workspace, pluginID: String, grants: [String], config: [String: JSONValue], caller: Caller) async throws -> Enablement {
+    /// Enables a plugin in a workspace, or changes its grants and config there. Grants or config left out
+    /// (`nil`) keep what the enablement has (none for a new one): changing the config alone does not
+    /// take the grants away.
+    func enable(workspace: Workspace, pluginID: String, grants: [String]?, config: [String: JSONValue]?, caller: Caller) async throws -> Enablement {
         try await lock.withLock {
             guard let plugin = registry.installed(pluginID) else { throw HostError.pluginNotFound(pluginID) }
+            let existing = registry.state.withLock { $0.enablements[PluginRegistry.EnablementKey(workspaceID: workspace.id, pluginID: pluginID)]?.enablement }
+            let grants = grants ?? existing?.grants ?? []
+            let config = config ?? existing?.config ?? [:]
             guard let runner = plugin.runner else { throw HostError.pluginUnavailable(plugin: pluginID, why: plugin.loadError ?? "not loaded") }
             let unknown = grants.filter { Permission($0) == nil }
             if !unknown.isEmpty { throw HostError.unknownPermissions(unknown) }

@@ -45,6 +45,9 @@ struct CallContext: PluginContext {
     let bound: BoundPlugin
     let caller: Caller
     let requestID: String?
+    /// The request's query as the caller sent it (after `?`), for a remote plugin, which receives it
+    /// unchanged; `nil` outside a request or without a query.
+    var rawQuery: String? = nil
 
     var tenantID: String { bound.tenantID }
     var workspaceID: String { bound.workspaceID }

@@ -6,10 +6,13 @@ import PluginSDK
 final class Dispatcher: Sendable {
     let registry: PluginRegistry
     let failures: PluginFailures
+    /// The largest answer body a plugin may give, whatever its runtime.
+    let maxResponseBytes: Int
 
-    init(registry: PluginRegistry, failures: PluginFailures) {
+    init(registry: PluginRegistry, failures: PluginFailures, maxResponseBytes: Int) {
         self.registry = registry
         self.failures = failures
+        self.maxResponseBytes = maxResponseBytes
     }
 
     /// The context of a request to `pluginID` in `workspace`, or why there is none.
@@ -45,6 +48,14 @@ final class Dispatcher: Sendable {
             failures.logger.error("plugin answered with an invalid status", metadata: ["plugin.id": "\(pluginID)", "request.id": "\(request.requestID)", "status": "\(response.status)"])
             failures.metrics.recordPluginError(plugin: pluginID, kind: "error")
             throw .pluginFailed(pluginID)
+        }
+        // A worker or a remote is not read past the limit; an in-process plugin's answer is in memory
+        // already, but goes no further.
+        guard response.body.count <= maxResponseBytes else {
+            failures.logger.warning("plugin answered over the response size limit", metadata: [
+                "plugin.id": "\(pluginID)", "request.id": "\(request.requestID)", "bytes": "\(response.body.count)", "limit": "\(maxResponseBytes)"])
+            failures.metrics.recordPluginError(plugin: pluginID, kind: "error")
+            throw .responseTooLarge(plugin: pluginID, bytes: response.body.count, limit: maxResponseBytes)
         }
         return response
     }

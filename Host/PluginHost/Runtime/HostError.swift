@@ -71,6 +71,8 @@ public indirect enum HostError: Error, Sendable, Equatable, CustomStringConverti
     /// A remote plugin's secret for a workspace is not in the store.
     case enablementSecretMissing(plugin: String, workspace: String)
     case pluginTimeout(plugin: String, after: Duration)
+    /// The plugin answered a body over the host's limit (`bytes` nil: more than the limit, not read further).
+    case responseTooLarge(plugin: String, bytes: Int?, limit: Int)
     /// A library plugin's worker process ended while it had the call; `why` says how (its exit or signal).
     case pluginCrashed(plugin: String, why: String)
     /// A library plugin's worker crashed too often; calls are refused until an admin resets it.
@@ -108,7 +110,7 @@ public indirect enum HostError: Error, Sendable, Equatable, CustomStringConverti
         case .pluginNotFound(let id): "plugin \(id) is not installed"
         case .tokenNotFound(let id, let tenant): "token \(id) not found" + (tenant.map { " in tenant \($0)" } ?? "")
         case .pluginNotEnabled(let plugin, let workspace): "plugin \(plugin) is not enabled in workspace \(workspace)"
-        case .routeNotFound(let plugin, let method, let path): "plugin \(plugin) has no route for \(method) \(path)"
+        case .routeNotFound(let plugin, let method, let path): "plugin \(plugin) has no route for \(method) \(path): a plugin is reached only through the routes its manifest declares (routes: method, path), so declare it there and install that version"
         case .valueNotFound: "no value under the key"
         case .tenantExists(let id): "tenant \(id) exists"
         case .workspaceExists(let id): "workspace \(id) exists"
@@ -131,6 +133,8 @@ public indirect enum HostError: Error, Sendable, Equatable, CustomStringConverti
         case .installSecretMissing(let plugin): "no install secret is stored for \(plugin)"
         case .enablementSecretMissing(let plugin, let workspace): "no enablement secret is stored for \(plugin) in workspace \(workspace)"
         case .pluginTimeout(let plugin, let after): "plugin \(plugin) did not answer within \(after)"
+        case .responseTooLarge(let plugin, let bytes, let limit):
+            "plugin \(plugin) answered \(bytes.map { "\($0) bytes" } ?? "more than \(limit) bytes"), over the host's limit of \(limit) bytes for a plugin's answer (serve --max-response-size)"
         case .pluginCrashed(let plugin, let why): "the worker of plugin \(plugin) crashed: \(why)"
         case .pluginQuarantined(let plugin, let why): "plugin \(plugin) is quarantined: \(why)"
         case .hookFailed(let plugin, let hook, let cause): "the \(hook) hook of \(plugin) failed: \(cause)"

@@ -56,7 +56,7 @@ public final class PluginRuntime: Sendable {
             registry: registry, store: store, launcher: launcher, validator: ManifestValidator(inspector: loader.inspector), remote: remote,
             failures: failures, watchdog: watchdog, lock: adminLock, logger: logger
         )
-        self.dispatcher = Dispatcher(registry: registry, failures: failures)
+        self.dispatcher = Dispatcher(registry: registry, failures: failures, maxResponseBytes: configuration.maxResponseSize)
         self.events = EventRouter(registry: registry, watchdog: watchdog)
     }
 

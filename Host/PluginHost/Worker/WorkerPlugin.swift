@@ -149,6 +149,8 @@ package final class WorkerPlugin: RunningPlugin {
             switch try WorkerWire.failure(answer.payload) {
             case .plugin(let error): return error
             case .thrown(let description): return WorkerThrew(description: description)
+            case .responseTooLarge(let bytes):
+                return HostError.responseTooLarge(plugin: id, bytes: Int(clamping: bytes), limit: services.configuration.maxResponseSize)
             }
         } catch {
             return malformed(answer, error)
@@ -361,8 +363,9 @@ struct WorkerServices: Sendable {
     let metrics: HostMetrics
     let logger: Logger
 
-    /// A request body at the host's limit fits, with room for its headers and context.
+    /// A request body or an answer at the host's limits fits, with room for its headers and context
+    /// (a larger answer is refused by the worker, and one just over the limit by the host).
     var maxFrameBytes: UInt32 {
-        UInt32(clamping: configuration.maxBodySize.addingReportingOverflow(1 << 20).partialValue)
+        UInt32(clamping: max(configuration.maxBodySize, configuration.maxResponseSize).addingReportingOverflow(1 << 20).partialValue)
     }
 }

@@ -15,7 +15,7 @@ import PluginSDK
 public enum WorkerWire {
     /// The version of the frames below. A worker and a host of different versions refuse each other at
     /// the handshake, with a message naming both.
-    public static let version: UInt16 = 1
+    public static let version: UInt16 = 2
     /// The file descriptor the worker finds its end of the socket pair on: its standard input.
     public static let socketDescriptor: Int32 = 0
     /// `kind` and `call`, after the length.
@@ -152,6 +152,8 @@ public enum WorkerWire {
     public enum Failure: Sendable, Equatable {
         case plugin(PluginError)
         case thrown(String)
+        /// The plugin's answer would not fit a frame; its body's size.
+        case responseTooLarge(bytes: UInt64)
     }
 
     /// A plugin's SDK call, made on behalf of the host's call that the frame names.
@@ -590,6 +592,7 @@ extension WorkerWire {
             switch failure {
             case .plugin(let error): writer.u8(0); writer.pluginError(error)
             case .thrown(let description): writer.u8(1); writer.string(description)
+            case .responseTooLarge(let bytes): writer.u8(2); writer.u64(bytes)
             }
         }
     }
@@ -599,6 +602,7 @@ extension WorkerWire {
             switch try reader.u8() {
             case 0: return .plugin(try reader.pluginError())
             case 1: return .thrown(try reader.string())
+            case 2: return .responseTooLarge(bytes: try reader.u64())
             case let other: throw Malformed("unknown failure \(other)")
             }
         }

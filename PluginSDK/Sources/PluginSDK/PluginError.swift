@@ -43,7 +43,8 @@ public enum PluginError: Error, Sendable, Hashable, CustomStringConvertible {
     /// A message for the caller.
     public var description: String {
         switch self {
-        case .permissionDenied(let permission): "the plugin is not granted \(permission) in this workspace"
+        case .permissionDenied(let permission):
+            "the plugin is not granted \(permission) in this workspace: its manifest must request it under permissions, and a tenant admin must grant it (plugin-host enable WORKSPACE PLUGIN --grant \(permission))"
         case .versionConflict(let key, let current): "key \(key) is at version \(current), not the expected one"
         case .badRequest(let reason): reason
         case .notFound(let what): "\(what) not found"

@@ -64,7 +64,8 @@ sdk_number = 0
 while True:
     kind, call, payload = read_frame()
     if kind == HELLO:
-        send(READY, 0, struct.pack("<H", 1) + struct.pack("<i", os.getpid()) + string("1.0.0"))
+        # It answers in the version the host speaks (the hello's first field): its frames are the host's.
+        send(READY, 0, payload[0:2] + struct.pack("<i", os.getpid()) + string("1.0.0"))
     elif kind == PING:
         send(PONG, call)
     elif kind in (EVENT, HOOK):

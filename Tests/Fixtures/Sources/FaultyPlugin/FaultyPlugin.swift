@@ -5,7 +5,8 @@ import Synchronization
 /// Misbehaves on request, so tests can show the host contains it:
 /// `throw` throws an arbitrary error, `hang` ignores cancellation for 3 seconds, `status` answers
 /// with an impossible status, `thread` answers the name of the thread it runs on, `slow` answers 200
-/// after a second, `module` answers the Swift module it was built as, `fine` answers 200.
+/// after a second, `module` answers the Swift module it was built as, `big?bytes=N` answers N bytes,
+/// `fine` answers 200.
 /// In a worker process only (anywhere else they answer 400, so a test cannot take its own host down):
 /// `segfault`, `abort`, `fatal`, `exit` end the process as named; `spin` loops without ever suspending;
 /// `garbage` writes bytes that are not a frame to the worker's socket, `oversized` a frame header over
@@ -42,6 +43,8 @@ final class FaultyPlugin: Plugin {
             return try .json(["module": String(#fileID.prefix { $0 != "/" })])
         case "pid":
             return try .json(["pid": Int(getpid())])
+        case "big":
+            return PluginResponse(status: 200, body: Data(count: request.query["bytes"]?.first.flatMap { Int($0) } ?? 0))
         case "segfault", "abort", "fatal", "exit", "spin", "garbage", "oversized", "fork", "flood", "hog", "files":
             guard CommandLine.arguments.first?.hasSuffix("plugin-host-worker") == true else {
                 throw PluginError.badRequest("\(request.path) is only done in a worker process")
