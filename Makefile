@@ -26,7 +26,7 @@ define ensure_packages
 endef
 
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := elf manifest version-range envelope worker-frame
+FUZZ_TARGETS := elf manifest version-range envelope worker-frame bundle
 
 .PHONY: deps build run test bench fuzz clean
 
@@ -66,7 +66,7 @@ bench: deps
 	PLUGIN_HOST_NIO_EXECUTOR=1 .build/release/plugin-host-bench --plugins Plugins/.build/release --only-remote
 
 ## fuzz: each parser of outside bytes (ELF reader, manifest validator, version ranges, remote envelope and
-## SDK token, worker frames) under libFuzzer and AddressSanitizer for FUZZ_SECONDS (60) each; a crash fails the run and
+## SDK token, worker frames, plugin bundles) under libFuzzer and AddressSanitizer for FUZZ_SECONDS (60) each; a crash fails the run and
 ## is kept in .build-fuzz/crashes/ (CI runs 30 s of each). swiftc drops the fuzzer's coverage when given
 ## -sanitize=fuzzer and -sanitize=address as two flags (as SwiftPM does), so it is asked for explicitly; a run
 ## without coverage fails.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import PluginHost
 
 struct PluginsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -34,19 +35,25 @@ struct PluginsCommand: AsyncParsableCommand {
     }
 
     struct Install: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Install a plugin from a manifest file on the host's machine.")
+        static let configuration = CommandConfiguration(
+            abstract: "Install a plugin from a bundle (uploaded to the host, from any machine) or a manifest file on the host's machine.")
         @OptionGroup var connection: ConnectionOptions
-        @Argument(help: "Manifest file (YAML or JSON).") var manifest: String
+        @Argument(help: "A bundle (plugin-host pack), or a manifest file (YAML or JSON) whose library is on the host's machine.") var manifest: String
         @Option(help: "Where a library plugin runs, over its manifest's choice: worker or in-process.") var isolation: String?
 
         func run() async throws {
             let url = URL(fileURLWithPath: manifest)
             let body = try Data(contentsOf: url)
-            let base = url.deletingLastPathComponent().standardizedFileURL.path
-            let query = base.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed.subtracting(CharacterSet(charactersIn: "&=+"))) ?? base
-            let type = manifest.hasSuffix(".json") ? "application/json" : "application/yaml"
-            let choice = isolation.map { "&isolation=\($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? $0)" } ?? ""
-            let data = try await connection.client().send(.POST, "/v1/plugins?base=\(query)\(choice)", body: body, contentType: type)
+            let choice = isolation.map { "isolation=\($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? $0)" }
+            let data: Data
+            if PluginBundle.looksLikeBundle(body) {
+                data = try await connection.client().send(.POST, "/v1/plugins" + (choice.map { "?" + $0 } ?? ""), body: body, contentType: "application/vnd.plugin-host.bundle")
+            } else {
+                let base = url.deletingLastPathComponent().standardizedFileURL.path
+                let query = base.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed.subtracting(CharacterSet(charactersIn: "&=+"))) ?? base
+                let type = manifest.hasSuffix(".json") ? "application/json" : "application/yaml"
+                data = try await connection.client().send(.POST, "/v1/plugins?base=\(query)" + (choice.map { "&" + $0 } ?? ""), body: body, contentType: type)
+            }
             if connection.json { return printJSON(data) }
             let plugin = decodeObject(data)
             print("installed \(text(plugin["id"])) \(text(plugin["version"])) (\(text(plugin["status"])))")

@@ -77,7 +77,8 @@ struct New: ParsableCommand {
             "Sources/\(typeName)Magic/magic.c": """
             #include <plugin_host_magic.h>
 
-            // Keep in step with plugin.yaml: the host refuses a library whose id or version differ.
+            // Written by plugin-host pack from plugin.yaml, where the id and version are kept: change them
+            // there. (The host refuses a library whose magic block and manifest differ.)
             PLUGIN_HOST_MAGIC("\(pluginID)", "0.1.0");
 
             """,
@@ -99,16 +100,17 @@ struct New: ParsableCommand {
                 minimumRole: member
 
             """,
-            ".gitignore": ".build/\nPackage.resolved\n",
+            ".gitignore": ".build/\nPackage.resolved\n*.bundle\n",
             "README.md": """
             # \(typeName)
 
-            A plugin-host plugin.
+            A plugin-host plugin. Its id and version are written once, in plugin.yaml.
 
-                swift build -c release
-                plugin-host validate plugin.yaml
-                plugin-host plugins install plugin.yaml
+                plugin-host pack                                  # builds, checks, writes \(pluginID)-0.1.0.bundle
+                plugin-host plugins install \(pluginID)-0.1.0.bundle
                 plugin-host enable WORKSPACE \(pluginID) --grant storage.read --grant storage.write
+
+            A new version: raise `version` in plugin.yaml, then pack and install again.
 
             """,
         ]
@@ -117,7 +119,7 @@ struct New: ParsableCommand {
             try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
             try content.write(to: url, atomically: true, encoding: .utf8)
         }
-        print("wrote \(folder.path); build it with: cd \(folder.path) && swift build -c release")
+        print("wrote \(folder.path); build and pack it with: cd \(folder.path) && plugin-host pack")
     }
 
     /// PluginSDK of the checkout this binary was built in (`<root>/.build/<config>/plugin-host`).

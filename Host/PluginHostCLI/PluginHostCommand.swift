@@ -15,7 +15,7 @@ struct PluginHostCommand: AsyncParsableCommand {
         commandName: "plugin-host",
         abstract: "A plugin host: loads Swift plugin libraries and serves them per workspace over HTTP.",
         subcommands: [
-            Serve.self, ServePlugin.self, Validate.self, New.self,
+            Serve.self, ServePlugin.self, Validate.self, New.self, Pack.self, KeysCommand.self,
             PluginsCommand.self, TenantsCommand.self, WorkspacesCommand.self, TokensCommand.self, Enable.self, Disable.self,
         ]
     )

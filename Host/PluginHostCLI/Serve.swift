@@ -28,6 +28,14 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Largest answer body a plugin may give, in bytes (in-process, worker or remote); a larger one is answered 502 RESPONSE_TOO_LARGE.")
     var maxResponseSize: Int = 8 << 20
 
+    @Option(help: "Largest plugin bundle accepted by POST /v1/plugins, in bytes.")
+    var maxBundleSize: Int = 128 << 20
+
+    @Option(help: ArgumentHelp(
+        "Install and load only plugin bundles signed by a key in this folder (*.pub files, as plugin-host keys generate writes them).",
+        discussion: "Manifests naming a file on the host's disk are refused then.", valueName: "dir"))
+    var trustedKeys: String?
+
     @Option(help: "Seconds a plugin may take per request or hook.")
     var pluginTimeout: Double = 10
 
@@ -82,6 +90,14 @@ struct Serve: AsyncParsableCommand {
         try Self.check("--port", Double(port), within: 0...65535)
         try Self.check("--max-body-size", Double(maxBodySize), within: 1...Double(1 << 30))
         try Self.check("--max-response-size", Double(maxResponseSize), within: 1...Double(1 << 30))
+        try Self.check("--max-bundle-size", Double(maxBundleSize), within: 1024...Double(PluginBundle.maximumBytes))
+        if let trustedKeys {
+            do {
+                _ = try TrustedKeys.load(directory: trustedKeys)
+            } catch {
+                throw ValidationError("--trusted-keys: \(error)")
+            }
+        }
         try Self.check("--plugin-timeout", pluginTimeout, within: 0.001...86_400)
         try Self.check("--read-timeout", readTimeout, within: 0.1...3_600)
         try Self.check("--postgres-pool-size", Double(postgresPoolSize), within: 1...256)
@@ -120,6 +136,8 @@ struct Serve: AsyncParsableCommand {
             publicURL: publicUrl, healthInterval: .milliseconds(Int64(remoteHealthInterval * 1000))
         )
         configuration.maxResponseSize = maxResponseSize
+        configuration.maxBundleSize = maxBundleSize
+        configuration.trustedKeys = try trustedKeys.map { try TrustedKeys.load(directory: $0) }
         configuration.workers.defaultIsolation = isolation
         configuration.workers.quarantineCrashes = quarantineCrashes
         configuration.workers.quarantineWindow = .milliseconds(Int64(quarantineWindow * 1000))

@@ -4,8 +4,8 @@ import Testing
 
 @Suite("plugin-host new")
 struct NewPluginTests {
-    @Test("the package `plugin-host new` writes builds, validates, installs and serves as it is", .timeLimit(.minutes(10)))
-    func scaffoldBuildsAndInstalls() async throws {
+    @Test("the author's loop, one command per step: new, pack, install; a new version in plugin.yaml, pack, install", .timeLimit(.minutes(10)))
+    func authorsLoop() async throws {
         let folder = try TemporaryFolder()
         let package = folder.path + "/greeter"
         let cli = Fixtures.root.appendingPathComponent(".build/debug/plugin-host").path
@@ -17,21 +17,38 @@ struct NewPluginTests {
         // SwiftPM leaves lock files in TMPDIR; point it into the test's folder so they go with it.
         let scratch = folder.path + "/tmp"
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
-        let build = try await runCommand("/usr/bin/env", ["TMPDIR=\(scratch)", "swift", "build", "-c", "release"], in: package)
-        #expect(build.status == 0, "the generated package does not build:\n\(build.output)")
-        let validate = try await runCommand(cli, ["validate", package + "/plugin.yaml"])
-        #expect(validate.status == 0, "\(validate.output)")
+        func pack() async throws -> String {
+            let packed = try await runCommand("/usr/bin/env", ["TMPDIR=\(scratch)", cli, "pack"], in: package)
+            #expect(packed.status == 0, "pack failed:\n\(packed.output)")
+            return packed.output
+        }
 
+        let first = try await pack()
+        let bundle = package + "/com.example.greeter-0.1.0.bundle"
+        #expect(FileManager.default.fileExists(atPath: bundle), "\(first)")
         try await withHost { host in
-            let manifest = try String(contentsOfFile: package + "/plugin.yaml", encoding: .utf8)
-            let reply = try await host.admin(.POST, "/v1/plugins?base=\(package)", body: Data(manifest.utf8), contentType: "application/yaml")
-            #expect(reply.status == 201, "\(reply.text)")
+            let connection = ["--url", "http://127.0.0.1:\(host.port)", "--token", host.adminToken]
+            let installed = try await runCommand(cli, ["plugins", "install", bundle] + connection)
+            #expect(installed.status == 0, "\(installed.output)")
+            #expect(installed.output.contains("installed com.example.greeter 0.1.0"), "\(installed.output)")
             try await host.tenant("acme", workspaces: ["ws1"])
-            try await host.enable("com.example.greeter", in: "ws1", grants: ["storage.read", "storage.write"])
-            let first = try await host.admin(.GET, "/v1/workspaces/ws1/plugins/com.example.greeter/resources/hello")
-            let second = try await host.admin(.GET, "/v1/workspaces/ws1/plugins/com.example.greeter/resources/hello")
-            #expect(first.status == 200 && second.status == 200)
-            #expect(first.json["count"] as? String == "1" && second.json["count"] as? String == "2")
+            #expect(try await runCommand(cli, ["enable", "ws1", "com.example.greeter", "--grant", "storage.read", "--grant", "storage.write"] + connection).status == 0)
+            let hello = "/v1/workspaces/ws1/plugins/com.example.greeter/resources/hello"
+            #expect(try await host.admin(.GET, hello).json["count"] as? String == "1")
+
+            // A new version is written once, in plugin.yaml; pack carries it into the magic block.
+            let manifest = package + "/plugin.yaml"
+            try (try String(contentsOfFile: manifest, encoding: .utf8)).replacingOccurrences(of: "version: 0.1.0", with: "version: 0.2.0")
+                .write(toFile: manifest, atomically: true, encoding: .utf8)
+            let second = try await pack()
+            #expect(second.contains("to com.example.greeter 0.2.0, from the manifest"), "\(second)")
+            let magic = try String(contentsOfFile: package + "/Sources/GreeterMagic/magic.c", encoding: .utf8)
+            #expect(magic.contains(#"PLUGIN_HOST_MAGIC("com.example.greeter", "0.2.0")"#))
+            let upgraded = try await runCommand(cli, ["plugins", "install", package + "/com.example.greeter-0.2.0.bundle"] + connection)
+            #expect(upgraded.output.contains("installed com.example.greeter 0.2.0"), "\(upgraded.output)")
+            #expect(try await host.admin(.GET, "/v1/plugins/com.example.greeter").json["version"] as? String == "0.2.0")
+            // The workspace's data and grants carried over.
+            #expect(try await host.admin(.GET, hello).json["count"] as? String == "2")
         }
     }
 }

@@ -32,6 +32,10 @@ public struct HostConfiguration: Sendable {
     /// Largest answer body a plugin may give, in bytes, whatever its runtime; a larger one is refused
     /// with 502 `RESPONSE_TOO_LARGE`.
     public var maxResponseSize: Int = 8 << 20
+    /// Largest plugin bundle accepted through the API, in bytes.
+    public var maxBundleSize: Int = 128 << 20
+    /// When set, only bundles signed by one of these keys are installed (and loaded).
+    public var trustedKeys: TrustedKeys?
     /// How long a plugin may take to answer a request or run a hook.
     public var pluginTimeout: Duration
     /// How long a client may take to send a request's head (counted from the connection's start or the

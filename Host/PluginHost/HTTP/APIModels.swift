@@ -18,6 +18,8 @@ enum API {
         var loadError: String?
         var enabledIn: [String]
         var installedAt: Date
+        /// The SHA-256 of the bundle it was installed from; absent when installed from a manifest.
+        var bundle: String?
         /// A remote plugin's health, last error and circuit.
         var remote: RemotePlugin.Status?
         /// A library plugin's worker process: pid, state, restarts, crashes, quarantine.
@@ -57,6 +59,7 @@ enum API {
             loadError = status.loadError
             enabledIn = status.enabledIn
             installedAt = status.record.installedAt
+            bundle = status.record.bundle
             remote = status.run.remote
             worker = status.run.worker
             installSecret = status.installSecret

@@ -37,11 +37,10 @@ struct AdminController {
     @Sendable func installPlugin(_ request: Request, context: HostRequestContext) async throws -> Response {
         try requirePlatformAdmin(context)
         let contentType = request.headers[.contentType]?.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
-        let accepted = ["", "application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "application/json"]
+        let accepted = ["", "application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "application/json", Self.bundleType]
         guard accepted.contains(contentType) else {
             throw HostError.unsupportedMediaType(contentType)
         }
-        let text = String(buffer: try await request.collectBody(limit: maxBodySize))
         // The manifest's relative library path resolves against `base` when given (the CLI sends the
         // manifest file's folder), otherwise against the host's manifests folder.
         let base = request.uri.queryParameters["base"].map(String.init)
@@ -54,9 +53,19 @@ struct AdminController {
             }
             isolation = parsed
         }
-        let status = try await runtime.administration.install(manifestText: text, baseDirectory: base, isolation: isolation)
+        let status: PluginStatus
+        if contentType == Self.bundleType {
+            let bytes = try await request.collectBody(limit: runtime.configuration.maxBundleSize)
+            status = try await runtime.administration.install(bundle: Data(buffer: bytes), isolation: isolation)
+        } else {
+            let text = String(buffer: try await request.collectBody(limit: maxBodySize))
+            status = try await runtime.administration.install(manifestText: text, baseDirectory: base, isolation: isolation)
+        }
         return try .json(API.PluginView(status), status: .created)
     }
+
+    /// A plugin bundle (`plugin-host pack`), as `POST /v1/plugins` takes one.
+    static let bundleType = "application/vnd.plugin-host.bundle"
 
     @Sendable func listPlugins(_ request: Request, context: HostRequestContext) async throws -> Response {
         try requirePlatformAdmin(context)

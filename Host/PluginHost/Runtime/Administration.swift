@@ -10,6 +10,7 @@ struct Administration: Sendable {
     let registry: PluginRegistry
     let store: any HostStore
     let launcher: PluginLauncher
+    let bundles: PluginBundles
     let validator: ManifestValidator
     let remote: RemoteServices
     let failures: PluginFailures
@@ -22,14 +23,44 @@ struct Administration: Sendable {
     /// Validates a manifest and its library, loads it and records the installation; all or nothing.
     /// Installing a higher version of an installed id upgrades it in place; a lower one is refused.
     /// `isolation`, the platform admin's choice at install, overrides the manifest's for a library plugin.
+    /// A host with trusted keys installs signed bundles only.
     func install(manifestText: String, baseDirectory: String, isolation: PluginManifest.Runtime.Isolation? = nil) async throws -> PluginStatus {
+        if bundles.requiresSignatures {
+            throw HostError.untrustedBundle(
+                "this host installs only bundles signed by its trusted keys (\(bundles.trustedKeys?.directory ?? "")), not a manifest; make one with plugin-host pack --sign KEY")
+        }
+        return try await install(manifestText: manifestText, baseDirectory: baseDirectory, library: nil, bundle: nil, isolation: isolation)
+    }
+
+    /// Installs a plugin bundle: checked whole (checksums, signature, manifest, library) before anything
+    /// is written, then kept in the store by its SHA-256, and loaded from this host's own copy.
+    func install(bundle bytes: Data, isolation: PluginManifest.Runtime.Isolation? = nil) async throws -> PluginStatus {
+        let verified = try bundles.verify(bytes)
+        // Unpacked into the cache (named by the bundle's checksum) so that the library can be checked and
+        // loaded; nothing reaches the store or the registry unless all of it passes.
+        let library = try bundles.unpack(verified)
+        return try await install(
+            manifestText: verified.manifestText, baseDirectory: bundles.folder + "/" + verified.sha256, library: library, bundle: verified, isolation: isolation)
+    }
+
+    private func install(
+        manifestText: String, baseDirectory: String, library: String?, bundle: PluginBundles.Verified?, isolation: PluginManifest.Runtime.Isolation?
+    ) async throws -> PluginStatus {
         try await lock.withLock {
             let validated: ManifestValidator.Validated
-            switch validator.validate(text: manifestText, baseDirectory: baseDirectory, installedVersion: { registry.installed($0)?.record.manifest.version }) {
+            switch validator.validate(text: manifestText, baseDirectory: baseDirectory, library: library, installedVersion: { registry.installed($0)?.record.manifest.version }) {
             case .success(let value): validated = value
             case .failure(let errors): throw HostError.invalidManifest(problems: errors.problems.map(\.description))
             }
             var manifest = validated.manifest
+            if let bundle {
+                guard (manifest.runtime.kind == .library) == (bundle.bundle.library != nil) else {
+                    throw HostError.invalidBundle(manifest.runtime.kind == .library
+                        ? "its manifest is a library plugin's, but it holds no library" : "it holds a library, but its manifest is a remote plugin's")
+                }
+                // Checked against the file at every load from now on.
+                if manifest.runtime.kind == .library { manifest.runtime.sha256 = bundle.bundle.librarySHA256 }
+            }
             if let isolation {
                 guard manifest.runtime.kind == .library else {
                     throw HostError.invalidInput("isolation applies to library plugins; \(manifest.id) is a remote plugin")
@@ -55,8 +86,10 @@ struct Administration: Sendable {
                 }
             }
             let installSecret: String?
-            let record = InstalledPluginRecord(manifest: manifest, sha256: validated.inspection?.sha256 ?? "", installedAt: Date())
+            let record = InstalledPluginRecord(manifest: manifest, sha256: validated.inspection?.sha256 ?? "", installedAt: Date(), bundle: bundle?.sha256)
             do {
+                // The bundle first: another host that reads the plugin's record finds its bundle.
+                if let bundle { try await bundles.keep(bundle) }
                 installSecret = try await makeInstallSecret(for: manifest)
                 try await store.installPlugin(record)
             } catch {
@@ -74,7 +107,10 @@ struct Administration: Sendable {
                 return previous
             }
             if let old = previous?.runner { await old.shutdown() }
-            logger.info("plugin installed", metadata: ["plugin.id": "\(manifest.id)", "plugin.version": "\(manifest.version)", "runtime.kind": "\(manifest.runtime.kind.rawValue)"])
+            if previous?.record.bundle != nil { try? await store.deleteUnusedBundles() }
+            logger.info("plugin installed", metadata: [
+                "plugin.id": "\(manifest.id)", "plugin.version": "\(manifest.version)", "runtime.kind": "\(manifest.runtime.kind.rawValue)",
+                "bundle": "\(bundle.map { "\($0.sha256)" + ($0.bundle.signature.map { " signed by \($0.keyID)" } ?? " unsigned") } ?? "none")"])
             // Registered above under the admin lock, which an uninstall or a resync would also need.
             var status = registry.plugin(id: manifest.id)!
             status.installSecret = installSecret
@@ -99,6 +135,7 @@ struct Administration: Sendable {
             guard let plugin = registry.plugin(id: id) else { throw HostError.pluginNotFound(id) }
             guard plugin.enabledIn.isEmpty else { throw HostError.pluginInUse(id, workspaces: plugin.enabledIn) }
             _ = try await store.deletePlugin(id: id)
+            if plugin.record.bundle != nil { try? await store.deleteUnusedBundles() }
             if plugin.record.manifest.runtime.kind == .remote { try await remote.setSecret(RemoteServices.installSecretKey(plugin: id), nil) }
             let removed = registry.state.withLock { $0.plugins.removeValue(forKey: id) }
             // An in-process library stays mapped: code containing Swift metadata is never unloaded.

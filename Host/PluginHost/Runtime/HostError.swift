@@ -47,6 +47,10 @@ public indirect enum HostError: Error, Sendable, Equatable, CustomStringConverti
     // Manifests, grants and config.
     /// Every problem of a manifest; nothing was installed.
     case invalidManifest(problems: [String])
+    /// A plugin bundle that is not one, is damaged or changed, or whose copy on this host was changed.
+    case invalidBundle(String)
+    /// A bundle whose signature is wrong, by a key this host does not trust, or missing where required.
+    case untrustedBundle(String)
     case runtimeKindChanged(plugin: String, installed: String, manifest: String)
     /// The library passed its checks but `dlopen` or its entry failed; nothing was installed.
     case libraryNotLoaded(String)
@@ -118,6 +122,8 @@ public indirect enum HostError: Error, Sendable, Equatable, CustomStringConverti
         case .notARemotePlugin(let id): "plugin \(id) is not a remote plugin"
         case .lastPlatformToken(let id): "\(id) is the last platform admin token"
         case .invalidManifest(let problems): "invalid manifest: \(problems.joined(separator: "; "))"
+        case .invalidBundle(let why): "the bundle is refused: \(why)"
+        case .untrustedBundle(let why): "the bundle is refused: \(why)"
         case .runtimeKindChanged(let plugin, let installed, let manifest): "plugin \(plugin) is installed as \(installed), the manifest says \(manifest)"
         case .libraryNotLoaded(let why): "the plugin library could not be loaded: \(why)"
         case .unknownPermissions(let grants): "unknown permissions: \(grants.joined(separator: ", "))"

@@ -14,11 +14,24 @@ struct PluginLauncher: Sendable {
     let storeExecutor: (any TaskExecutor)?
     let metrics: HostMetrics
     let logger: Logger
+    let bundles: PluginBundles
+
+    /// ``launch(_:)`` of a plugin read from the store, from this host's copy of its bundle if it came in
+    /// one (fetched from the store and checked again first; one that fails the checks stays installed
+    /// but unavailable, with the reason).
+    func launch(stored record: InstalledPluginRecord) async -> PluginRegistry.Installed {
+        do {
+            return launch(try await bundles.localize(record))
+        } catch {
+            logger.error("installed plugin's bundle could not be used", metadata: ["plugin.id": "\(record.id)", "error": "\(error)"])
+            return PluginRegistry.Installed(record: record, runner: nil, loadError: String(describing: error), requested: record.manifest.requestedPermissions)
+        }
+    }
 
     /// The runner of a plugin read from the store (at start, or installed by another host). Its library
     /// is checked again as at install (the magic block, and the manifest's `runtime.sha256` when it pins
     /// one); one that no longer passes stays installed but unavailable, with the reason.
-    func launch(_ record: InstalledPluginRecord) -> PluginRegistry.Installed {
+    private func launch(_ record: InstalledPluginRecord) -> PluginRegistry.Installed {
         let manifest = record.manifest
         var installed = PluginRegistry.Installed(record: record, runner: nil, loadError: nil, requested: manifest.requestedPermissions)
         do {

@@ -48,12 +48,14 @@ public final class PluginRuntime: Sendable {
         let failures = PluginFailures(metrics: metrics, logger: logger)
         let workers = WorkerServices(
             configuration: configuration, eventLoopGroup: MultiThreadedEventLoopGroup.singleton, watchdog: watchdog, metrics: metrics, logger: logger)
+        let bundles = PluginBundles(store: store, folder: configuration.dataDirectory + "/bundles", trustedKeys: configuration.trustedKeys)
         let launcher = PluginLauncher(
-            loader: loader, remote: remote, workers: workers, watchdog: watchdog, configuration: configuration, storeExecutor: store.pluginExecutor, metrics: metrics, logger: logger
+            loader: loader, remote: remote, workers: workers, watchdog: watchdog, configuration: configuration, storeExecutor: store.pluginExecutor, metrics: metrics, logger: logger,
+            bundles: bundles
         )
         self.launcher = launcher
         self.administration = Administration(
-            registry: registry, store: store, launcher: launcher, validator: ManifestValidator(inspector: loader.inspector), remote: remote,
+            registry: registry, store: store, launcher: launcher, bundles: bundles, validator: ManifestValidator(inspector: loader.inspector), remote: remote,
             failures: failures, watchdog: watchdog, lock: adminLock, logger: logger
         )
         self.dispatcher = Dispatcher(registry: registry, failures: failures, maxResponseBytes: configuration.maxResponseSize)
@@ -79,7 +81,7 @@ public final class PluginRuntime: Sendable {
     func bootstrap() async throws {
         let snapshot = try await store.registry()
         var plugins: [String: PluginRegistry.Installed] = [:]
-        for record in snapshot.plugins { plugins[record.id] = launcher.launch(record) }
+        for record in snapshot.plugins { plugins[record.id] = await launcher.launch(stored: record) }
         var workspaces: [String: Workspace] = [:]
         for workspace in snapshot.workspaces { workspaces[workspace.id] = workspace }
         registry.replace(plugins: plugins, workspaces: workspaces, enablements: snapshot.enablements)

@@ -58,8 +58,10 @@ extension PluginRuntime {
         switch (change, record) {
         case (.plugin(let id), .plugin(let stored)):
             let current = registry.installed(id)
-            if let stored, let current, current.record.manifest.version == stored.manifest.version, current.record.sha256 == stored.sha256 { return }
-            let launched = stored.map(launcher.launch)
+            if let stored, let current, current.record.manifest.version == stored.manifest.version, current.record.sha256 == stored.sha256,
+               current.record.bundle == stored.bundle { return }
+            var launched: PluginRegistry.Installed?
+            if let stored { launched = await launcher.launch(stored: stored) }
             let retired = registry.state.withLock { state -> (any RunningPlugin)? in
                 let old = state.plugins[id]?.runner
                 state.plugins[id] = launched
@@ -117,11 +119,12 @@ extension PluginRuntime {
         var plugins: [String: PluginRegistry.Installed] = [:]
         var retired: [any RunningPlugin] = []
         for record in snapshot.plugins {
-            if let existing = current.plugins[record.id], existing.record.manifest.version == record.manifest.version, existing.record.sha256 == record.sha256 {
+            if let existing = current.plugins[record.id], existing.record.manifest.version == record.manifest.version, existing.record.sha256 == record.sha256,
+               existing.record.bundle == record.bundle {
                 plugins[record.id] = existing
                 continue
             }
-            plugins[record.id] = launcher.launch(record)
+            plugins[record.id] = await launcher.launch(stored: record)
             if let old = current.plugins[record.id]?.runner { retired.append(old) }
             logger.info("plugin installed by another host", metadata: ["plugin.id": "\(record.id)", "plugin.version": "\(record.manifest.version)"])
         }

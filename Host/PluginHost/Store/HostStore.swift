@@ -9,6 +9,11 @@ package protocol HostStore: Sendable {
     func installPlugin(_ record: InstalledPluginRecord) async throws
     func plugins() async throws -> [InstalledPluginRecord]
     func deletePlugin(id: String) async throws -> Bool
+    /// Keeps a plugin bundle's bytes under the SHA-256 of its file (a bundle kept already stays as it is).
+    func putBundle(sha256: String, bytes: Data) async throws
+    func bundle(sha256: String) async throws -> Data?
+    /// Forgets the bundles no installed plugin names.
+    func deleteUnusedBundles() async throws
 
     func createTenant(_ tenant: Tenant) async throws
     func tenant(id: String) async throws -> Tenant?

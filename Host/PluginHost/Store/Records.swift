@@ -6,7 +6,17 @@ public struct InstalledPluginRecord: Sendable, Hashable, Codable {
     public var manifest: PluginManifest
     public var sha256: String
     public var installedAt: Date
+    /// The SHA-256 of the bundle it was installed from (kept in the store's `bundles`); `nil` when it was
+    /// installed from a manifest naming a file on the host's disk.
+    public var bundle: String?
     public var id: String { manifest.id }
+
+    public init(manifest: PluginManifest, sha256: String, installedAt: Date, bundle: String? = nil) {
+        self.manifest = manifest
+        self.sha256 = sha256
+        self.installedAt = installedAt
+        self.bundle = bundle
+    }
 }
 
 public struct Tenant: Sendable, Hashable, Codable {

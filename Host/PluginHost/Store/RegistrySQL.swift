@@ -7,7 +7,7 @@ import PluginSDK
 package enum RegistrySQL {
     // MARK: Plugins
 
-    static let pluginColumns = "manifest, sha256, installed_at"
+    static let pluginColumns = "manifest, sha256, installed_at, bundle"
     static let plugins = StoreStatement("SELECT \(pluginColumns) FROM plugins ORDER BY id")
 
     static func plugin(id: String) -> StoreStatement {
@@ -16,9 +16,11 @@ package enum RegistrySQL {
 
     static func installPlugin(_ record: InstalledPluginRecord) throws -> StoreStatement {
         StoreStatement(
-            "INSERT INTO plugins (id, version, manifest, sha256, installed_at) VALUES ($1, $2, $3, $4, $5) "
-                + "ON CONFLICT (id) DO UPDATE SET version = excluded.version, manifest = excluded.manifest, sha256 = excluded.sha256, installed_at = excluded.installed_at",
-            [.text(record.id), .text(record.manifest.version), .text(try json(record.manifest)), .text(record.sha256), .real(record.installedAt.timeIntervalSince1970)],
+            "INSERT INTO plugins (id, version, manifest, sha256, installed_at, bundle) VALUES ($1, $2, $3, $4, $5, $6) "
+                + "ON CONFLICT (id) DO UPDATE SET version = excluded.version, manifest = excluded.manifest, sha256 = excluded.sha256, "
+                + "installed_at = excluded.installed_at, bundle = excluded.bundle",
+            [.text(record.id), .text(record.manifest.version), .text(try json(record.manifest)), .text(record.sha256), .real(record.installedAt.timeIntervalSince1970),
+             record.bundle.map { .text($0) } ?? .null],
             subject: "plugin \(record.id)"
         )
     }
@@ -30,9 +32,26 @@ package enum RegistrySQL {
     static func plugin(_ row: [some StoreColumn]) throws -> InstalledPluginRecord {
         InstalledPluginRecord(
             manifest: try JSONDecoder().decode(PluginManifest.self, from: row[0].data ?? Data()),
-            sha256: row[1].string ?? "", installedAt: date(row[2])
+            sha256: row[1].string ?? "", installedAt: date(row[2]), bundle: row[3].string
         )
     }
+
+    // MARK: Bundles
+
+    /// Keeps a bundle's bytes once, however many plugins or installs name it.
+    static func putBundle(sha256: String, bytes: Data) -> StoreStatement {
+        StoreStatement(
+            "INSERT INTO bundles (sha256, bytes, created_at) VALUES ($1, $2, $3) ON CONFLICT (sha256) DO NOTHING",
+            [.text(sha256), .blob(bytes), .real(Date().timeIntervalSince1970)], subject: "bundle \(sha256)"
+        )
+    }
+
+    static func bundle(sha256: String) -> StoreStatement {
+        StoreStatement("SELECT bytes FROM bundles WHERE sha256 = $1", [.text(sha256)])
+    }
+
+    /// Bundles no installed plugin names any more.
+    static let deleteUnusedBundles = StoreStatement("DELETE FROM bundles WHERE sha256 NOT IN (SELECT bundle FROM plugins WHERE bundle IS NOT NULL)")
 
     // MARK: Tenants and workspaces
 

@@ -70,6 +70,18 @@ extension SQLStore {
         try await !change(RegistrySQL.deletePlugin(id: id), .plugin(id)).isEmpty
     }
 
+    package func putBundle(sha256: String, bytes: Data) async throws {
+        _ = try await rows(RegistrySQL.putBundle(sha256: sha256, bytes: bytes))
+    }
+
+    package func bundle(sha256: String) async throws -> Data? {
+        try await rows(RegistrySQL.bundle(sha256: sha256)).first?.first?.data
+    }
+
+    package func deleteUnusedBundles() async throws {
+        _ = try await rows(RegistrySQL.deleteUnusedBundles)
+    }
+
     package func registry() async throws -> RegistrySnapshot {
         let results = try await snapshot([RegistrySQL.plugins, RegistrySQL.workspaces, RegistrySQL.enablements])
         return RegistrySnapshot(

@@ -19,6 +19,11 @@ enum SQLiteSchema {
             version INTEGER NOT NULL, updated_at REAL NOT NULL, PRIMARY KEY (workspace_id, plugin_id, key)) WITHOUT ROWID;
         CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
         """,
+        // Plugin bundles, by the SHA-256 of their file, and the bundle each plugin was installed from.
+        """
+        CREATE TABLE bundles (sha256 TEXT PRIMARY KEY, bytes BLOB NOT NULL, created_at REAL NOT NULL);
+        ALTER TABLE plugins ADD COLUMN bundle TEXT REFERENCES bundles (sha256);
+        """,
     ]
 
     static func migrate(_ connection: SQLiteConnection) throws {

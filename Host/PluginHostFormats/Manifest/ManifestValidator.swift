@@ -52,9 +52,12 @@ public struct ManifestValidator: Sendable {
         }
     }
 
-    /// Validates manifest text; a relative `runtime.path` resolves against `baseDirectory`.
+    /// Validates manifest text; a relative `runtime.path` resolves against `baseDirectory`, unless
+    /// `library` names the file instead (a bundle's library, wherever the author's manifest had it).
     /// `installedVersion` answers which version of a plugin id is installed already, if any.
-    public func validate(text: String, baseDirectory: String, installedVersion: (String) -> String? = { _ in nil }) -> Result<Validated, ManifestErrors> {
+    public func validate(
+        text: String, baseDirectory: String, library: String? = nil, installedVersion: (String) -> String? = { _ in nil }
+    ) -> Result<Validated, ManifestErrors> {
         var reader = Reader()
         guard text.utf8.count <= Self.maximumManifestBytes else {
             return .failure(ManifestErrors(problems: [ManifestProblem(field: "$", line: nil, message: "the manifest is larger than \(Self.maximumManifestBytes >> 20) MiB")]))
@@ -106,7 +109,7 @@ public struct ManifestValidator: Sendable {
             }
         }
         let description = reader.string(top["description"], "description", required: false) ?? ""
-        let runtime = readRuntime(top["runtime"], baseDirectory: baseDirectory, reader: &reader)
+        let runtime = readRuntime(top["runtime"], baseDirectory: baseDirectory, library: library, reader: &reader)
         let permissions = readPermissions(top["permissions"], reader: &reader)
         let subscriptions = readSubscriptions(top["subscriptions"], permissions: permissions, reader: &reader)
         let routes = readRoutes(top["routes"], reader: &reader)
@@ -154,12 +157,12 @@ public struct ManifestValidator: Sendable {
         }
     }
 
-    private func readRuntime(_ node: Node?, baseDirectory: String, reader: inout Reader) -> PluginManifest.Runtime? {
+    private func readRuntime(_ node: Node?, baseDirectory: String, library: String?, reader: inout Reader) -> PluginManifest.Runtime? {
         guard let mapping = reader.mapping(node, "runtime", required: true) else { return nil }
         let kind = reader.string(mapping["kind"], "runtime.kind", required: true)
         switch kind.flatMap(PluginManifest.Runtime.Kind.init(rawValue:)) {
         case .library:
-            return readLibraryRuntime(mapping, baseDirectory: baseDirectory, reader: &reader)
+            return readLibraryRuntime(mapping, baseDirectory: baseDirectory, library: library, reader: &reader)
         case .remote:
             return readRemoteRuntime(mapping, reader: &reader)
         case nil:
@@ -170,7 +173,7 @@ public struct ManifestValidator: Sendable {
         }
     }
 
-    private func readLibraryRuntime(_ mapping: Node.Mapping, baseDirectory: String, reader: inout Reader) -> PluginManifest.Runtime? {
+    private func readLibraryRuntime(_ mapping: Node.Mapping, baseDirectory: String, library: String?, reader: inout Reader) -> PluginManifest.Runtime? {
         reader.rejectUnknown(mapping, known: ["kind", "path", "sha256", "isolation"], prefix: "runtime.")
         let path = reader.string(mapping["path"], "runtime.path", required: true)
         var isolation: PluginManifest.Runtime.Isolation?
@@ -185,7 +188,7 @@ public struct ManifestValidator: Sendable {
             reader.problem("runtime.sha256", mapping["sha256"], "expected 64 hexadecimal characters (the output of sha256sum)")
         }
         guard let path, !path.isEmpty else { return nil }
-        let resolved = path.hasPrefix("/") ? path : URL(fileURLWithPath: baseDirectory).appendingPathComponent(path).standardizedFileURL.path
+        let resolved = library ?? (path.hasPrefix("/") ? path : URL(fileURLWithPath: baseDirectory).appendingPathComponent(path).standardizedFileURL.path)
         return PluginManifest.Runtime(kind: .library, isolation: isolation, path: path, resolvedPath: resolved, sha256: sha256)
     }
 

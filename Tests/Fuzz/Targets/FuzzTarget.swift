@@ -20,6 +20,9 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     /// A worker's byte stream as the host reads it (docs/workers.md): frames delimited by their length,
     /// each decoded as the payload its kind says (and as every other kind, as a confused peer would send).
     case workerFrame = "worker-frame"
+    /// A plugin bundle as `POST /v1/plugins` takes one (docs/bundles.md): decoded, its checksums and
+    /// signature checked, and encoded again.
+    case bundle
 
     public func run(_ bytes: [UInt8]) {
         switch self {
@@ -28,6 +31,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .versionRange: Self.versionRange(bytes)
         case .envelope: Self.envelope(bytes)
         case .workerFrame: Self.workerFrame(bytes)
+        case .bundle: Self.bundle(bytes)
         }
     }
 
@@ -118,6 +122,13 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
             _ = try? WorkerWire.message(payload)
             _ = try? WorkerWire.unbinding(payload)
         }
+    }
+
+    private static func bundle(_ bytes: [UInt8]) {
+        guard let bundle = try? PluginBundle.decode(Data(bytes)) else { return }
+        _ = bundle.signatureIsValid
+        // What decodes encodes to the same bytes.
+        precondition(bundle.encoded() == Data(bytes), "a decoded bundle encodes to other bytes")
     }
 
     private static let secret = "phk_fuzzing-secret"

@@ -47,6 +47,12 @@ enum PostgresSchema {
             WITH CHECK (current_setting('plugin_host.registry', true) = 'on'
                    OR workspace_id = current_setting('plugin_host.workspace', true));
         """,
+        // Plugin bundles, by the SHA-256 of their file, and the bundle each plugin was installed from:
+        // every host sharing the database loads a plugin from here, not from a file on its own disk.
+        """
+        CREATE TABLE bundles (sha256 text PRIMARY KEY, bytes bytea NOT NULL, created_at double precision NOT NULL);
+        ALTER TABLE plugins ADD COLUMN bundle text REFERENCES bundles (sha256);
+        """,
     ]
 
     /// Applies pending migrations under the advisory lock, then grants the serving role what it needs
@@ -67,7 +73,7 @@ enum PostgresSchema {
             guard let quoted = try connection.query("SELECT quote_ident($1)", [.text(servingRole)]).first?[0].string else { return }
             try connection.execute("""
                 GRANT USAGE ON SCHEMA public TO \(quoted);
-                GRANT SELECT, INSERT, UPDATE, DELETE ON plugins, tenants, workspaces, tokens, enablements, kv, settings TO \(quoted);
+                GRANT SELECT, INSERT, UPDATE, DELETE ON plugins, tenants, workspaces, tokens, enablements, kv, settings, bundles TO \(quoted);
                 GRANT SELECT ON plugin_host_migrations TO \(quoted);
                 """)
         }
