@@ -101,6 +101,12 @@ func installManifests(in folder: String, runtime: PluginRuntime, logger: Logger)
     let files = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [])
         .filter { ($0.hasSuffix(".yaml") || $0.hasSuffix(".yml") || $0.hasSuffix(".json")) && !$0.hasSuffix(".schema.json") }
         .sorted()
+    // A host that takes signed bundles only takes no manifest: say so once, not once per file.
+    if let keys = runtime.configuration.trustedKeys, !files.isEmpty {
+        logger.warning("manifests folder not installed: this host installs only bundles signed by its trusted keys", metadata: [
+            "manifests": "\(folder)", "trusted.keys": "\(keys.directory)"])
+        return
+    }
     for file in files {
         let path = URL(fileURLWithPath: folder).appendingPathComponent(file).path
         do {

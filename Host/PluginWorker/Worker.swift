@@ -95,9 +95,9 @@ final class Worker: Sendable {
             connection.send(WorkerWire.encode(.pong, call: frame.call))
         case .shutdown:
             let plugin = state.withLock(\.plugin)
-            connection.spawn {
+            connection.spawn { [connection] in
                 await plugin?.shutdown()
-                exit(0)
+                connection.exit(0)
             }
         case .ready, .loadFailed, .response, .failure, .done, .sdk, .log, .pong:
             WorkerLog.fatal("the host sent a \(frame.kind) frame, which only a worker sends")
@@ -108,7 +108,7 @@ final class Worker: Sendable {
     private func load(_ hello: WorkerWire.Hello) {
         guard hello.version == WorkerWire.version else {
             connection.send(WorkerWire.encode(message: "this worker speaks frame version \(WorkerWire.version), the host \(hello.version): run the plugin-host-worker built with the host", kind: .loadFailed, call: 0))
-            exit(78)
+            connection.exit(78)
         }
         // Its limits, before any of the plugin's code runs (and so before anything it does can raise them:
         // an unprivileged process cannot raise a hard limit).
@@ -130,7 +130,7 @@ final class Worker: Sendable {
             connection.send(WorkerWire.encode(WorkerWire.Ready(pid: getpid(), sdkVersion: SDKVersion.version)))
         } catch {
             connection.send(WorkerWire.encode(message: String(describing: error), kind: .loadFailed, call: 0))
-            exit(78)
+            connection.exit(78)
         }
     }
 
@@ -140,7 +140,7 @@ final class Worker: Sendable {
         if setrlimit(__rlimit_resource_t(resource.rawValue), &limit) != 0 {
             let reason = String(cString: strerror(errno))
             connection.send(WorkerWire.encode(message: "the worker cannot limit its \(name) to \(value): \(reason)", kind: .loadFailed, call: 0))
-            exit(78)
+            connection.exit(78)
         }
     }
 

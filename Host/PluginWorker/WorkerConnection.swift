@@ -82,6 +82,13 @@ final class WorkerConnection: TaskExecutor, @unchecked Sendable {
         }
     }
 
+    /// Writes what was sent, then ends the process: a frame still buffered (the reason a load failed,
+    /// a log record of the plugin's `shutdown`) is not lost.
+    func exit(_ status: Int32) -> Never {
+        if onLoopThread { flush() }
+        Glibc.exit(status)
+    }
+
     /// Writes what the loop's jobs sent.
     private func flush() {
         guard !outbound.isEmpty else { return }

@@ -59,6 +59,10 @@ struct ConformanceTests {
             let one = try await host.admin(.GET, Self.notes("ws1") + "/" + id)
             #expect(one.status == 200, "\(one.text)")
             #expect(one.json["text"] as? String == "Buy milk")
+            // The plugin reads `{id}` with `request.parameters`, from the route the host matched; a caller
+            // cannot name another route.
+            let forged = try await host.admin(.GET, Self.notes("ws1") + "/" + id, headers: ["X-Plugin-Host-Route": "{id}/{other}"])
+            #expect(forged.json["text"] as? String == "Buy milk", "\(forged.text)")
             #expect(try await host.admin(.GET, Self.notes("ws2") + "/" + id).errorCode == "NOT_FOUND")
         }
     }

@@ -114,6 +114,8 @@ struct RemotePluginTests {
 
             // The enabled call is signed with the install secret and carries the workspace's secret.
             let enabled = try #require(fake.received.first { $0.target == "/plugin-host/v1/enabled" })
+            // The host's own calls say what they carry.
+            #expect(enabled.headers["content-type"] == "application/json")
             let verified = try RemoteEnvelope.verify(
                 method: enabled.method, target: enabled.target, headers: { enabled.headers[$0] }, body: enabled.body, expectedPlugin: "test.capture",
                 expectedCall: .enabled, secretFor: { _, _ in installSecret }, remember: { _, _ in true }

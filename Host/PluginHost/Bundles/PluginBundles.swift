@@ -117,7 +117,14 @@ final class PluginBundles: Sendable {
     /// The record as this host loads it: for a bundle, its copy in the cache (fetched from the store if
     /// the cache lacks it), checked again, with the library's path and checksum in the manifest.
     func localize(_ record: InstalledPluginRecord) async throws -> InstalledPluginRecord {
-        guard let sha256 = record.bundle else { return record }
+        guard let sha256 = record.bundle else {
+            // Installed from a manifest (before this host had trusted keys, or by a host without them).
+            if let trustedKeys {
+                throw HostError.untrustedBundle(
+                    "plugin \(record.id) was installed from a manifest, not a signed bundle, and this host loads only bundles signed by its trusted keys (\(trustedKeys.directory)); install it again as a signed bundle")
+            }
+            return record
+        }
         let file = folder + "/" + sha256 + ".bundle"
         let bytes: Data
         if let cached = FileManager.default.contents(atPath: file) {

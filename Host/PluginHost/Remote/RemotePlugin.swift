@@ -258,7 +258,7 @@ final class RemotePlugin: RunningPlugin {
         let envelopeContext = RemoteEnvelope.Context(
             call: kind, tenant: context.tenantID, workspace: context.workspaceID, plugin: id, requestId: requestID,
             caller: .init(subject: context.caller.subject, role: context.caller.role.rawValue), grants: grants, config: context.config,
-            sdk: .init(url: services.sdkBaseURL, token: token, expires: tokenExpires / 1000)
+            sdk: .init(url: services.sdkBaseURL, token: token, expires: tokenExpires / 1000), route: kind == .request ? context.route : nil
         )
         // Within the remote's horizon for expiries (10 minutes), whatever the timeout.
         let lifetime = min(timeout.milliseconds / 1000 + 30, RemoteEnvelope.maximumLifetime - 30)
@@ -268,6 +268,8 @@ final class RemotePlugin: RunningPlugin {
         var request = HTTPClientRequest(url: baseURL + target)
         request.method = HTTPMethod(rawValue: method)
         request.headers = headers
+        // The host's own calls carry JSON; a request carries the caller's Content-Type, if any.
+        if kind != .request { request.headers.replaceOrAdd(name: "content-type", value: "application/json") }
         for (name, value) in envelope.fields { request.headers.replaceOrAdd(name: name, value: value) }
         if !body.isEmpty || method != "GET" { request.body = .bytes(ByteBuffer(bytes: body)) }
         do {
@@ -277,7 +279,8 @@ final class RemotePlugin: RunningPlugin {
         } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
             throw Failure(error: .pluginTimeout(plugin: id, after: timeout))
         } catch is NIOTooManyBytesError {
-            throw Failure(error: .responseTooLarge(plugin: id, bytes: nil, limit: services.maxResponseSize))
+            // The plugin's answer, not the remote failing: not counted against its circuit.
+            throw HostError.responseTooLarge(plugin: id, bytes: nil, limit: services.maxResponseSize)
         } catch is CancellationError {
             throw CancellationError()
         } catch {

@@ -222,8 +222,10 @@ struct Administration: Sendable {
     func enable(workspace: Workspace, pluginID: String, grants: [String]?, config: [String: JSONValue]?, caller: Caller) async throws -> Enablement {
         try await lock.withLock {
             guard let plugin = registry.installed(pluginID) else { throw HostError.pluginNotFound(pluginID) }
-            let existing = registry.state.withLock { $0.enablements[PluginRegistry.EnablementKey(workspaceID: workspace.id, pluginID: pluginID)]?.enablement }
-            let grants = grants ?? existing?.grants ?? []
+            // What is kept is read from the store (another host may have changed it), and only the grants
+            // the installed version still requests are kept.
+            let existing = grants == nil || config == nil ? try await store.enablement(workspaceID: workspace.id, pluginID: pluginID) : nil
+            let grants = grants ?? existing?.grants.filter { Permission($0).map(plugin.requested.contains) ?? false } ?? []
             let config = config ?? existing?.config ?? [:]
             guard let runner = plugin.runner else { throw HostError.pluginUnavailable(plugin: pluginID, why: plugin.loadError ?? "not loaded") }
             let unknown = grants.filter { Permission($0) == nil }

@@ -48,6 +48,9 @@ struct CallContext: PluginContext {
     /// The request's query as the caller sent it (after `?`), for a remote plugin, which receives it
     /// unchanged; `nil` outside a request or without a query.
     var rawQuery: String? = nil
+    /// The path of the manifest route the request matched (`notes/{id}`); `nil` outside a request or for a
+    /// plugin without routes.
+    var route: String? = nil
 
     var tenantID: String { bound.tenantID }
     var workspaceID: String { bound.workspaceID }

@@ -10,11 +10,15 @@ struct CompiledRoute: Sendable {
     }
 
     let method: String
+    /// The route's path as the manifest declares it, handed to the plugin in ``PluginRequest/routeHeader``.
+    let path: String
     let segments: [Segment]
     let minimumRole: CallerRole
 
+    /// The same rules as the SDK's ``RoutePattern``, with which a plugin reads the `{name}` segments.
     init(_ route: PluginManifest.Route) {
         method = route.method
+        path = route.path
         minimumRole = route.minimumRole
         let parts = route.path.split(separator: "/")
         segments = parts.enumerated().map { index, part in

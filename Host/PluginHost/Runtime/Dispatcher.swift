@@ -23,19 +23,24 @@ final class Dispatcher: Sendable {
         guard let bound = active.bound else {
             throw .pluginUnavailable(plugin: pluginID, why: registry.installed(pluginID)?.loadError ?? "not loaded")
         }
+        var context = CallContext(bound: bound, caller: caller, requestID: requestID)
         if !bound.routes.isEmpty {
             guard let route = bound.routes.first(where: { $0.matches(method: method, path: path) }) else {
                 throw .routeNotFound(plugin: pluginID, method: method, path: path)
             }
             guard caller.role >= route.minimumRole else { throw .roleTooLow(plugin: pluginID, method: method, path: path, needs: route.minimumRole) }
+            context.route = route.path
         }
-        return CallContext(bound: bound, caller: caller, requestID: requestID)
+        return context
     }
 
     /// Runs a request through the plugin within its limit; every failure is a ``HostError``. `started`
     /// is when the caller began the call, where the limit counts from.
     func call(_ request: PluginRequest, context: CallContext, started: ContinuousClock.Instant) async throws(HostError) -> PluginResponse {
         let pluginID = context.pluginID
+        // The route it matched, for `request.parameters`; a caller's header of that name never gets through.
+        var request = request
+        if context.route != nil || request.headers[PluginRequest.routeHeader] != nil { request.headers[PluginRequest.routeHeader] = context.route }
         let response: PluginResponse
         do {
             response = try await context.bound.runner.handle(request, context: context, started: started)

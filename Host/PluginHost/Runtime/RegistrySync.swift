@@ -58,8 +58,10 @@ extension PluginRuntime {
         switch (change, record) {
         case (.plugin(let id), .plugin(let stored)):
             let current = registry.installed(id)
+            // The same install, running: nothing to do. One that could not be started (its bundle could not
+            // be fetched, say) is tried again.
             if let stored, let current, current.record.manifest.version == stored.manifest.version, current.record.sha256 == stored.sha256,
-               current.record.bundle == stored.bundle { return }
+               current.record.bundle == stored.bundle, current.runner != nil { return }
             var launched: PluginRegistry.Installed?
             if let stored { launched = await launcher.launch(stored: stored) }
             let retired = registry.state.withLock { state -> (any RunningPlugin)? in
@@ -120,7 +122,7 @@ extension PluginRuntime {
         var retired: [any RunningPlugin] = []
         for record in snapshot.plugins {
             if let existing = current.plugins[record.id], existing.record.manifest.version == record.manifest.version, existing.record.sha256 == record.sha256,
-               existing.record.bundle == record.bundle {
+               existing.record.bundle == record.bundle, existing.runner != nil {
                 plugins[record.id] = existing
                 continue
             }

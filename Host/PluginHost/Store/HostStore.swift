@@ -12,7 +12,7 @@ package protocol HostStore: Sendable {
     /// Keeps a plugin bundle's bytes under the SHA-256 of its file (a bundle kept already stays as it is).
     func putBundle(sha256: String, bytes: Data) async throws
     func bundle(sha256: String) async throws -> Data?
-    /// Forgets the bundles no installed plugin names.
+    /// Forgets the bundles no installed plugin has named for an hour.
     func deleteUnusedBundles() async throws
 
     func createTenant(_ tenant: Tenant) async throws

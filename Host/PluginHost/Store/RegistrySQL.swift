@@ -41,7 +41,7 @@ package enum RegistrySQL {
     /// Keeps a bundle's bytes once, however many plugins or installs name it.
     static func putBundle(sha256: String, bytes: Data) -> StoreStatement {
         StoreStatement(
-            "INSERT INTO bundles (sha256, bytes, created_at) VALUES ($1, $2, $3) ON CONFLICT (sha256) DO NOTHING",
+            "INSERT INTO bundles (sha256, bytes, created_at) VALUES ($1, $2, $3) ON CONFLICT (sha256) DO UPDATE SET created_at = excluded.created_at",
             [.text(sha256), .blob(bytes), .real(Date().timeIntervalSince1970)], subject: "bundle \(sha256)"
         )
     }
@@ -50,8 +50,13 @@ package enum RegistrySQL {
         StoreStatement("SELECT bytes FROM bundles WHERE sha256 = $1", [.text(sha256)])
     }
 
-    /// Bundles no installed plugin names any more.
-    static let deleteUnusedBundles = StoreStatement("DELETE FROM bundles WHERE sha256 NOT IN (SELECT bundle FROM plugins WHERE bundle IS NOT NULL)")
+    /// Bundles no installed plugin names any more, kept for `grace` after they were last put: another host
+    /// may be between putting a bundle and recording the plugin that names it.
+    static func deleteUnusedBundles(grace: TimeInterval = 3600) -> StoreStatement {
+        StoreStatement(
+            "DELETE FROM bundles WHERE created_at < $1 AND sha256 NOT IN (SELECT bundle FROM plugins WHERE bundle IS NOT NULL)",
+            [.real(Date().timeIntervalSince1970 - grace)])
+    }
 
     // MARK: Tenants and workspaces
 

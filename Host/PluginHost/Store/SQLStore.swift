@@ -79,7 +79,7 @@ extension SQLStore {
     }
 
     package func deleteUnusedBundles() async throws {
-        _ = try await rows(RegistrySQL.deleteUnusedBundles)
+        _ = try await rows(RegistrySQL.deleteUnusedBundles())
     }
 
     package func registry() async throws -> RegistrySnapshot {

@@ -99,9 +99,6 @@ package final class WorkerProcess: Sendable {
         var channel: (any Channel)?
         /// -1 once the worker has ended.
         var descriptor: Int32 = -1
-        /// Frames handed to the channel because the socket was full, not yet written: while any is,
-        /// later frames go the same way, so that they stay in order.
-        var queued = 0
     }
 
     let options: Options
@@ -109,6 +106,9 @@ package final class WorkerProcess: Sendable {
     private let state = Mutex(State())
     /// Taken after `state` when both are (a binding is sent under both), never before it.
     private let writer = Mutex(Writer())
+    /// Frames handed to the channel because the socket was full, not yet written: while any is, later
+    /// frames go the same way, so that they stay in order. Counted down by the event loop without a lock.
+    private let queued = Atomic<Int>(0)
     private let watchdog: CallWatchdog
     private let onExit: @Sendable (WorkerProcess, Exit) -> Void
 
@@ -307,7 +307,7 @@ package final class WorkerProcess: Sendable {
         writer.withLock { writer in
             guard writer.descriptor >= 0, let channel = writer.channel else { return }
             var written = 0
-            if writer.queued == 0 {
+            if queued.load(ordering: .acquiring) == 0 {
                 written = frame.withUnsafeBytes { bytes in
                     var offset = 0
                     while offset < bytes.count {
@@ -323,10 +323,14 @@ package final class WorkerProcess: Sendable {
                 }
                 if written == frame.count { return }
             }
-            writer.queued += 1
-            let promise = channel.eventLoop.makePromise(of: Void.self)
-            promise.futureResult.whenComplete { [self] _ in self.writer.withLock { $0.queued -= 1 } }
-            channel.writeAndFlush(channel.allocator.buffer(bytes: frame[written...]), promise: promise)
+            queued.add(1, ordering: .acquiringAndReleasing)
+            let buffer = channel.allocator.buffer(bytes: frame[written...])
+            // Always as a task of the event loop, also from the loop itself: a write done inline could
+            // fail and close the channel, whose handlers take the state's lock, under the writer's.
+            // Tasks run in the order they were submitted, and they are submitted under the writer's lock.
+            channel.eventLoop.execute { [self] in
+                channel.writeAndFlush(buffer).whenComplete { [self] _ in queued.subtract(1, ordering: .acquiringAndReleasing) }
+            }
         }
     }
 

@@ -72,6 +72,8 @@ public enum RemoteEnvelope {
         public var workspace: String
         public var plugin: String
         public var requestId: String?
+        /// For a request, the path of the manifest route it matched (`notes/{id}`), if the plugin has routes.
+        public var route: String?
         public var caller: CallerInfo
         public var grants: [String]
         public var config: [String: JSONValue]
@@ -79,8 +81,9 @@ public enum RemoteEnvelope {
 
         public init(
             call: CallKind, tenant: String, workspace: String, plugin: String, requestId: String?, caller: CallerInfo, grants: [String],
-            config: [String: JSONValue], sdk: SDK
+            config: [String: JSONValue], sdk: SDK, route: String? = nil
         ) {
+            self.route = route
             self.call = call
             self.tenant = tenant
             self.workspace = workspace
@@ -162,6 +165,7 @@ public enum RemoteEnvelope {
         json.member("grants", context.grants)
         json.member("plugin", context.plugin)
         if let requestID = context.requestId { json.member("requestId", requestID) }
+        if let route = context.route { json.member("route", route) }
         json.key("sdk")
         json.open()
         json.member("expires", context.sdk.expires)

@@ -36,8 +36,9 @@ final class NotesPlugin: Plugin {
             )
             let notes = try page.entries.map { try PluginJSON.decoder().decode(Note.self, from: $0.value) }
             return try .json(NotesPage(notes: notes, next: page.nextCursor.map { String($0.dropFirst("note/".count)) }))
-        case ("GET", let path) where path.hasPrefix("notes/"):
-            let id = path.dropFirst("notes/".count)
+        case ("GET", _) where request.parameters["id"] != nil:
+            // The manifest's route `notes/{id}`: the host names it, and `parameters` reads the segment.
+            let id = request.parameters["id"]!  // checked above
             guard let stored = try await context.storage.get("note/\(id)") else { throw PluginError.notFound("note \(id)") }
             return PluginResponse(status: 200, headers: ["content-type": "application/json"], body: stored.value)
         default:

@@ -82,10 +82,12 @@ final class TestHost: Sendable {
 
     /// An HTTP request to a host listening on `port` of 127.0.0.1.
     static func request(
-        port: Int, _ method: HTTPMethod, _ path: String, token: String? = nil, json: Any? = nil, body: Data? = nil, contentType: String? = nil
+        port: Int, _ method: HTTPMethod, _ path: String, token: String? = nil, json: Any? = nil, body: Data? = nil, contentType: String? = nil,
+        headers extra: [String: String] = [:]
     ) async throws -> Reply {
         var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
         request.method = method
+        for (name, value) in extra { request.headers.add(name: name, value: value) }
         if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
         var payload = body
         if let json { payload = try JSONSerialization.data(withJSONObject: json) }
@@ -101,8 +103,10 @@ final class TestHost: Sendable {
     }
 
     /// `request` as the platform admin.
-    func admin(_ method: HTTPMethod, _ path: String, json: Any? = nil, body: Data? = nil, contentType: String? = nil) async throws -> Reply {
-        try await request(method, path, token: adminToken, json: json, body: body, contentType: contentType)
+    func admin(
+        _ method: HTTPMethod, _ path: String, json: Any? = nil, body: Data? = nil, contentType: String? = nil, headers: [String: String] = [:]
+    ) async throws -> Reply {
+        try await Self.request(port: port, method, path, token: adminToken, json: json, body: body, contentType: contentType, headers: headers)
     }
 
     /// Installs a manifest over HTTP and expects 201.

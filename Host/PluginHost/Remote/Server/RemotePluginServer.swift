@@ -196,6 +196,8 @@ struct RemotePluginResponder: HTTPResponder {
         for field in request.headers where !field.name.canonicalName.hasPrefix("x-plugin-host-") {
             headers[field.name.canonicalName] = field.value
         }
+        // The route the host matched, from the signed context, for `request.parameters`.
+        if let route = context.context.route { headers[PluginRequest.routeHeader] = route }
         let pluginRequest = PluginRequest(
             method: request.method.rawValue, path: path.split(separator: "/").joined(separator: "/"), query: query, headers: headers, body: body,
             requestID: context.context.requestId ?? ""
