@@ -90,7 +90,41 @@ struct RemotePluginTests {
             let unknown = try await caller.send(.event, secret: enablement, body: caller.eventBody(workspace: "ws9"), context: caller.context(.event, workspace: "ws9"))
             #expect(unknown.status == 401)
             #expect(unknown.refusal == "UNKNOWN_ENABLEMENT")
+
+            // The cases docs/remote-protocol.md settles: a header present but malformed gets its check's code,
+            // an unknown context version is BAD_CONTEXT, and a refused call's id is not remembered.
+            let malformedExpiry = try await caller.send(.event, secret: enablement, body: event) { fields in
+                fields = fields.map { $0.0 == RemoteEnvelope.expiresHeader ? ($0.0, "soon") : $0 }
+            }
+            #expect(malformedExpiry.refusal == "EXPIRED")
+            var future = caller.context(.event)
+            future.v = 2
+            #expect(try await caller.send(.event, secret: enablement, body: event, context: future).refusal == "BAD_CONTEXT")
+            let genuine = try RemoteEnvelope.sign(
+                secret: enablement, context: caller.context(.event), method: "POST", target: RemoteEnvelope.CallKind.event.path, body: event,
+                expires: Int64(Date().timeIntervalSince1970) + 60
+            ).fields
+            let spoiled = genuine.map { $0.0 == RemoteEnvelope.signatureHeader ? ($0.0, "v1=" + String(repeating: "0", count: 64)) : $0 }
+            #expect(try await caller.send(.event, secret: enablement, body: event, headers: spoiled).refusal == "BAD_SIGNATURE")
+            #expect(try await caller.send(.event, secret: enablement, body: event, headers: genuine).status == 200, "the refused call burnt the id")
         }
+    }
+
+    @Test("a call whose expiry is this very second is valid; one a second earlier is not")
+    func expiryBoundary() throws {
+        let secret = RemoteEnvelope.newSecret(), now: Int64 = 1_800_000_000
+        let context = RemoteEnvelope.Context(
+            call: .event, tenant: "acme", workspace: "ws1", plugin: "example.notes", requestId: nil, caller: .init(subject: "host", role: "platform-admin"),
+            grants: [], config: [:], sdk: .init(url: "http://127.0.0.1:9", token: "t", expires: now + 60))
+        func verify(expires: Int64) throws {
+            let fields = Dictionary(uniqueKeysWithValues: try RemoteEnvelope.sign(
+                secret: secret, context: context, method: "POST", target: "/plugin-host/v1/event", body: Data(), expires: expires).fields)
+            _ = try RemoteEnvelope.verify(
+                method: "POST", target: "/plugin-host/v1/event", headers: { fields[$0] }, body: Data(), expectedPlugin: "example.notes", expectedCall: .event,
+                now: now, secretFor: { _, _ in secret }, remember: { _, _ in true })
+        }
+        try verify(expires: now)
+        #expect(throws: RemoteEnvelope.Refusal.self) { try verify(expires: now - 1) }
     }
 
     @Test("SDK tokens reach one plugin in one workspace with its grants, and expire")
