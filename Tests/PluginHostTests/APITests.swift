@@ -142,6 +142,18 @@ struct APITests {
             #expect(write.errorCode == "PERMISSION_DENIED")
             let revoked = try await host.admin(.PUT, path, json: ["grants": []])
             #expect(revoked.json["grants"] as? [String] == [])
+
+            // The CLI sends only what it is given: --config alone keeps the grants.
+            #expect(try await host.admin(.PUT, path, json: ["grants": ["storage.read"]]).status == 200)
+            let cli = HostProcess.executable
+            try #require(FileManager.default.isExecutableFile(atPath: cli), "build the CLI first (make test does)")
+            let connection = ["--url", "http://127.0.0.1:\(host.port)", "--token", host.adminToken]
+            let viaCLI = try await runCommand(cli, ["enable", "ws1", "example.notes", "--config", #"{"maxLength": 40}"#] + connection)
+            #expect(viaCLI.status == 0, "\(viaCLI.output)")
+            #expect(viaCLI.output.contains("with grants: storage.read"), "\(viaCLI.output)")
+            let after = try await host.admin(.GET, "/v1/workspaces/ws1/plugins").json["plugins"] as? [[String: any Sendable]]
+            #expect(after?.first?["grants"] as? [String] == ["storage.read"])
+            #expect(try await runCommand(cli, ["enable", "ws1", "example.notes", "--no-grants"] + connection).output.contains("with grants: none"))
         }
     }
 

@@ -117,6 +117,24 @@ struct BundleTests {
         }
     }
 
+    @Test("a remote plugin's bundle holds its manifest only; a bundle whose manifest and contents disagree is refused")
+    func remoteBundle() async throws {
+        let manifest = "id: example.remote\nname: R\nversion: 1.0.0\nsdk: ^1.0.0\nruntime: {kind: remote, url: \"http://127.0.0.1:9\"}\n"
+        try await withHost { host in
+            let installed = try await Self.upload(host, PluginBundle(manifest: Data(manifest.utf8), library: nil).encoded())
+            #expect(installed.status == 201, "\(installed.text)")
+            #expect((installed.json["installSecret"] as? String)?.hasPrefix("phk_") == true)
+            #expect(installed.json["bundle"] != nil)
+            // A library plugin's manifest without its library, and a library beside a remote's manifest.
+            let bare = try await Self.upload(host, PluginBundle(manifest: Data(Self.echoManifest.utf8), library: nil).encoded())
+            #expect(bare.errorCode == "INVALID_BUNDLE", "\(bare.text)")
+            let library = try Data(contentsOf: URL(fileURLWithPath: try Fixtures.library("EchoPlugin")))
+            let stray = try await Self.upload(host, PluginBundle(
+                manifest: Data(manifest.replacingOccurrences(of: "1.0.0\nsdk", with: "1.0.1\nsdk").utf8), library: ("libEchoPlugin.so", library)).encoded())
+            #expect(stray.errorCode == "INVALID_BUNDLE", "\(stray.text)")
+        }
+    }
+
     @Test("with trusted keys: an unsigned bundle, one signed by another key, and a manifest are refused, naming the key")
     func signaturesRequired() async throws {
         let key = Curve25519.Signing.PrivateKey(), stranger = Curve25519.Signing.PrivateKey()

@@ -39,8 +39,13 @@ struct Administration: Sendable {
         // Unpacked into the cache (named by the bundle's checksum) so that the library can be checked and
         // loaded; nothing reaches the store or the registry unless all of it passes.
         let library = try bundles.unpack(verified)
-        return try await install(
-            manifestText: verified.manifestText, baseDirectory: bundles.folder + "/" + verified.sha256, library: library, bundle: verified, isolation: isolation)
+        do {
+            return try await install(
+                manifestText: verified.manifestText, baseDirectory: bundles.folder + "/" + verified.sha256, library: library, bundle: verified, isolation: isolation)
+        } catch HostError.invalidManifest(let problems) where library == nil && problems.contains(where: { $0.hasPrefix("runtime.path") }) {
+            // A library plugin's manifest, whose library would be looked for beside the bundle's copy.
+            throw HostError.invalidBundle("its manifest is a library plugin's, but it holds no library; pack it with plugin-host pack from the plugin's package")
+        }
     }
 
     private func install(
