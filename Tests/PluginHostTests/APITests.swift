@@ -124,6 +124,47 @@ struct APITests {
         } }
     }
 
+    @Test("a repeated Idempotency-Key creates one note and answers the first answer; reused for another body it is refused", arguments: StoreKind.allCases)
+    func idempotencyKey(store: StoreKind) async throws {
+        try await withHost(store: store) { host in
+            try await host.install(try Fixtures.notes)
+            try await host.install(try Fixtures.faulty(isolation: "in-process"))
+            try await host.tenant("acme", workspaces: ["ws1"])
+            try await host.enable("example.notes", in: "ws1", grants: TestHost.notesGrants)
+            try await host.enable("test.faulty", in: "ws1", grants: [])
+            let notes = "/v1/workspaces/ws1/plugins/example.notes/resources/notes"
+            let key = ["Idempotency-Key": "create-milk-1"]
+            let first = try await host.admin(.POST, notes, json: ["text": "Buy milk"], headers: key)
+            #expect(first.status == 201)
+            #expect(first.headers["idempotent-replayed"] == nil)
+            // The client lost the answer and retries: the same answer, and no second note.
+            let again = try await host.admin(.POST, notes, json: ["text": "Buy milk"], headers: key)
+            #expect(again.status == 201)
+            #expect(again.headers["idempotent-replayed"] == "true")
+            #expect(again.json["id"] as? String == first.json["id"] as? String)
+            #expect((try await host.admin(.GET, notes).json["notes"] as? [Any])?.count == 1)
+            // The same key for another request is a client's mistake, said as such.
+            let other = try await host.admin(.POST, notes, json: ["text": "Buy bread"], headers: key)
+            #expect(other.status == 422)
+            #expect(other.errorCode == "IDEMPOTENCY_KEY_REUSED")
+            // Keys are per caller: another caller's same key is another key.
+            let member = try await host.token(tenant: "acme", role: "member", workspaces: ["ws1"])
+            #expect(try await host.request(.POST, notes, token: member, json: ["text": "Buy milk"], headers: key).status == 201)
+            #expect((try await host.admin(.GET, notes).json["notes"] as? [Any])?.count == 2)
+            #expect(try await host.admin(.POST, notes, json: ["text": "x"], headers: ["Idempotency-Key": String(repeating: "k", count: 256)]).status == 400)
+            // A repeat while the first still runs is told to come back; then it gets the first answer.
+            let slow = "/v1/workspaces/ws1/plugins/test.faulty/resources/slow"
+            let running = Task { try await host.admin(.POST, slow, body: Data("x".utf8), headers: ["Idempotency-Key": "slow-1"]) }
+            try await Task.sleep(for: .milliseconds(300))
+            let early = try await host.admin(.POST, slow, body: Data("x".utf8), headers: ["Idempotency-Key": "slow-1"])
+            #expect(early.status == 409)
+            #expect(early.errorCode == "IDEMPOTENCY_KEY_IN_USE")
+            #expect(try await running.value.status == 200)
+            let late = try await host.admin(.POST, slow, body: Data("x".utf8), headers: ["Idempotency-Key": "slow-1"])
+            #expect(late.status == 200 && late.headers["idempotent-replayed"] == "true")
+        }
+    }
+
     @Test("reconfiguring an enablement keeps what the request leaves out: config alone keeps the grants, grants alone the config", arguments: StoreKind.allCases)
     func reconfigureKeepsTheRest(store: StoreKind) async throws {
         try await withHost(store: store) { host in

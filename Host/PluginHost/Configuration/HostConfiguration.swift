@@ -32,6 +32,8 @@ public struct HostConfiguration: Sendable {
     /// Largest answer body a plugin may give, in bytes, whatever its runtime; a larger one is refused
     /// with 502 `RESPONSE_TOO_LARGE`.
     public var maxResponseSize: Int = 8 << 20
+    /// How long the answer to a request with an `Idempotency-Key` is kept, to answer its repeats.
+    public var idempotencyRetention: Duration = .seconds(86_400)
     /// Largest plugin bundle accepted through the API, in bytes.
     public var maxBundleSize: Int = 128 << 20
     /// When set, only bundles signed by one of these keys are installed (and loaded).

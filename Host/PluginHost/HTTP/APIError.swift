@@ -71,6 +71,10 @@ struct APIError: Error, Sendable {
             self.init(.conflict, "NOT_A_REMOTE_PLUGIN", "plugin \(id) runs in-process (runtime.kind: library) and has no install secret")
         case .lastPlatformToken(let id):
             self.init(.conflict, "LAST_PLATFORM_TOKEN", "\(id) is the last platform admin token; create another (POST /v1/tokens) before revoking it")
+        case .idempotencyKeyInFlight:
+            self.init(.conflict, "IDEMPOTENCY_KEY_IN_USE", error.description)
+        case .idempotencyKeyReused:
+            self.init(.unprocessableContent, "IDEMPOTENCY_KEY_REUSED", error.description)
         case .invalidBundle:
             self.init(.badRequest, "INVALID_BUNDLE", error.description)
         case .untrustedBundle:

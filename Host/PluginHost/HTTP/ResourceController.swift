@@ -51,11 +51,23 @@ struct ResourceController {
         call.rawQuery = request.uri.query
         // Counted by the status the caller gets, which only this layer knows.
         let started = ContinuousClock.now
-        let response: PluginResponse
+        var response: PluginResponse
+        var replayed = false
         do {
-            response = try await runtime.dispatcher.call(pluginRequest, context: call, started: started)
+            if let key = request.headers[Self.idempotencyKey], request.method != .get, request.method != .head {
+                guard Idempotency.isValid(key) else {
+                    throw HostError.invalidInput("Idempotency-Key must be 1 to \(Idempotency.maximumKeyBytes) visible ASCII characters")
+                }
+                let scope = IdempotencyScope(workspaceID: workspace.id, pluginID: pluginID, caller: principal.caller.subject, key: key)
+                let hash = Idempotency.requestHash(method: pluginRequest.method, path: pluginRequest.path, query: request.uri.query, body: pluginRequest.body)
+                (response, replayed) = try await runtime.idempotency.run(scope, requestHash: hash) {
+                    try await runtime.dispatcher.call(pluginRequest, context: call, started: started)
+                }
+            } else {
+                response = try await runtime.dispatcher.call(pluginRequest, context: call, started: started)
+            }
         } catch {
-            call.bound.requestMetrics.record(status: Int(APIError(error).status.code), duration: ContinuousClock.now - started)
+            call.bound.requestMetrics.record(status: (error as? HostError).map { Int(APIError($0).status.code) } ?? 500, duration: ContinuousClock.now - started)
             throw error
         }
         call.bound.requestMetrics.record(status: response.status, duration: ContinuousClock.now - started)
@@ -64,6 +76,8 @@ struct ResourceController {
             guard let name = Self.fieldName(name), name != .connection, name != .transferEncoding, name != .contentLength else { continue }
             fields.append(HTTPField(name: name, value: value))
         }
+        // The first answer to this Idempotency-Key, kept: the plugin did not run again.
+        if replayed { fields[Self.idempotentReplayed] = "true" }
         return Response(
             status: HTTPResponse.Status(code: response.status),
             headers: fields,
@@ -90,6 +104,9 @@ struct ResourceController {
         default: HTTPField.Name(name)
         }
     }
+
+    static let idempotencyKey = HTTPField.Name("Idempotency-Key")!
+    static let idempotentReplayed = HTTPField.Name("Idempotent-Replayed")!
 
     private static func query(_ uri: URI) -> [String: [String]] {
         var query: [String: [String]] = [:]

@@ -47,6 +47,10 @@ public indirect enum HostError: Error, Sendable, Equatable, CustomStringConverti
     // Manifests, grants and config.
     /// Every problem of a manifest; nothing was installed.
     case invalidManifest(problems: [String])
+    /// A request repeating an `Idempotency-Key` whose first request is still running.
+    case idempotencyKeyInFlight(String)
+    /// An `Idempotency-Key` used again for another request (another method, path, query or body).
+    case idempotencyKeyReused(String)
     /// A plugin bundle that is not one, is damaged or changed, or whose copy on this host was changed.
     case invalidBundle(String)
     /// A bundle whose signature is wrong, by a key this host does not trust, or missing where required.
@@ -122,6 +126,9 @@ public indirect enum HostError: Error, Sendable, Equatable, CustomStringConverti
         case .notARemotePlugin(let id): "plugin \(id) is not a remote plugin"
         case .lastPlatformToken(let id): "\(id) is the last platform admin token"
         case .invalidManifest(let problems): "invalid manifest: \(problems.joined(separator: "; "))"
+        case .idempotencyKeyInFlight(let key): "the request with Idempotency-Key \(key) is still running; retry in a moment to get its answer"
+        case .idempotencyKeyReused(let key):
+            "Idempotency-Key \(key) was used for another request (another method, path, query or body); use a new key for a new request"
         case .invalidBundle(let why): "the bundle is refused: \(why)"
         case .untrustedBundle(let why): "the bundle is refused: \(why)"
         case .runtimeKindChanged(let plugin, let installed, let manifest): "plugin \(plugin) is installed as \(installed), the manifest says \(manifest)"

@@ -15,6 +15,7 @@ public final class PluginRuntime: Sendable {
     let registry: PluginRegistry
     let administration: Administration
     let dispatcher: Dispatcher
+    let idempotency: Idempotency
     let events: EventRouter
     let launcher: PluginLauncher
     let metrics: HostMetrics
@@ -58,6 +59,8 @@ public final class PluginRuntime: Sendable {
             registry: registry, store: store, launcher: launcher, bundles: bundles, validator: ManifestValidator(inspector: loader.inspector), remote: remote,
             failures: failures, watchdog: watchdog, lock: adminLock, logger: logger
         )
+        self.idempotency = Idempotency(
+            store: store, retention: configuration.idempotencyRetention, abandonedAfter: configuration.pluginTimeout + .seconds(60), logger: logger)
         self.dispatcher = Dispatcher(registry: registry, failures: failures, maxResponseBytes: configuration.maxResponseSize)
         self.events = EventRouter(registry: registry, watchdog: watchdog)
     }

@@ -73,6 +73,32 @@ public struct RegistrySnapshot: Sendable {
 }
 
 /// The one (workspace, plugin) pair plugin storage calls are confined to.
+/// One `Idempotency-Key` of one caller for one plugin in one workspace.
+public struct IdempotencyScope: Sendable, Hashable {
+    public var workspaceID: String
+    public var pluginID: String
+    /// The caller's subject: another caller's same key is another key.
+    public var caller: String
+    public var key: String
+
+    public init(workspaceID: String, pluginID: String, caller: String, key: String) {
+        self.workspaceID = workspaceID
+        self.pluginID = pluginID
+        self.caller = caller
+        self.key = key
+    }
+
+    var storage: StorageScope { StorageScope(workspaceID: workspaceID, pluginID: pluginID) }
+}
+
+/// What the store holds for an idempotency key: the request it was first used for (a hash), and the
+/// plugin's answer once there is one.
+public struct IdempotencyRecord: Sendable {
+    public var requestHash: String
+    /// `nil` while the first request is still running.
+    public var response: PluginResponse?
+}
+
 public struct StorageScope: Sendable, Hashable {
     public var workspaceID: String
     public var pluginID: String

@@ -14,6 +14,9 @@ package protocol SQLStore: HostStore {
     func change(_ statement: StoreStatement, _ change: RegistryChange) async throws -> [[Column]]
     /// Runs reads that see one state of the database together.
     func snapshot(_ statements: [StoreStatement]) async throws -> [[[Column]]]
+    /// Runs one statement that can see only `scope`'s rows of workspace data (row-level security where the
+    /// database has it).
+    func scopedRows(_ scope: StorageScope, _ statement: StoreStatement) async throws -> [[Column]]
 }
 
 /// What a registry change touched, as the hosts sharing a database tell each other: each reads only
@@ -80,6 +83,29 @@ extension SQLStore {
 
     package func deleteUnusedBundles() async throws {
         _ = try await rows(RegistrySQL.deleteUnusedBundles())
+    }
+
+    // MARK: Idempotency keys
+
+    package func claimIdempotencyKey(
+        _ scope: IdempotencyScope, requestHash: String, now: Date, staleBefore: Date, expiredBefore: Date
+    ) async throws -> IdempotencyRecord? {
+        let storage = scope.storage
+        _ = try await scopedRows(storage, IdempotencySQL.clear(scope, staleBefore: staleBefore, expiredBefore: expiredBefore))
+        if try await !scopedRows(storage, IdempotencySQL.claim(scope, requestHash: requestHash, now: now)).isEmpty { return nil }
+        guard let row = try await scopedRows(storage, IdempotencySQL.read(scope)).first else {
+            // Released between the two statements: as good as running.
+            return IdempotencyRecord(requestHash: requestHash, response: nil)
+        }
+        return try IdempotencySQL.record(row)
+    }
+
+    package func completeIdempotencyKey(_ scope: IdempotencyScope, with response: PluginResponse) async throws {
+        _ = try await scopedRows(scope.storage, try IdempotencySQL.complete(scope, response))
+    }
+
+    package func releaseIdempotencyKey(_ scope: IdempotencyScope) async throws {
+        _ = try await scopedRows(scope.storage, IdempotencySQL.release(scope))
     }
 
     package func registry() async throws -> RegistrySnapshot {

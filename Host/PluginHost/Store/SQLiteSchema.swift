@@ -24,6 +24,13 @@ enum SQLiteSchema {
         CREATE TABLE bundles (sha256 TEXT PRIMARY KEY, bytes BLOB NOT NULL, created_at REAL NOT NULL);
         ALTER TABLE plugins ADD COLUMN bundle TEXT REFERENCES bundles (sha256);
         """,
+        // The first answer to each Idempotency-Key (status NULL while its request runs).
+        """
+        CREATE TABLE idempotency_keys (
+            workspace_id TEXT NOT NULL, plugin_id TEXT NOT NULL, caller TEXT NOT NULL, key TEXT NOT NULL, request_hash TEXT NOT NULL,
+            status INTEGER, headers TEXT NOT NULL, body BLOB NOT NULL, created_at REAL NOT NULL,
+            PRIMARY KEY (workspace_id, plugin_id, caller, key)) WITHOUT ROWID;
+        """,
     ]
 
     static func migrate(_ connection: SQLiteConnection) throws {

@@ -39,6 +39,11 @@ public final class SQLiteStore: SQLStore, Service {
 
     // MARK: The shared registry's operations (SQLStore)
 
+    /// One connection sees every workspace: the statement's own conditions scope it.
+    package func scopedRows(_ scope: StorageScope, _ statement: StoreStatement) async throws -> [[SQLiteValue]] {
+        try await rows(statement)
+    }
+
     package func rows(_ statement: StoreStatement) async throws -> [[SQLiteValue]] {
         try await database.withConnection { connection in try Self.mapped(statement) { try connection.query(statement.sqliteSQL, statement.values.map(SQLiteValue.init)) } }
     }

@@ -75,9 +75,10 @@ final class TestHost: Sendable {
     }
 
     func request(
-        _ method: HTTPMethod, _ path: String, token: String? = nil, json: Any? = nil, body: Data? = nil, contentType: String? = nil
+        _ method: HTTPMethod, _ path: String, token: String? = nil, json: Any? = nil, body: Data? = nil, contentType: String? = nil,
+        headers: [String: String] = [:]
     ) async throws -> Reply {
-        try await Self.request(port: port, method, path, token: token, json: json, body: body, contentType: contentType)
+        try await Self.request(port: port, method, path, token: token, json: json, body: body, contentType: contentType, headers: headers)
     }
 
     /// An HTTP request to a host listening on `port` of 127.0.0.1.

@@ -53,6 +53,21 @@ enum PostgresSchema {
         CREATE TABLE bundles (sha256 text PRIMARY KEY, bytes bytea NOT NULL, created_at double precision NOT NULL);
         ALTER TABLE plugins ADD COLUMN bundle text REFERENCES bundles (sha256);
         """,
+        // The first answer to each Idempotency-Key (status NULL while its request runs), visible only in
+        // its own workspace and plugin's scope, like plugin storage.
+        """
+        CREATE TABLE idempotency_keys (
+            workspace_id text NOT NULL, plugin_id text NOT NULL, caller text NOT NULL, key text NOT NULL, request_hash text NOT NULL,
+            status integer, headers text NOT NULL, body bytea NOT NULL, created_at double precision NOT NULL,
+            PRIMARY KEY (workspace_id, plugin_id, caller, key));
+        ALTER TABLE idempotency_keys ENABLE ROW LEVEL SECURITY;
+        ALTER TABLE idempotency_keys FORCE ROW LEVEL SECURITY;
+        CREATE POLICY idempotency_one_workspace_one_plugin ON idempotency_keys
+            USING (workspace_id = current_setting('plugin_host.workspace', true)
+                   AND plugin_id = current_setting('plugin_host.plugin', true))
+            WITH CHECK (workspace_id = current_setting('plugin_host.workspace', true)
+                   AND plugin_id = current_setting('plugin_host.plugin', true));
+        """,
     ]
 
     /// Applies pending migrations under the advisory lock, then grants the serving role what it needs
@@ -73,7 +88,7 @@ enum PostgresSchema {
             guard let quoted = try connection.query("SELECT quote_ident($1)", [.text(servingRole)]).first?[0].string else { return }
             try connection.execute("""
                 GRANT USAGE ON SCHEMA public TO \(quoted);
-                GRANT SELECT, INSERT, UPDATE, DELETE ON plugins, tenants, workspaces, tokens, enablements, kv, settings, bundles TO \(quoted);
+                GRANT SELECT, INSERT, UPDATE, DELETE ON plugins, tenants, workspaces, tokens, enablements, kv, settings, bundles, idempotency_keys TO \(quoted);
                 GRANT SELECT ON plugin_host_migrations TO \(quoted);
                 """)
         }

@@ -107,6 +107,10 @@ public final class PostgresStore: SQLStore, Service {
         ], uniqueMeans: statement.subject)[1]
     }
 
+    package func scopedRows(_ scope: StorageScope, _ statement: StoreStatement) async throws -> [[PostgresValue]] {
+        try await scoped(scope, PostgresStatement(statement))
+    }
+
     /// One read-only, repeatable-read transaction, so another host's change is seen whole or not at all.
     package func snapshot(_ statements: [StoreStatement]) async throws -> [[[PostgresValue]]] {
         let results = try await pipeline(
