@@ -6,6 +6,44 @@ import Testing
 /// and administered from the command line.
 @Suite("Plugin lifecycle")
 struct LifecycleTests {
+    @Test("the host publishes core.plugin.enabled and core.plugin.disabled into the workspace, to subscribers holding the grant; no plugin may publish core.*")
+    func hostEvents() async throws {
+        // The audit plugin, also subscribed to the host's plugin events.
+        let audit = try Fixtures.audit
+            .replacingOccurrences(of: "  - events.subscribe:notes.*\n", with: "  - events.subscribe:notes.*\n  - events.subscribe:core.plugin.*\n")
+            .replacingOccurrences(of: "subscriptions:\n  - notes.*\n", with: "subscriptions:\n  - notes.*\n  - core.plugin.*\n")
+        #expect(audit.contains("core.plugin.*"))
+        try await withHost { host in
+            try await host.install(audit)
+            try await host.install(try Fixtures.notes)
+            try await host.tenant("acme", workspaces: ["ws1", "ws2"])
+            try await host.enable("example.audit", in: "ws1", grants: TestHost.auditGrants + ["events.subscribe:core.plugin.*"])
+            try await host.enable("example.audit", in: "ws2", grants: TestHost.auditGrants)  // without the grant
+            try await host.enable("example.notes", in: "ws1", grants: TestHost.notesGrants)
+            try await host.enable("example.notes", in: "ws2", grants: TestHost.notesGrants)
+            #expect(try await host.admin(.DELETE, "/v1/workspaces/ws1/plugins/example.notes").status == 204)
+            func entries(_ workspace: String) async throws -> [[String: any Sendable]] {
+                try await host.admin(.GET, "/v1/workspaces/\(workspace)/plugins/example.audit/resources/entries").json["entries"] as? [[String: any Sendable]] ?? []
+            }
+            #expect(try await eventually {
+                let types = try await entries("ws1").compactMap { $0["type"] as? String }
+                return types.contains("core.plugin.enabled") && types.contains("core.plugin.disabled")
+            })
+            let enabled = try await entries("ws1").first { $0["type"] as? String == "core.plugin.enabled" }
+            #expect(enabled?["sourcePluginID"] as? String == "core")
+            #expect("\(enabled?["payload"] ?? "")".contains("example.notes"))
+            // ws2's audit holds no grant for them, and nothing crosses workspaces.
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(try await entries("ws2").isEmpty)
+            // A plugin cannot ask to publish them.
+            let forger = try Fixtures.notes.replacingOccurrences(of: "id: example.notes", with: "id: example.forger")
+                .replacingOccurrences(of: "events.publish:notes.*", with: "events.publish:core.*")
+            let refused = try await host.admin(.POST, "/v1/plugins", body: Data(forger.utf8), contentType: "application/yaml")
+            #expect(refused.errorCode == "INVALID_MANIFEST")
+            #expect(refused.text.contains("events are the host's own"), "\(refused.text)")
+        }
+    }
+
     @Test("an upgrade keeps the enablements and their grants and config, and the new version answers", arguments: StoreKind.allCases)
     func upgrade(store: StoreKind) async throws {
         try await withHost(store: store) { host in

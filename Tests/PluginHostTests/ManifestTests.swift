@@ -248,6 +248,7 @@ struct ManifestTests {
             ("remote URL with %00", remote.replacingOccurrences(of: "127.0.0.1:9001", with: "%00"), false),
             ("remote timeout not a duration", remote.replacingOccurrences(of: "\"}", with: "\", timeout: fast}"), false),
             ("unknown permission", notes.replacingOccurrences(of: "storage.write", with: "storage.wipe"), false),
+            ("publishing the host's events", notes.replacingOccurrences(of: "events.publish:notes.*", with: "events.publish:core.plugin.*"), false),
             ("route method", notes.replacingOccurrences(of: "method: POST", with: "method: FETCH"), false),
             ("route path with a leading slash", notes.replacingOccurrences(of: "path: notes\n    minimumRole: member\n  - method: GET", with: "path: /notes\n    minimumRole: member\n  - method: GET"), false),
             ("route role", notes.replacingOccurrences(of: "minimumRole: member", with: "minimumRole: owner"), false),

@@ -261,6 +261,7 @@ struct Administration: Sendable {
             try await store.putEnablement(enablement)
             registry.state.withLock { $0.enablements[key] = active }
             logger.info("plugin enabled", metadata: ["plugin.id": "\(pluginID)", "workspace.id": "\(workspace.id)", "grants": "\(enablement.grants)"])
+            await publishHostEvent(HostEvents.pluginEnabled, in: workspace.id, ["pluginId": .string(pluginID), "grants": .array(enablement.grants.map(JSONValue.string))])
             return enablement
         }
     }
@@ -282,6 +283,20 @@ struct Administration: Sendable {
             _ = try await store.deleteEnablement(workspaceID: workspace.id, pluginID: pluginID)
             registry.state.withLock { _ = $0.enablements.removeValue(forKey: key) }
             logger.info("plugin disabled", metadata: ["plugin.id": "\(pluginID)", "workspace.id": "\(workspace.id)"])
+            await publishHostEvent(HostEvents.pluginDisabled, in: workspace.id, ["pluginId": .string(pluginID)])
+        }
+    }
+
+    /// An event of the host's into a workspace, for the plugins enabled there that subscribe to it and
+    /// hold the grant. The change it reports is done whether or not the event can be queued.
+    private func publishHostEvent(_ type: String, in workspaceID: String, _ payload: [String: JSONValue]) async {
+        let event = PluginEvent(
+            id: UUID().uuidString.lowercased(), type: type, workspaceID: workspaceID, sourcePluginID: HostEvents.source, occurredAt: Date(),
+            payload: (try? JSONEncoder().encode(JSONValue.object(payload))) ?? Data("{}".utf8))
+        do {
+            try await registry.bus.publish(event)
+        } catch {
+            logger.error("host event not published", metadata: ["event.type": "\(type)", "workspace.id": "\(workspaceID)", "error": "\(error)"])
         }
     }
 }

@@ -46,7 +46,7 @@ final class PluginRegistry: Sendable {
 
     let state = Mutex(State())
     private let store: any HostStore
-    private let bus: any EventBus
+    let bus: any EventBus
     private let configuration: HostConfiguration
     private let metrics: HostMetrics
     private let logger: Logger

@@ -22,6 +22,9 @@ struct ScopedEvents: PluginEvents {
         guard EventPattern.isValidType(type) else {
             throw PluginError.badRequest("\"\(type)\" is not an event type: dot-separated segments of [a-z0-9_-]")
         }
+        guard !type.hasPrefix(HostEvents.prefix) else {
+            throw PluginError.badRequest("\(HostEvents.prefix)* events are the host's own; a plugin cannot publish \(type)")
+        }
         guard grants.allowsPublishing(type) else {
             throw PluginError.permissionDenied(.eventsPublish(EventPattern(type)!))  // a valid type, checked above
         }

@@ -335,6 +335,9 @@ public struct ManifestValidator: Sendable {
             if permissions.contains(permission) {
                 reader.problem(field, item, "\"\(text)\" is listed twice")
             }
+            if case .eventsPublish(let pattern) = permission, pattern.description.hasPrefix(HostEvents.prefix) {
+                reader.problem(field, item, "\(HostEvents.prefix)* events are the host's own; a plugin may subscribe to them but not publish them")
+            }
             permissions.append(permission)
         }
         return permissions
@@ -538,4 +541,14 @@ struct Reader {
             problem(prefix + name, key, "unknown field; known fields here: \(known.sorted().joined(separator: ", "))")
         }
     }
+}
+
+/// The events the host itself publishes into a workspace (docs/events.md); their types start with
+/// `core.`, which no plugin may publish.
+public enum HostEvents {
+    public static let prefix = "core."
+    /// The id published events name as their source.
+    public static let source = "core"
+    public static let pluginEnabled = "core.plugin.enabled"
+    public static let pluginDisabled = "core.plugin.disabled"
 }
