@@ -147,7 +147,7 @@ struct APITests {
             let other = try await host.admin(.POST, notes, json: ["text": "Buy bread"], headers: key)
             #expect(other.status == 422)
             #expect(other.errorCode == "IDEMPOTENCY_KEY_REUSED")
-            // Keys are per caller: another caller's same key is another key.
+            // Keys are per API token: another token's same key is another key.
             let member = try await host.token(tenant: "acme", role: "member", workspaces: ["ws1"])
             #expect(try await host.request(.POST, notes, token: member, json: ["text": "Buy milk"], headers: key).status == 201)
             #expect((try await host.admin(.GET, notes).json["notes"] as? [Any])?.count == 2)
@@ -162,6 +162,26 @@ struct APITests {
             #expect(try await running.value.status == 200)
             let late = try await host.admin(.POST, slow, body: Data("x".utf8), headers: ["Idempotency-Key": "slow-1"])
             #expect(late.status == 200 && late.headers["idempotent-replayed"] == "true")
+        }
+    }
+
+    @Test("an Idempotency-Key whose request timed out stays taken: a retry cannot run the plugin a second time meanwhile")
+    func idempotencyKeyInDoubt() async throws {
+        try await withHost(configure: { $0.pluginTimeout = .seconds(1) }) { host in
+            try await host.install(try Fixtures.faulty(isolation: "in-process"))
+            try await host.tenant("acme", workspaces: ["ws1"])
+            try await host.enable("test.faulty", in: "ws1", grants: [])
+            let key = ["Idempotency-Key": "in-doubt-1"]
+            // `hang` ignores cancellation for 3 s: past its time limit it may still be working.
+            let hang = "/v1/workspaces/ws1/plugins/test.faulty/resources/hang"
+            #expect(try await host.admin(.POST, hang, body: Data("x".utf8), headers: key).errorCode == "PLUGIN_TIMEOUT")
+            let retry = try await host.admin(.POST, hang, body: Data("x".utf8), headers: key)
+            #expect(retry.errorCode == "IDEMPOTENCY_KEY_IN_USE", "\(retry.text)")
+            // A refusal (4xx) by the plugin surely did nothing: the key is given up, and a retry runs again.
+            let refused = "/v1/workspaces/ws1/plugins/test.faulty/resources/segfault"  // in-process: 400, it refuses
+            #expect(try await host.admin(.POST, refused, body: Data("x".utf8), headers: ["Idempotency-Key": "refused-1"]).status == 400)
+            let again = try await host.admin(.POST, refused, body: Data("x".utf8), headers: ["Idempotency-Key": "refused-1"])
+            #expect(again.status == 400 && again.headers["idempotent-replayed"] == nil)
         }
     }
 

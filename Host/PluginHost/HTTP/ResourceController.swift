@@ -34,7 +34,8 @@ struct ResourceController {
         let body = try await request.collectBody(limit: runtime.configuration.maxBodySize)
         var headers: [String: String] = [:]
         headers.reserveCapacity(request.headers.count)
-        for field in request.headers where field.name != .authorization {
+        // The route header is the host's to set (for `request.parameters`): a caller's never gets through.
+        for field in request.headers where field.name != .authorization && field.name.canonicalName != PluginRequest.routeHeader {
             headers[field.name.canonicalName] = field.value
         }
         let pluginRequest = PluginRequest(
@@ -58,9 +59,10 @@ struct ResourceController {
                 guard Idempotency.isValid(key) else {
                     throw HostError.invalidInput("Idempotency-Key must be 1 to \(Idempotency.maximumKeyBytes) visible ASCII characters")
                 }
-                let scope = IdempotencyScope(workspaceID: workspace.id, pluginID: pluginID, caller: principal.caller.subject, key: key)
+                // Per token: subjects are labels that several tokens may share.
+                let scope = IdempotencyScope(workspaceID: workspace.id, pluginID: pluginID, caller: principal.tokenID, key: key)
                 let hash = Idempotency.requestHash(method: pluginRequest.method, path: pluginRequest.path, query: request.uri.query, body: pluginRequest.body)
-                (response, replayed) = try await runtime.idempotency.run(scope, requestHash: hash) {
+                (response, replayed) = try await runtime.idempotency.run(scope, requestHash: hash, callLimit: call.bound.runner.callLimit) {
                     try await runtime.dispatcher.call(pluginRequest, context: call, started: started)
                 }
             } else {

@@ -14,6 +14,8 @@ struct CompiledRoute: Sendable {
     let path: String
     let segments: [Segment]
     let minimumRole: CallerRole
+    /// Whether it has `{name}` or `*` segments, which the plugin reads with `request.parameters`.
+    let hasParameters: Bool
 
     /// The same rules as the SDK's ``RoutePattern``, with which a plugin reads the `{name}` segments.
     init(_ route: PluginManifest.Route) {
@@ -26,6 +28,7 @@ struct CompiledRoute: Sendable {
             if part.hasPrefix("{") && part.hasSuffix("}") { return .parameter }
             return .literal(Array(part.utf8))
         }
+        hasParameters = segments.contains { $0 == .parameter || $0 == .rest }
     }
 
     /// Whether a request for `path` (below `resources/`, empty segments ignored) takes this route.

@@ -29,7 +29,7 @@ final class Dispatcher: Sendable {
                 throw .routeNotFound(plugin: pluginID, method: method, path: path)
             }
             guard caller.role >= route.minimumRole else { throw .roleTooLow(plugin: pluginID, method: method, path: path, needs: route.minimumRole) }
-            context.route = route.path
+            if route.hasParameters { context.route = route.path }
         }
         return context
     }
@@ -38,9 +38,7 @@ final class Dispatcher: Sendable {
     /// is when the caller began the call, where the limit counts from.
     func call(_ request: PluginRequest, context: CallContext, started: ContinuousClock.Instant) async throws(HostError) -> PluginResponse {
         let pluginID = context.pluginID
-        // The route it matched, for `request.parameters`; a caller's header of that name never gets through.
-        var request = request
-        if context.route != nil || request.headers[PluginRequest.routeHeader] != nil { request.headers[PluginRequest.routeHeader] = context.route }
+        let request = Self.routed(request, context)
         let response: PluginResponse
         do {
             response = try await context.bound.runner.handle(request, context: context, started: started)
@@ -63,6 +61,16 @@ final class Dispatcher: Sendable {
             throw .responseTooLarge(plugin: pluginID, bytes: response.body.count, limit: maxResponseBytes)
         }
         return response
+    }
+
+    /// The request with the route it matched named, for `request.parameters`, when the route has
+    /// parameters (a caller's header of that name is dropped by the HTTP layer). Nothing is copied for a
+    /// route without them.
+    static func routed(_ request: PluginRequest, _ context: CallContext) -> PluginRequest {
+        guard let route = context.route else { return request }
+        var request = request
+        request.headers[PluginRequest.routeHeader] = route
+        return request
     }
 
     /// ``prepare(workspace:pluginID:method:path:caller:requestID:)``, then ``call(_:context:started:)``.

@@ -9,10 +9,11 @@ struct Idempotency: Sendable {
     let store: any HostStore
     /// How long a key's answer is kept.
     let retention: Duration
-    /// A key whose request started longer ago than this and never finished was abandoned (its host
-    /// died): the plugin's time limit, and a margin.
-    let abandonedAfter: Duration
     let logger: Logger
+
+    /// After the plugin's time limit and this margin, a key whose request never finished counts as
+    /// abandoned (its host died, or the outcome was unknown) and a retry runs the plugin again.
+    static let abandonMargin: Duration = .seconds(60)
 
     /// The longest key accepted, in bytes.
     static let maximumKeyBytes = 255
@@ -32,16 +33,21 @@ struct Idempotency: Sendable {
 
     /// Runs `body` once for the key: its answer is kept and returned (`replayed` false); for a repeat, the
     /// kept answer (`replayed` true). A repeat while the first still runs, or the key used for another
-    /// request, is refused. An answer the plugin gave is kept, whatever its status; a failure of the host
-    /// (the plugin crashed, timed out, the store was down) gives the key up, so a retry runs it.
+    /// request, is refused. An answer the plugin gave is kept, whatever its status. When the plugin
+    /// certainly did not run the request (it was unavailable, or refused it with a 4xx), the key is given
+    /// up and a retry runs it; when the outcome is unknown (a timeout, a crash, a 5xx), the key stays
+    /// taken until it counts as abandoned (`callLimit` and a minute), so that a retry cannot run the
+    /// plugin a second time while the first may still be working.
     func run(
-        _ scope: IdempotencyScope, requestHash: String, _ body: () async throws -> PluginResponse
+        _ scope: IdempotencyScope, requestHash: String, callLimit: Duration, _ body: () async throws -> PluginResponse
     ) async throws -> (response: PluginResponse, replayed: Bool) {
         let now = Date()
+        let claim = UUID().uuidString
         let existing: IdempotencyRecord?
         do {
             existing = try await store.claimIdempotencyKey(
-                scope, requestHash: requestHash, now: now, staleBefore: now - abandonedAfter.timeInterval, expiredBefore: now - retention.timeInterval)
+                scope, requestHash: requestHash, claim: claim, now: now, staleBefore: now - (callLimit + Self.abandonMargin).timeInterval,
+                expiredBefore: now - max(retention, callLimit + Self.abandonMargin).timeInterval)
         } catch let error as StoreError where error.code == .unavailable {
             throw HostError.storeUnavailable
         } catch let error as StoreError {
@@ -56,8 +62,9 @@ struct Idempotency: Sendable {
         do {
             response = try await body()
         } catch {
+            guard Self.certainlyNotRun(error) else { throw error }
             do {
-                try await store.releaseIdempotencyKey(scope)
+                try await store.releaseIdempotencyKey(scope, claim: claim)
             } catch {
                 logger.error("idempotency key could not be given up; a retry is refused until it is abandoned", metadata: [
                     "workspace.id": "\(scope.workspaceID)", "plugin.id": "\(scope.pluginID)", "error": "\(error)"])
@@ -65,13 +72,24 @@ struct Idempotency: Sendable {
             throw error
         }
         do {
-            try await store.completeIdempotencyKey(scope, with: response)
+            try await store.completeIdempotencyKey(scope, claim: claim, with: response)
         } catch {
             // The caller still gets the answer; a retry is refused until the key counts as abandoned.
             logger.error("idempotency key's answer could not be kept", metadata: [
                 "workspace.id": "\(scope.workspaceID)", "plugin.id": "\(scope.pluginID)", "error": "\(error)"])
         }
         return (response, false)
+    }
+}
+
+extension Idempotency {
+    /// Whether the request surely did nothing: the plugin was not reached, or refused it (4xx).
+    static func certainlyNotRun(_ error: any Error) -> Bool {
+        switch error as? HostError {
+        case .pluginUnavailable?, .pluginQuarantined?, .pluginNotEnabled?: true
+        case .pluginRefused(let refusal)?: refusal.status < 500
+        default: false
+        }
     }
 }
 

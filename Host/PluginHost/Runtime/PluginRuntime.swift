@@ -59,8 +59,7 @@ public final class PluginRuntime: Sendable {
             registry: registry, store: store, launcher: launcher, bundles: bundles, validator: ManifestValidator(inspector: loader.inspector), remote: remote,
             failures: failures, watchdog: watchdog, lock: adminLock, logger: logger
         )
-        self.idempotency = Idempotency(
-            store: store, retention: configuration.idempotencyRetention, abandonedAfter: configuration.pluginTimeout + .seconds(60), logger: logger)
+        self.idempotency = Idempotency(store: store, retention: configuration.idempotencyRetention, logger: logger)
         self.dispatcher = Dispatcher(registry: registry, failures: failures, maxResponseBytes: configuration.maxResponseSize)
         self.events = EventRouter(registry: registry, watchdog: watchdog)
     }

@@ -15,12 +15,15 @@ package protocol HostStore: Sendable {
     /// Takes an idempotency key for a request: `nil` when this call took it (the caller runs the request,
     /// then completes or releases it), else what the store holds for it. A key still running since before
     /// `staleBefore` (its host died) or first used before `expiredBefore` is taken afresh.
-    func claimIdempotencyKey(_ scope: IdempotencyScope, requestHash: String, now: Date, staleBefore: Date, expiredBefore: Date) async throws -> IdempotencyRecord?
-    /// Records the answer to a key this host took.
-    func completeIdempotencyKey(_ scope: IdempotencyScope, with response: PluginResponse) async throws
-    /// Gives up a key this host took without an answer (the host could not run the request), so that a
-    /// retry runs it.
-    func releaseIdempotencyKey(_ scope: IdempotencyScope) async throws
+    /// `claim` names this taking of it.
+    func claimIdempotencyKey(
+        _ scope: IdempotencyScope, requestHash: String, claim: String, now: Date, staleBefore: Date, expiredBefore: Date
+    ) async throws -> IdempotencyRecord?
+    /// Records the answer to a key this request took (and still holds).
+    func completeIdempotencyKey(_ scope: IdempotencyScope, claim: String, with response: PluginResponse) async throws
+    /// Gives up a key this request took without an answer (the plugin did not run it), so that a retry
+    /// runs it.
+    func releaseIdempotencyKey(_ scope: IdempotencyScope, claim: String) async throws
     /// Forgets the bundles no installed plugin has named for an hour.
     func deleteUnusedBundles() async throws
 

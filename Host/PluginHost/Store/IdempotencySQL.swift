@@ -17,26 +17,28 @@ enum IdempotencySQL {
             values(scope) + [.real(staleBefore.timeIntervalSince1970), .real(expiredBefore.timeIntervalSince1970)])
     }
 
-    static func claim(_ scope: IdempotencyScope, requestHash: String, now: Date) -> StoreStatement {
+    /// `claim` names this taking of the key: only it completes or releases the row, so a request that
+    /// was taken for abandoned and finishes late touches nothing.
+    static func claim(_ scope: IdempotencyScope, requestHash: String, claim: String, now: Date) -> StoreStatement {
         StoreStatement(
-            "INSERT INTO idempotency_keys (workspace_id, plugin_id, caller, key, request_hash, status, headers, body, created_at) "
-                + "VALUES ($1, $2, $3, $4, $5, NULL, '{}', $6, $7) ON CONFLICT (workspace_id, plugin_id, caller, key) DO NOTHING RETURNING key",
-            values(scope) + [.text(requestHash), .blob(Data()), .real(now.timeIntervalSince1970)])
+            "INSERT INTO idempotency_keys (workspace_id, plugin_id, caller, key, request_hash, claim, status, headers, body, created_at) "
+                + "VALUES ($1, $2, $3, $4, $5, $6, NULL, '{}', $7, $8) ON CONFLICT (workspace_id, plugin_id, caller, key) DO NOTHING RETURNING key",
+            values(scope) + [.text(requestHash), .text(claim), .blob(Data()), .real(now.timeIntervalSince1970)])
     }
 
     static func read(_ scope: IdempotencyScope) -> StoreStatement {
         StoreStatement("SELECT request_hash, status, headers, body FROM idempotency_keys WHERE \(key)", values(scope))
     }
 
-    static func complete(_ scope: IdempotencyScope, _ response: PluginResponse) throws -> StoreStatement {
+    static func complete(_ scope: IdempotencyScope, claim: String, _ response: PluginResponse) throws -> StoreStatement {
         let headers = String(decoding: try JSONEncoder().encode(response.headers), as: UTF8.self)
         return StoreStatement(
-            "UPDATE idempotency_keys SET status = $5, headers = $6, body = $7 WHERE \(key) AND status IS NULL",
-            values(scope) + [.integer(Int64(response.status)), .text(headers), .blob(response.body)])
+            "UPDATE idempotency_keys SET status = $6, headers = $7, body = $8 WHERE \(key) AND claim = $5 AND status IS NULL",
+            values(scope) + [.text(claim), .integer(Int64(response.status)), .text(headers), .blob(response.body)])
     }
 
-    static func release(_ scope: IdempotencyScope) -> StoreStatement {
-        StoreStatement("DELETE FROM idempotency_keys WHERE \(key) AND status IS NULL", values(scope))
+    static func release(_ scope: IdempotencyScope, claim: String) -> StoreStatement {
+        StoreStatement("DELETE FROM idempotency_keys WHERE \(key) AND claim = $5 AND status IS NULL", values(scope) + [.text(claim)])
     }
 
     static func record(_ row: [some StoreColumn]) throws -> IdempotencyRecord {

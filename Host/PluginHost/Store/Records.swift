@@ -77,7 +77,7 @@ public struct RegistrySnapshot: Sendable {
 public struct IdempotencyScope: Sendable, Hashable {
     public var workspaceID: String
     public var pluginID: String
-    /// The caller's subject: another caller's same key is another key.
+    /// The caller's API token id: another token's same key is another key.
     public var caller: String
     public var key: String
 

@@ -88,11 +88,11 @@ extension SQLStore {
     // MARK: Idempotency keys
 
     package func claimIdempotencyKey(
-        _ scope: IdempotencyScope, requestHash: String, now: Date, staleBefore: Date, expiredBefore: Date
+        _ scope: IdempotencyScope, requestHash: String, claim: String, now: Date, staleBefore: Date, expiredBefore: Date
     ) async throws -> IdempotencyRecord? {
         let storage = scope.storage
         _ = try await scopedRows(storage, IdempotencySQL.clear(scope, staleBefore: staleBefore, expiredBefore: expiredBefore))
-        if try await !scopedRows(storage, IdempotencySQL.claim(scope, requestHash: requestHash, now: now)).isEmpty { return nil }
+        if try await !scopedRows(storage, IdempotencySQL.claim(scope, requestHash: requestHash, claim: claim, now: now)).isEmpty { return nil }
         guard let row = try await scopedRows(storage, IdempotencySQL.read(scope)).first else {
             // Released between the two statements: as good as running.
             return IdempotencyRecord(requestHash: requestHash, response: nil)
@@ -100,12 +100,12 @@ extension SQLStore {
         return try IdempotencySQL.record(row)
     }
 
-    package func completeIdempotencyKey(_ scope: IdempotencyScope, with response: PluginResponse) async throws {
-        _ = try await scopedRows(scope.storage, try IdempotencySQL.complete(scope, response))
+    package func completeIdempotencyKey(_ scope: IdempotencyScope, claim: String, with response: PluginResponse) async throws {
+        _ = try await scopedRows(scope.storage, try IdempotencySQL.complete(scope, claim: claim, response))
     }
 
-    package func releaseIdempotencyKey(_ scope: IdempotencyScope) async throws {
-        _ = try await scopedRows(scope.storage, IdempotencySQL.release(scope))
+    package func releaseIdempotencyKey(_ scope: IdempotencyScope, claim: String) async throws {
+        _ = try await scopedRows(scope.storage, IdempotencySQL.release(scope, claim: claim))
     }
 
     package func registry() async throws -> RegistrySnapshot {

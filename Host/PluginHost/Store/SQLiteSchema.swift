@@ -28,8 +28,9 @@ enum SQLiteSchema {
         """
         CREATE TABLE idempotency_keys (
             workspace_id TEXT NOT NULL, plugin_id TEXT NOT NULL, caller TEXT NOT NULL, key TEXT NOT NULL, request_hash TEXT NOT NULL,
-            status INTEGER, headers TEXT NOT NULL, body BLOB NOT NULL, created_at REAL NOT NULL,
+            claim TEXT NOT NULL, status INTEGER, headers TEXT NOT NULL, body BLOB NOT NULL, created_at REAL NOT NULL,
             PRIMARY KEY (workspace_id, plugin_id, caller, key)) WITHOUT ROWID;
+        CREATE INDEX idempotency_keys_by_age ON idempotency_keys (workspace_id, plugin_id, created_at);
         """,
     ]
 

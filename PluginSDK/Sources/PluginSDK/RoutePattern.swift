@@ -46,8 +46,8 @@ public struct RoutePattern: Sendable, Hashable {
 }
 
 extension PluginRequest {
-    /// The header in which the host names the manifest route a request matched (`notes/{id}`); the host
-    /// sets it on every routed request and replaces one the caller sent.
+    /// The header in which the host names the manifest route a request matched (`notes/{id}`), when the
+    /// route has `{name}` or `*` segments; a caller's header of that name never reaches the plugin.
     public static let routeHeader = "x-plugin-host-route"
 
     /// The values of the `{name}` segments of the manifest route this request matched, by name

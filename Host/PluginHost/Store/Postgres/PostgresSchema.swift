@@ -58,8 +58,9 @@ enum PostgresSchema {
         """
         CREATE TABLE idempotency_keys (
             workspace_id text NOT NULL, plugin_id text NOT NULL, caller text NOT NULL, key text NOT NULL, request_hash text NOT NULL,
-            status integer, headers text NOT NULL, body bytea NOT NULL, created_at double precision NOT NULL,
+            claim text NOT NULL, status integer, headers text NOT NULL, body bytea NOT NULL, created_at double precision NOT NULL,
             PRIMARY KEY (workspace_id, plugin_id, caller, key));
+        CREATE INDEX idempotency_keys_by_age ON idempotency_keys (workspace_id, plugin_id, created_at);
         ALTER TABLE idempotency_keys ENABLE ROW LEVEL SECURITY;
         ALTER TABLE idempotency_keys FORCE ROW LEVEL SECURITY;
         CREATE POLICY idempotency_one_workspace_one_plugin ON idempotency_keys
