@@ -196,7 +196,8 @@ struct BenchRuntime {
         _ = try await runtime.install(manifestText: """
             {"id": "example.notes", "name": "Notes", "version": "1.0.0", "sdk": "^1.0.0",
              "runtime": {"kind": "library", "path": "\(pluginsFolder)/libNotesPlugin.so"},
-             "permissions": ["storage.read", "storage.write", "events.publish:notes.*"]}
+             "permissions": ["storage.read", "storage.write", "events.publish:notes.*"],
+             "routes": [{"method": "POST", "path": "notes"}, {"method": "GET", "path": "notes"}, {"method": "GET", "path": "notes/{id}"}]}
             """, baseDirectory: pluginsFolder)
         _ = try await runtime.createTenant(id: "bench", name: "bench")
         workspace = try await runtime.createWorkspace(id: "ws", name: "ws", tenantID: "bench")

@@ -300,7 +300,7 @@ struct RemotePluginTests {
             fake.mode = .slow
             let started = ContinuousClock.now
             let slow = try await host.admin(.POST, echo, body: Data("x".utf8))
-            #expect(slow.status == 504)
+            #expect(slow.status == 504, "\(slow.text)")
             #expect(slow.errorCode == "PLUGIN_TIMEOUT")
             // The remote answers after 3 s: a 504 well before that is the host's own deadline.
             #expect(ContinuousClock.now - started < .milliseconds(2800))

@@ -49,7 +49,7 @@ struct ResourceController {
         var call = try runtime.dispatcher.prepare(
             workspace: workspace, pluginID: pluginID, method: pluginRequest.method, path: pluginRequest.path, caller: principal.caller, requestID: context.requestID
         )
-        call.rawQuery = request.uri.query
+        if let query = request.uri.query { call.details = RequestDetails(rawQuery: query, route: call.route) }
         // Counted by the status the caller gets, which only this layer knows.
         let started = ContinuousClock.now
         var response: PluginResponse

@@ -45,12 +45,16 @@ struct CallContext: PluginContext {
     let bound: BoundPlugin
     let caller: Caller
     let requestID: String?
+    /// What only some requests carry, kept behind one reference so that the context every call copies
+    /// stays small.
+    var details: RequestDetails? = nil
+
     /// The request's query as the caller sent it (after `?`), for a remote plugin, which receives it
     /// unchanged; `nil` outside a request or without a query.
-    var rawQuery: String? = nil
-    /// The path of the manifest route the request matched (`notes/{id}`); `nil` outside a request or for a
-    /// plugin without routes.
-    var route: String? = nil
+    var rawQuery: String? { details?.rawQuery }
+    /// The path of the manifest route the request matched when it has `{name}` or `*` segments
+    /// (`notes/{id}`); `nil` otherwise.
+    var route: String? { details?.route }
 
     var tenantID: String { bound.tenantID }
     var workspaceID: String { bound.workspaceID }
@@ -61,5 +65,16 @@ struct CallContext: PluginContext {
     var events: any PluginEvents { bound.events }
     var logger: any PluginLogger {
         SwiftLogPluginLogger(logger: bound.logger, pluginID: bound.pluginID, workspaceID: bound.workspaceID, requestID: requestID)
+    }
+}
+
+/// A request's raw query and parameterised route, when it has them.
+final class RequestDetails: Sendable {
+    let rawQuery: String?
+    let route: String?
+
+    init(rawQuery: String?, route: String?) {
+        self.rawQuery = rawQuery
+        self.route = route
     }
 }

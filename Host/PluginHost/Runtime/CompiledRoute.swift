@@ -10,17 +10,15 @@ struct CompiledRoute: Sendable {
     }
 
     let method: String
-    /// The route's path as the manifest declares it, handed to the plugin in ``PluginRequest/routeHeader``.
-    let path: String
     let segments: [Segment]
     let minimumRole: CallerRole
-    /// Whether it has `{name}` or `*` segments, which the plugin reads with `request.parameters`.
-    let hasParameters: Bool
+    /// For a route with `{name}` or `*` segments, which the plugin reads with `request.parameters`, its
+    /// path as the manifest declares it, handed to the plugin in ``PluginRequest/routeHeader``.
+    let parameterized: String?
 
     /// The same rules as the SDK's ``RoutePattern``, with which a plugin reads the `{name}` segments.
     init(_ route: PluginManifest.Route) {
         method = route.method
-        path = route.path
         minimumRole = route.minimumRole
         let parts = route.path.split(separator: "/")
         segments = parts.enumerated().map { index, part in
@@ -28,7 +26,7 @@ struct CompiledRoute: Sendable {
             if part.hasPrefix("{") && part.hasSuffix("}") { return .parameter }
             return .literal(Array(part.utf8))
         }
-        hasParameters = segments.contains { $0 == .parameter || $0 == .rest }
+        parameterized = segments.contains { $0 == .parameter || $0 == .rest } ? route.path : nil
     }
 
     /// Whether a request for `path` (below `resources/`, empty segments ignored) takes this route.

@@ -25,11 +25,13 @@ final class Dispatcher: Sendable {
         }
         var context = CallContext(bound: bound, caller: caller, requestID: requestID)
         if !bound.routes.isEmpty {
-            guard let route = bound.routes.first(where: { $0.matches(method: method, path: path) }) else {
+            // By index: the hot path copies no route out of the array.
+            guard let index = bound.routes.firstIndex(where: { $0.matches(method: method, path: path) }) else {
                 throw .routeNotFound(plugin: pluginID, method: method, path: path)
             }
-            guard caller.role >= route.minimumRole else { throw .roleTooLow(plugin: pluginID, method: method, path: path, needs: route.minimumRole) }
-            if route.hasParameters { context.route = route.path }
+            let needs = bound.routes[index].minimumRole
+            guard caller.role >= needs else { throw .roleTooLow(plugin: pluginID, method: method, path: path, needs: needs) }
+            if let route = bound.routes[index].parameterized { context.details = RequestDetails(rawQuery: nil, route: route) }
         }
         return context
     }

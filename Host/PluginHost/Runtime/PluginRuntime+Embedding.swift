@@ -34,7 +34,11 @@ extension PluginRuntime {
     /// called as a request would call them.
     public func dispatch(_ request: PluginRequest, workspace: Workspace, pluginID: String, caller: Caller) async throws -> PluginResponse {
         let context = try dispatcher.prepare(workspace: workspace, pluginID: pluginID, method: request.method, path: request.path, caller: caller, requestID: request.requestID)
-        let request = Dispatcher.routed(request, context)
+        if context.route != nil {
+            let routed = Dispatcher.routed(request, context)
+            guard let plugin = context.bound.plugin else { return try await context.bound.runner.handle(routed, context: context, started: .now) }
+            return try await plugin.handle(routed, context: context)
+        }
         guard let plugin = context.bound.plugin else { return try await context.bound.runner.handle(request, context: context, started: .now) }
         return try await plugin.handle(request, context: context)
     }
