@@ -127,6 +127,37 @@ struct RemotePluginTests {
         #expect(throws: RemoteEnvelope.Refusal.self) { try verify(expires: now - 1) }
     }
 
+    @Test("a remote receives the caller's query byte for byte, in the caller's order, and the signature covers exactly that")
+    func queryAsSent() async throws {
+        let fake = try FakeRemote()
+        defer { fake.stop() }
+        // The default connect timeout, not fastRemotes' 300 ms: each call here is a new connection to the
+        // fake, and a loaded machine once took longer than that to accept one.
+        try await withHost { host in
+            try await host.install("""
+                id: test.capture
+                name: Capture
+                version: 1.0.0
+                sdk: ^1.0.0
+                runtime: {kind: remote, url: "http://127.0.0.1:\(fake.port)", timeout: 4s}
+                """)
+            try await host.tenant("acme", workspaces: ["ws1"])
+            try await host.enable("test.capture", in: "ws1", grants: [])
+            let enabled = try #require(fake.received.first { $0.target == "/plugin-host/v1/enabled" })
+            let enablementSecret = try #require((try JSONSerialization.jsonObject(with: enabled.body) as? [String: Any])?["enablementSecret"] as? String)
+            // A form-encoded space, a name without a value, a semicolon, a repeated name: passed on byte for byte.
+            for query in ["b=2&a=1", "b=a+b", "flag", "a=1;b=2", "x=%2B&x=2&empty="] {
+                let reply = try await host.admin(.GET, "/v1/workspaces/ws1/plugins/test.capture/resources/q?" + query)
+                #expect(reply.status == 200, "\(query): \(reply.status) \(reply.text)")
+                let sent = try #require(fake.received.last { $0.target.hasPrefix("/resources/") })
+                #expect(sent.target == "/resources/q?" + query)
+                _ = try RemoteEnvelope.verify(
+                    method: sent.method, target: sent.target, headers: { sent.headers[$0] }, body: sent.body, expectedPlugin: "test.capture",
+                    expectedCall: .request, secretFor: { _, _ in enablementSecret }, remember: { _, _ in true })
+            }
+        }
+    }
+
     @Test("SDK tokens reach one plugin in one workspace with its grants, and expire")
     func sdkTokens() async throws {
         let fake = try FakeRemote()
@@ -189,16 +220,6 @@ struct RemotePluginTests {
             // (The test's own HTTP client escapes the whole malformed path before the host sees it.)
             #expect(odd.target.hasPrefix("/resources/a%25zz/"))
             #expect(odd.target.hasSuffix("?q=a%20b&k%20=v"))
-            // A form-encoded space, a name without a value, a semicolon: passed on byte for byte, and signed so.
-            for query in ["b=a+b", "flag", "a=1;b=2", "x=%2B&x=2&empty="] {
-                let reply = try await host.admin(.GET, "/v1/workspaces/ws1/plugins/test.capture/resources/q?" + query)
-                #expect(reply.status == 200, "\(query): \(reply.status) \(reply.text)")
-                let sent = try #require(fake.received.last { $0.target.hasPrefix("/resources/") })
-                #expect(sent.target == "/resources/q?" + query)
-                _ = try RemoteEnvelope.verify(
-                    method: sent.method, target: sent.target, headers: { sent.headers[$0] }, body: sent.body, expectedPlugin: "test.capture",
-                    expectedCall: .request, secretFor: { _, _ in enablementSecret }, remember: { _, _ in true })
-            }
 
             let first = try await token("ws1")
             let issued = ContinuousClock.now

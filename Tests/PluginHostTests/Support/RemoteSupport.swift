@@ -97,7 +97,9 @@ func fastRemotes(_ configuration: inout HostConfiguration) {
     configuration.remote.healthInterval = .milliseconds(200)
     configuration.remote.cooldown = .milliseconds(500)
     configuration.remote.failureThreshold = 3
-    configuration.remote.connectTimeout = .milliseconds(300)
+    // Generous: a loaded 2-core machine has taken over 300 ms to accept a loopback connection. A remote
+    // that is down refuses at once whatever it is.
+    configuration.remote.connectTimeout = .seconds(2)
     configuration.remote.eventRetry = .init(maxAttempts: 40, initialDelay: .milliseconds(100), maxDelay: .milliseconds(400))
 }
 
