@@ -28,10 +28,9 @@ public func buildApplication(
     }
     do {
         let metrics = HostMetrics()
-        let bus = InProcessEventBus()
         let secrets = try HostSecrets.load(configured: configuration.remote.secretKey, folder: configuration.dataDirectory)
         let runtime = PluginRuntime(
-            configuration: configuration, store: store, loader: PluginLibraryLoader(), bus: bus, metrics: metrics, secrets: secrets, logger: logger
+            configuration: configuration, store: store, loader: PluginLibraryLoader(), metrics: metrics, secrets: secrets, logger: logger
         )
         var storeServices: [any Service] = [store]
         if configuration.postgres != nil {
@@ -65,11 +64,12 @@ public func buildApplication(
             )),
             configuration: .init(address: .hostname(configuration.hostname, port: configuration.port), serverName: "plugin-host"),
             services: storeServices + [
-                // Shut down in reverse: server, health checks, event dispatcher (drains), plugin shutdown
-                // hooks and the remotes' HTTP client, then the watchdog that bounds those hooks, then the
+                // Shut down in reverse: server, health checks, event delivery (each lane finishes the
+                // delivery it is making; what is not delivered stays in the store), plugin shutdown hooks
+                // and the remotes' HTTP client, then the watchdog that bounds those hooks, then the
                 // registry sync and the store.
                 CallWatchdogService(watchdog: runtime.watchdog), PluginSupervisor(runtime: runtime),
-                EventDispatcher(bus: bus, runtime: runtime, logger: logger), PluginHealthService(runtime: runtime),
+                EventDelivery(runtime: runtime, logger: logger), PluginHealthService(runtime: runtime),
             ],
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0

@@ -80,6 +80,7 @@ struct FixedContext: PluginContext {
         func put(_ key: String, _ value: Data, ifVersion expected: UInt64) async throws -> UInt64 { 0 }
         func delete(_ key: String) async throws -> Bool { false }
         func list(prefix: String, limit: Int, after cursor: String?) async throws -> StoragePage { StoragePage(entries: [], nextCursor: nil) }
+        func commit(_ batch: WriteBatch) async throws -> WriteBatchResult { WriteBatchResult(outcomes: []) }
         func publish(type: String, payload: Data) async throws {}
         func log(level: PluginLogLevel, _ message: String, metadata: [String: String]) {}
     }

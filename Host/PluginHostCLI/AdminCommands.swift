@@ -261,3 +261,64 @@ struct Disable: AsyncParsableCommand {
         print("disabled \(plugin) in \(workspace)")
     }
 }
+
+struct DeadLettersCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dead-letters", abstract: "List, replay and discard a workspace's event deliveries that were given up (tenant admin).",
+        subcommands: [List.self, Replay.self, Discard.self], defaultSubcommand: List.self
+    )
+
+    struct List: AsyncParsableCommand {
+        @OptionGroup var connection: ConnectionOptions
+        @Argument var workspace: String
+        @Option(help: "Only those of this subscribing plugin.") var plugin: String?
+        @Option(help: "States, comma-separated: dead, replay, delivered, discarded (default: dead,replay).") var state: String?
+        @Option(help: "At most this many, oldest first (1 to 1000).") var limit: Int = 100
+
+        func run() async throws {
+            var query = ["limit=\(limit)"]
+            if let plugin { query.append("plugin=\(plugin.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? plugin)") }
+            if let state { query.append("state=\(state.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? state)") }
+            let data = try await connection.client().send(.GET, "/v1/workspaces/\(workspace)/dead-letters?" + query.joined(separator: "&"))
+            if connection.json { return printJSON(data) }
+            let letters = decodeObject(data)["deadLetters"] as? [[String: Any]] ?? []
+            printTable(["ID", "PLUGIN", "EVENT", "TYPE", "ATTEMPTS", "STATE", "LAST ERROR"], letters.map { letter in
+                let event = letter["event"] as? [String: Any]
+                return [text(letter["id"]), text(letter["pluginId"]), text(event?["id"]), text(event?["type"]), text(letter["attempts"]), text(letter["state"]),
+                        String(text(letter["lastError"]).prefix(60))]
+            })
+        }
+    }
+
+    struct Replay: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Deliver one dead letter again, or with --all every waiting one of the workspace.")
+        @OptionGroup var connection: ConnectionOptions
+        @Argument var workspace: String
+        @Argument var id: String?
+        @Flag(help: "Every dead letter of the workspace in state dead.") var all = false
+
+        func validate() throws {
+            if all == (id != nil) { throw ValidationError("give a dead letter's id, or --all (not both)") }
+        }
+
+        func run() async throws {
+            let path = id.map { "/v1/workspaces/\(workspace)/dead-letters/\($0)/replay" } ?? "/v1/workspaces/\(workspace)/dead-letters/replay"
+            let data = try await connection.client().send(.POST, path)
+            if connection.json { return printJSON(data) }
+            let ids = decodeObject(data)["replaying"] as? [String] ?? []
+            print("replaying \(ids.count) dead letter\(ids.count == 1 ? "" : "s") in \(workspace)" + (ids.isEmpty ? "" : ": " + ids.joined(separator: ", ")))
+        }
+    }
+
+    struct Discard: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Give up on a dead letter for good; it is pruned with the workspace's old events.")
+        @OptionGroup var connection: ConnectionOptions
+        @Argument var workspace: String
+        @Argument var id: String
+
+        func run() async throws {
+            _ = try await connection.client().send(.DELETE, "/v1/workspaces/\(workspace)/dead-letters/\(id)")
+            print("discarded dead letter \(id) in \(workspace)")
+        }
+    }
+}

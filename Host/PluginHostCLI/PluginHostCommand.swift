@@ -16,7 +16,7 @@ struct PluginHostCommand: AsyncParsableCommand {
         abstract: "A plugin host: loads Swift plugin libraries and serves them per workspace over HTTP.",
         subcommands: [
             Serve.self, ServePlugin.self, Validate.self, New.self, Pack.self, KeysCommand.self,
-            PluginsCommand.self, TenantsCommand.self, WorkspacesCommand.self, TokensCommand.self, Enable.self, Disable.self,
+            PluginsCommand.self, TenantsCommand.self, WorkspacesCommand.self, TokensCommand.self, Enable.self, Disable.self, DeadLettersCommand.self,
         ]
     )
 }

@@ -49,6 +49,11 @@ struct WorkerStorage: PluginStorage {
         return page
     }
 
+    func commit(_ batch: WriteBatch) async throws -> WriteBatchResult {
+        guard case .committed(let result) = try await sdk(.commit(batch)) else { throw unexpected("storage.commit") }
+        return result
+    }
+
     private func write(_ call: WorkerWire.SDKCall) async throws -> UInt64 {
         guard case .version(let version) = try await sdk(call) else { throw unexpected("storage.put") }
         return version

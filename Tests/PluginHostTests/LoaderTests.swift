@@ -35,12 +35,12 @@ struct LoaderTests {
     @Test("a library built with another SDK ABI is refused before it is loaded, naming both sides")
     func abiMismatchRefused() throws {
         let folder = try TemporaryFolder()
-        let copy = try Self.patchedCopy(of: "EchoPlugin", in: folder, field: \.sdk_abi, value: 2)
+        let copy = try Self.patchedCopy(of: "EchoPlugin", in: folder, field: \.sdk_abi, value: 1)
         #expect(throws: LoadError.self) { try PluginLibraryLoader().inspect(path: copy) }
         do {
             _ = try PluginLibraryLoader().inspect(path: copy)
         } catch {
-            #expect(error.description == "plugin example.echo was built with SDK ABI 2, this host speaks ABI 1; rebuild it against this host's PluginSDK")
+            #expect(error.description == "plugin example.echo was built with SDK ABI 1, this host speaks ABI 2; rebuild it against this host's PluginSDK")
         }
         let maps = Self.mappedFiles()
         #expect(maps.contains("libPluginSDK.so"), "reading the process's mappings works")

@@ -78,18 +78,18 @@ struct ManifestTests {
     @Test("a library built against another SDK ABI is refused by validation")
     func magicABIMismatch() throws {
         let folder = try TemporaryFolder()
-        let copy = try LoaderTests.patchedCopy(of: "EchoPlugin", in: folder, field: \.sdk_abi, value: 2)
+        let copy = try LoaderTests.patchedCopy(of: "EchoPlugin", in: folder, field: \.sdk_abi, value: 1)
         let text = try Fixtures.echo.replacingOccurrences(of: try Fixtures.library("EchoPlugin"), with: copy)
         let found = problems(text)
         #expect(found.map(\.field) == ["runtime.path"])
-        #expect(found.first?.message.contains("built with SDK ABI 2, this host speaks ABI 1") == true)
+        #expect(found.first?.message.contains("built with SDK ABI 1, this host speaks ABI 2") == true)
     }
 
     @Test("an sdk range this host does not satisfy is refused")
     func sdkRange() throws {
-        let text = try Fixtures.notes.replacingOccurrences(of: "sdk: ^1.1.0", with: "sdk: \">=2.0.0\"")
+        let text = try Fixtures.notes.replacingOccurrences(of: "sdk: ^1.2.0", with: "sdk: \">=2.0.0\"")
         #expect(problems(text).first { $0.field == "sdk" }?.message.contains("outside \">=2.0.0\"") == true)
-        let bad = try Fixtures.notes.replacingOccurrences(of: "sdk: ^1.1.0", with: "sdk: one")
+        let bad = try Fixtures.notes.replacingOccurrences(of: "sdk: ^1.2.0", with: "sdk: one")
         #expect(problems(bad).first { $0.field == "sdk" }?.message.contains("not a version range") == true)
     }
 
@@ -139,7 +139,7 @@ struct ManifestTests {
     ])
     func versionRangeOverflow(range: String) throws {
         #expect(VersionRange(range) == nil)
-        let text = try Fixtures.notes.replacingOccurrences(of: "sdk: ^1.1.0", with: "sdk: \"\(range)\"")
+        let text = try Fixtures.notes.replacingOccurrences(of: "sdk: ^1.2.0", with: "sdk: \"\(range)\"")
         #expect(problems(text).first { $0.field == "sdk" }?.message.contains("not a version range") == true)
     }
 
@@ -215,7 +215,7 @@ struct ManifestTests {
     @Test("a host starts, and logs each problem, when its manifests folder holds traps, bombs and devices")
     func hostileManifestsFolder() async throws {
         let folder = try TemporaryFolder()
-        _ = try folder.file("a-range.yaml", try Fixtures.notes.replacingOccurrences(of: "sdk: ^1.1.0", with: "sdk: \"^9223372036854775807.0.0\""))
+        _ = try folder.file("a-range.yaml", try Fixtures.notes.replacingOccurrences(of: "sdk: ^1.2.0", with: "sdk: \"^9223372036854775807.0.0\""))
         _ = try folder.file("b-inf.yaml", try Fixtures.notes.replacingOccurrences(of: "default: 10000", with: "default: .inf"))
         _ = try folder.file("c-bomb.yaml", "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + (1...6).map { "a\($0): &a\($0) [" + Array(repeating: "*a\($0 == 1 ? "" : String($0 - 1))", count: 10).joined(separator: ", ") + "]" }.joined(separator: "\n"))
         #expect(mkfifo(folder.path + "/d-fifo.yaml", 0o600) == 0)

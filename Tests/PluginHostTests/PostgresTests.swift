@@ -217,7 +217,8 @@ struct PostgresTests {
         _ = try await postgres("stop")
     }
 
-    @Test("kill -9 of the host during a write loop loses no write that was answered 2xx", .timeLimit(.minutes(3)), arguments: StoreKind.allCases)
+    @Test("kill -9 of the host during a write loop loses no note that was answered 201, and the audit plugin gets an entry for every one",
+          .timeLimit(.minutes(3)), arguments: StoreKind.allCases)
     func killDuringWrites(store: StoreKind) async throws {
         let folder = try TemporaryFolder()
         let database = store == .postgres ? try await TestDatabase.create() : nil
@@ -229,6 +230,8 @@ struct PostgresTests {
             #expect(try await host.admin(.POST, "/v1/tenants", json: ["id": "acme", "name": "Acme"]).status == 201)
             #expect(try await host.admin(.POST, "/v1/tenants/acme/workspaces", json: ["id": "ws1", "name": "One"]).status == 201)
             #expect(try await host.admin(.PUT, "/v1/workspaces/ws1/plugins/example.notes", json: ["grants": TestHost.notesGrants]).status == 200)
+            #expect(try await host.admin(.POST, "/v1/plugins", body: Data(try Fixtures.audit.utf8), contentType: "application/yaml").status == 201)
+            #expect(try await host.admin(.PUT, "/v1/workspaces/ws1/plugins/example.audit", json: ["grants": TestHost.auditGrants]).status == 200)
             let notes = "/v1/workspaces/ws1/plugins/example.notes/resources/notes"
 
             // Four writers until the host dies under them; every 201 names a note that must survive. The
@@ -267,6 +270,22 @@ struct PostgresTests {
             } while after != nil
             let lost = Set(acknowledged).subtracting(stored)
             #expect(lost.isEmpty, "\(lost.count) of \(acknowledged.count) acknowledged writes were lost")
+
+            // Each note's event was stored with it, so the audit trail catches up with every one, the
+            // events queued when the host died included.
+            var unaudited = Set(acknowledged)
+            let audited = try await eventually(timeout: .seconds(30)) {
+                var after: String?
+                repeat {
+                    let page = try await restarted.admin(.GET, "/v1/workspaces/ws1/plugins/example.audit/resources/entries?limit=1000" + (after.map { "&after=\($0)" } ?? "")).json
+                    for entry in page["entries"] as? [[String: any Sendable]] ?? [] {
+                        if let id = (entry["payload"] as? [String: any Sendable])?["id"] as? String { unaudited.remove(id) }
+                    }
+                    after = page["next"] as? String
+                } while after != nil
+                return unaudited.isEmpty
+            }
+            #expect(audited, "\(unaudited.count) of \(acknowledged.count) acknowledged notes have no audit entry")
             await restarted.terminate()
         } catch {
             await running?.kill()

@@ -16,6 +16,23 @@ public struct HostConfiguration: Sendable {
         }
     }
 
+    /// How events are kept and delivered (docs/events.md).
+    public struct EventSettings: Sendable {
+        /// How long a host holds a subscriber's lane after its last move; another host takes over a lane
+        /// whose host died once this has passed. Longer than any one delivery may take.
+        public var lease: Duration = .seconds(30)
+        /// How often an idle lane looks for events when no wake-up came (a missed notification).
+        public var pollInterval: Duration = .seconds(1)
+        /// Events a lane reads at a time.
+        public var batchSize = 256
+        /// How long delivered events, and replayed or discarded dead letters, are kept.
+        public var retention: Duration = .seconds(7 * 86_400)
+        /// How often what is past `retention` is deleted.
+        public var pruneInterval: Duration = .seconds(600)
+
+        public init() {}
+    }
+
     /// Folder of the embedded store.
     public var dataDirectory: String
     /// Keep all state in PostgreSQL instead of the embedded store.
@@ -47,7 +64,10 @@ public struct HostConfiguration: Sendable {
     public var maxKeyBytes: Int
     /// Largest stored value, in bytes.
     public var maxValueBytes: Int
+    /// Retries of failed event deliveries before they become dead letters; a manifest may ask for fewer
+    /// attempts (`delivery.maxAttempts`), never more.
     public var eventRetry: RetryPolicy
+    public var events = EventSettings()
     /// Remote plugins: host key, callback URL, circuit breaker, health checks.
     public var remote: RemoteConfiguration
     /// Library plugins in worker processes: the default isolation, restarts, quarantine.
@@ -64,7 +84,7 @@ public struct HostConfiguration: Sendable {
         readTimeout: Duration = .seconds(30),
         maxKeyBytes: Int = 1024,
         maxValueBytes: Int = 1 << 20,
-        eventRetry: RetryPolicy = RetryPolicy(),
+        eventRetry: RetryPolicy = RetryPolicy(maxAttempts: 8, initialDelay: .seconds(1), maxDelay: .seconds(300)),
         postgres: PostgresConfiguration? = nil,
         remote: RemoteConfiguration = RemoteConfiguration()
     ) {

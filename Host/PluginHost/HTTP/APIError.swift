@@ -11,13 +11,16 @@ struct APIError: Error, Sendable {
     var details: [String] = []
     /// For `VERSION_CONFLICT`: the key's current version, so a caller can retry its compare-and-set.
     var current: UInt64?
+    /// For `VERSION_CONFLICT`: the key, which a write batch's caller needs to know.
+    var key: String?
 
-    init(_ status: HTTPResponse.Status, _ code: String, _ message: String, details: [String] = [], current: UInt64? = nil) {
+    init(_ status: HTTPResponse.Status, _ code: String, _ message: String, details: [String] = [], current: UInt64? = nil, key: String? = nil) {
         self.status = status
         self.code = code
         self.message = message
         self.details = details
         self.current = current
+        self.key = key
     }
 
     init(_ error: HostError) {
@@ -100,7 +103,7 @@ struct APIError: Error, Sendable {
                     + "so it may be at most \(limit) bytes (keep large data in the plugin's storage)",
             ])
         case .pluginRefused(let error):
-            self.init(HTTPResponse.Status(code: error.status), error.code, error.description, current: error.current)
+            self.init(HTTPResponse.Status(code: error.status), error.code, error.description, current: error.current, key: error.conflictingKey)
         case .pluginFailed(let plugin):
             self.init(.internalServerError, "PLUGIN_ERROR", "plugin \(plugin) failed while handling the request; the host logged the error")
         case .pluginUnreachable(let plugin, let why):
@@ -131,7 +134,11 @@ struct APIError: Error, Sendable {
                       "plugin \(plugin) is quarantined (\(why)); a platform admin lifts it with DELETE /v1/plugins/\(plugin)/quarantine")
         case .hookFailed(let plugin, let hook, let cause):
             let mapped = APIError(cause)
-            self.init(mapped.status, mapped.code, "the \(hook) hook of \(plugin) failed: \(mapped.message)", details: mapped.details, current: mapped.current)
+            self.init(mapped.status, mapped.code, "the \(hook) hook of \(plugin) failed: \(mapped.message)", details: mapped.details, current: mapped.current, key: mapped.key)
+        case .deadLetterNotFound(let id, let workspace):
+            self.init(.notFound, "DEAD_LETTER_NOT_FOUND", "workspace \(workspace) has no dead letter \(id); list them with GET /v1/workspaces/\(workspace)/dead-letters")
+        case .deadLetterNotWaiting(let id, let state, let action):
+            self.init(.conflict, "DEAD_LETTER_NOT_WAITING", "dead letter \(id) is \(state), so it cannot be \(action); only a dead letter in state dead can")
         case .storeUnavailable:
             self.init(.serviceUnavailable, "STORE_UNAVAILABLE", "the host's store is unavailable; retry shortly")
         case .internalFailure:
@@ -144,5 +151,9 @@ extension PluginError {
     /// A version conflict's current version, which the API's error body carries.
     var current: UInt64? {
         if case .versionConflict(_, let current) = self { current } else { nil }
+    }
+
+    var conflictingKey: String? {
+        if case .versionConflict(let key, _) = self { key } else { nil }
     }
 }

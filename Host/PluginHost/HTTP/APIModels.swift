@@ -184,4 +184,50 @@ enum API {
     struct EnablementList: Codable, Sendable { var plugins: [EnablementView] }
 
     struct Health: Codable, Sendable { var status: String }
+
+    /// An event delivery given up after its attempts.
+    struct DeadLetterView: Codable, Sendable {
+        struct Event: Codable, Sendable {
+            var id: String
+            var type: String
+            var sourcePluginId: String
+            var occurredAt: Date
+            /// The payload as JSON; `payloadBase64` instead when it is not JSON.
+            var payload: JSONValue?
+            var payloadBase64: String?
+        }
+
+        var id: String
+        var pluginId: String
+        var event: Event
+        var attempts: Int
+        var lastError: String
+        /// `dead` (waiting), `replay` (asked for), `delivered` (replayed) or `discarded`.
+        var state: String
+        var deadAt: Date
+        var updatedAt: Date
+
+        init(_ letter: DeadLetter) {
+            id = letter.id
+            pluginId = letter.pluginID
+            let payload = try? JSONDecoder().decode(JSONValue.self, from: letter.event.payload)
+            event = Event(
+                id: letter.event.id, type: letter.event.type, sourcePluginId: letter.event.sourcePluginID, occurredAt: letter.event.occurredAt,
+                payload: payload, payloadBase64: payload == nil ? letter.event.payload.base64EncodedString() : nil)
+            attempts = letter.attempts
+            lastError = letter.lastError
+            state = letter.state.rawValue
+            deadAt = letter.deadAt
+            updatedAt = letter.updatedAt
+        }
+    }
+
+    struct DeadLetterList: Codable, Sendable {
+        var deadLetters: [DeadLetterView]
+    }
+
+    struct Replayed: Codable, Sendable {
+        /// The dead letters now waiting for their subscriber's lane to deliver them again.
+        var replaying: [String]
+    }
 }

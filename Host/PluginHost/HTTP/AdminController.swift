@@ -30,6 +30,10 @@ struct AdminController {
         group.put("workspaces/:ws/plugins/:pluginId", use: enablePlugin)
         group.get("workspaces/:ws/plugins", use: listEnablements)
         group.delete("workspaces/:ws/plugins/:pluginId", use: disablePlugin)
+        group.get("workspaces/:ws/dead-letters", use: listDeadLetters)
+        group.post("workspaces/:ws/dead-letters/replay", use: replayDeadLetters)
+        group.post("workspaces/:ws/dead-letters/:id/replay", use: replayDeadLetter)
+        group.delete("workspaces/:ws/dead-letters/:id", use: discardDeadLetter)
     }
 
     // MARK: Plugins
@@ -190,6 +194,46 @@ struct AdminController {
     @Sendable func disablePlugin(_ request: Request, context: HostRequestContext) async throws -> Response {
         let (workspace, principal) = try administeredWorkspace(context)
         try await runtime.administration.disable(workspace: workspace, pluginID: try context.parameters.require("pluginId"), caller: principal.caller)
+        return Response(status: .noContent)
+    }
+
+    // MARK: Dead letters
+
+    @Sendable func listDeadLetters(_ request: Request, context: HostRequestContext) async throws -> Response {
+        let (workspace, _) = try administeredWorkspace(context)
+        let query = request.uri.queryParameters
+        var states: [DeadLetter.State] = [.dead, .replay]
+        if let text = query["state"].map(String.init) {
+            states = try text.split(separator: ",").map { name in
+                guard let state = DeadLetter.State(rawValue: String(name)) else {
+                    throw HostError.invalidInput("state \"\(name)\" is not one; use dead, replay, delivered or discarded (comma-separated)")
+                }
+                return state
+            }
+        }
+        let limit = try query["limit"].map { text in
+            guard let limit = Int(text) else { throw HostError.invalidInput("limit must be a number, not \(text)") }
+            return limit
+        } ?? 100
+        let letters = try await runtime.deadLetters(workspaceID: workspace.id, pluginID: query["plugin"].map(String.init), states: states, limit: limit)
+        return try .json(API.DeadLetterList(deadLetters: letters.map(API.DeadLetterView.init)))
+    }
+
+    @Sendable func replayDeadLetters(_ request: Request, context: HostRequestContext) async throws -> Response {
+        let (workspace, _) = try administeredWorkspace(context)
+        let ids = try await runtime.replayDeadLetters(workspaceID: workspace.id, id: nil)
+        return try .json(API.Replayed(replaying: ids), status: .accepted)
+    }
+
+    @Sendable func replayDeadLetter(_ request: Request, context: HostRequestContext) async throws -> Response {
+        let (workspace, _) = try administeredWorkspace(context)
+        let ids = try await runtime.replayDeadLetters(workspaceID: workspace.id, id: try context.parameters.require("id"))
+        return try .json(API.Replayed(replaying: ids), status: .accepted)
+    }
+
+    @Sendable func discardDeadLetter(_ request: Request, context: HostRequestContext) async throws -> Response {
+        let (workspace, _) = try administeredWorkspace(context)
+        try await runtime.discardDeadLetter(workspaceID: workspace.id, id: try context.parameters.require("id"))
         return Response(status: .noContent)
     }
 

@@ -69,10 +69,11 @@ struct ErrorMiddleware: RouterMiddleware {
         return Response(status: error.status, headers: headers, body: ResponseBody(byteBuffer: body(for: error, requestID: requestID)))
     }
 
-    /// The API's error body: `{"error": {"code", "message", "requestId", "details"?, "current"?}}`.
+    /// The API's error body: `{"error": {"code", "message", "requestId", "details"?, "current"?, "key"?}}`.
     static func body(for error: APIError, requestID: String) -> ByteBuffer {
         let body = RemoteWire.ErrorBody(.init(
-            code: error.code, message: error.message, requestId: requestID, details: error.details.isEmpty ? nil : error.details, current: error.current
+            code: error.code, message: error.message, requestId: requestID, details: error.details.isEmpty ? nil : error.details, current: error.current,
+            key: error.key
         ))
         return ByteBuffer(bytes: (try? RemoteWire.encode(body)) ?? Data())
     }

@@ -31,9 +31,29 @@ public final class HostMetrics: Sendable {
         registry.makeCounter(descriptor: Self.errors, labels: [("plugin", plugin), ("kind", kind)]).increment()
     }
 
-    /// Counts an event delivery given up after its retries.
-    public func recordDroppedEvent(plugin: String) {
-        registry.makeCounter(descriptor: Self.dropped, labels: [("plugin", plugin)]).increment()
+    // MARK: Events, per workspace and subscriber
+
+    func recordPublished(workspaceID: String, count: Int) {
+        registry.makeCounter(descriptor: Self.published, labels: [("workspace", workspaceID)]).increment(by: Int64(count))
+    }
+
+    /// A delivery that succeeded, and how long after its event was published (`nil` for a replay).
+    func recordDelivered(workspaceID: String, pluginID: String, lag: Double?) {
+        let labels = [("workspace", workspaceID), ("plugin", pluginID)]
+        registry.makeCounter(descriptor: Self.delivered, labels: labels).increment()
+        if let lag { registry.makeGauge(descriptor: Self.lag, labels: labels).set(max(0, lag)) }
+    }
+
+    func recordRetry(workspaceID: String, pluginID: String) {
+        registry.makeCounter(descriptor: Self.retried, labels: [("workspace", workspaceID), ("plugin", pluginID)]).increment()
+    }
+
+    func recordDeadLetter(workspaceID: String, pluginID: String) {
+        registry.makeCounter(descriptor: Self.deadLettered, labels: [("workspace", workspaceID), ("plugin", pluginID)]).increment()
+    }
+
+    func recordBacklog(workspaceID: String, pluginID: String, count: Int) {
+        registry.makeGauge(descriptor: Self.backlog, labels: [("workspace", workspaceID), ("plugin", pluginID)]).set(Double(count))
     }
 
     /// Records how long checking and loading a plugin's library took.
@@ -68,9 +88,28 @@ public final class HostMetrics: Sendable {
         MetricNameDescriptor(
             namespace: "plugin_host", metricName: "plugin_errors", unitName: "total", helpText: "Plugin failures: thrown errors, timeouts, failed event deliveries.")
     }
-    private static var dropped: MetricNameDescriptor {
+    private static var published: MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "plugin_host", metricName: "events_published", unitName: "total", helpText: "Events stored, by workspace.")
+    }
+    private static var delivered: MetricNameDescriptor {
         MetricNameDescriptor(
-            namespace: "plugin_host", metricName: "event_deliveries_dropped", unitName: "total", helpText: "Event deliveries given up after every retry failed.")
+            namespace: "plugin_host", metricName: "event_deliveries", unitName: "total", helpText: "Events delivered, by workspace and subscribing plugin.")
+    }
+    private static var retried: MetricNameDescriptor {
+        MetricNameDescriptor(
+            namespace: "plugin_host", metricName: "event_retries", unitName: "total", helpText: "Failed event deliveries scheduled for another attempt.")
+    }
+    private static var deadLettered: MetricNameDescriptor {
+        MetricNameDescriptor(
+            namespace: "plugin_host", metricName: "event_dead_letters", unitName: "total", helpText: "Event deliveries given up after their attempts, kept as dead letters.")
+    }
+    private static var backlog: MetricNameDescriptor {
+        MetricNameDescriptor(
+            namespace: "plugin_host", metricName: "event_queue_depth", helpText: "Events waiting for a subscriber in a workspace, at the last count (every 10 s).")
+    }
+    private static var lag: MetricNameDescriptor {
+        MetricNameDescriptor(
+            namespace: "plugin_host", metricName: "event_delivery_lag", unitName: "seconds", helpText: "Time from publish to delivery of the subscriber's last delivered event.")
     }
     private static var load: MetricNameDescriptor {
         MetricNameDescriptor(

@@ -72,7 +72,7 @@ final class RemotePlugin: RunningPlugin {
         self.timeout = manifest.runtime.timeout ?? services.defaultTimeout
         self.breaker = CircuitBreaker(threshold: services.configuration.failureThreshold, cooldown: services.configuration.cooldown)
         // A remote may take its whole timeout to fail: its deliveries never hold the queue.
-        self.eventDelivery = EventDeliveryPolicy(retry: services.configuration.eventRetry, inQueue: false)
+        self.eventDelivery = EventDeliveryPolicy(retry: services.configuration.eventRetry)
     }
 
     var id: String { manifest.id }

@@ -21,6 +21,7 @@ struct SDKController {
         group.post("storage/delete", use: delete)
         group.post("storage/list", use: list)
         group.post("events/publish", use: publish)
+        group.post("batch", use: batch)
     }
 
     @Sendable func context(_ request: Request, context: HostRequestContext) async throws -> Response {
@@ -75,6 +76,21 @@ struct SDKController {
             guard let payload = Data(base64Encoded: body.payload) else { throw HostError.invalidInput("payload must be base64") }
             let id = try await binding.events.publishEvent(type: body.type, payload: payload)
             return try .json(RemoteWire.Published(id: id), status: .accepted)
+        }
+    }
+
+    /// A write batch: conditions, writes and events committed together (``PluginStorage/commit(_:)``).
+    @Sendable func batch(_ request: Request, context: HostRequestContext) async throws -> Response {
+        try await perform(request) { binding in
+            let configuration = runtime.configuration
+            let limit = ScopedStorage.maxBatchOperations * (configuration.maxKeyBytes * 6 + 256) + configuration.maxBodySize / 3 * 4 + 4096
+            let body = try await request.decodeJSON(RemoteWire.Batch.self, limit: limit)
+            let batch: WriteBatch
+            switch body.batch() {
+            case .success(let value): batch = value
+            case .failure(let error): throw HostError.invalidInput(error.description)
+            }
+            return try .json(RemoteWire.BatchResult(try await binding.storage.commit(batch)))
         }
     }
 

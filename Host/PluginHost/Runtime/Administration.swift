@@ -199,6 +199,7 @@ struct Administration: Sendable {
             }
             registry.state.withLock { $0.workspaces[id] = workspace }
         }
+        await publishHostEvent(HostEvents.workspaceCreated, in: id, ["workspaceId": .string(id), "tenantId": .string(tenantID), "name": .string(name)])
         return workspace
     }
 
@@ -259,6 +260,11 @@ struct Administration: Sendable {
             try await runner.start()
             try await failures.hook("enabled", of: bound, watchdog: watchdog) { try await runner.enabled(context: context) }
             try await store.putEnablement(enablement)
+            // Its lane of events starts here: it gets what is published from now on, its own
+            // core.plugin.enabled included.
+            if !plugin.record.manifest.subscriptions.isEmpty {
+                try await store.createEventLane(workspaceID: workspace.id, pluginID: pluginID)
+            }
             registry.state.withLock { $0.enablements[key] = active }
             logger.info("plugin enabled", metadata: ["plugin.id": "\(pluginID)", "workspace.id": "\(workspace.id)", "grants": "\(enablement.grants)"])
             await publishHostEvent(HostEvents.pluginEnabled, in: workspace.id, ["pluginId": .string(pluginID), "grants": .array(enablement.grants.map(JSONValue.string))])
@@ -281,6 +287,8 @@ struct Administration: Sendable {
                 }
             }
             _ = try await store.deleteEnablement(workspaceID: workspace.id, pluginID: pluginID)
+            // Events published while it is disabled are not for it: enabled again, it starts afresh.
+            try await store.deleteEventLane(workspaceID: workspace.id, pluginID: pluginID)
             registry.state.withLock { _ = $0.enablements.removeValue(forKey: key) }
             logger.info("plugin disabled", metadata: ["plugin.id": "\(pluginID)", "workspace.id": "\(workspace.id)"])
             await publishHostEvent(HostEvents.pluginDisabled, in: workspace.id, ["pluginId": .string(pluginID)])
@@ -288,13 +296,14 @@ struct Administration: Sendable {
     }
 
     /// An event of the host's into a workspace, for the plugins enabled there that subscribe to it and
-    /// hold the grant. The change it reports is done whether or not the event can be queued.
+    /// hold the grant. It is stored after the change it reports, which is done whether or not the event
+    /// can be stored (a failure is logged).
     private func publishHostEvent(_ type: String, in workspaceID: String, _ payload: [String: JSONValue]) async {
         let event = PluginEvent(
             id: UUID().uuidString.lowercased(), type: type, workspaceID: workspaceID, sourcePluginID: HostEvents.source, occurredAt: Date(),
             payload: (try? JSONEncoder().encode(JSONValue.object(payload))) ?? Data("{}".utf8))
         do {
-            try await registry.bus.publish(event)
+            try await registry.outbox.publish(event)
         } catch {
             logger.error("host event not published", metadata: ["event.type": "\(type)", "workspace.id": "\(workspaceID)", "error": "\(error)"])
         }

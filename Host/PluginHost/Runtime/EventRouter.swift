@@ -14,23 +14,30 @@ struct EventRouter: Sendable {
     let registry: PluginRegistry
     let watchdog: CallWatchdog
 
-    func deliveries(of event: PluginEvent) -> [Delivery] {
-        let targets = registry.state.withLock { state in
-            state.enablements.compactMap { key, active -> (BoundPlugin, PluginManifest)? in
-                guard key.workspaceID == event.workspaceID, let bound = active.bound, let plugin = state.plugins[key.pluginID] else { return nil }
-                return (bound, plugin.record.manifest)
-            }
+    /// The enablements whose plugin subscribes to some events: the lanes ``EventDelivery`` runs.
+    func subscribingEnablements() -> Set<EventDelivery.LaneKey> {
+        registry.state.withLock { state in
+            Set(state.enablements.compactMap { key, active -> EventDelivery.LaneKey? in
+                guard active.bound != nil, let plugin = state.plugins[key.pluginID], !plugin.record.manifest.subscriptions.isEmpty else { return nil }
+                return EventDelivery.LaneKey(workspaceID: key.workspaceID, pluginID: key.pluginID)
+            })
         }
-        return targets.compactMap { bound, manifest in
-            guard manifest.subscribes(to: event.type), bound.grants.allowsReceiving(event.type) else { return nil }
-            let context = CallContext(bound: bound, caller: Self.hostCaller, requestID: nil)
-            let runner = bound.runner
-            return Delivery(pluginID: bound.pluginID, runner: runner, policy: runner.eventDelivery) { [registry, watchdog] in
-                // A retry after the plugin was disabled in the workspace has nothing to deliver to.
-                guard registry.active(workspaceID: event.workspaceID, pluginID: bound.pluginID)?.bound != nil else { return }
-                try await watchdog.call(pluginID: bound.pluginID, timeout: runner.callLimit, executor: bound.executor) {
-                    try await runner.handle(event: event, context: context)
-                }
+    }
+
+    /// The delivery of `event` to `pluginID`, if that plugin is enabled in the event's workspace,
+    /// subscribes to its type and is granted to receive it; `nil` otherwise.
+    func delivery(of event: PluginEvent, to pluginID: String) -> Delivery? {
+        let target = registry.state.withLock { state -> (BoundPlugin, PluginManifest)? in
+            let key = PluginRegistry.EnablementKey(workspaceID: event.workspaceID, pluginID: pluginID)
+            guard let bound = state.enablements[key]?.bound, let plugin = state.plugins[pluginID] else { return nil }
+            return (bound, plugin.record.manifest)
+        }
+        guard let (bound, manifest) = target, manifest.subscribes(to: event.type), bound.grants.allowsReceiving(event.type) else { return nil }
+        let context = CallContext(bound: bound, caller: Self.hostCaller, requestID: nil)
+        let runner = bound.runner
+        return Delivery(pluginID: pluginID, runner: runner, policy: runner.eventDelivery) { [watchdog] in
+            try await watchdog.call(pluginID: pluginID, timeout: runner.callLimit, executor: bound.executor) {
+                try await runner.handle(event: event, context: context)
             }
         }
     }

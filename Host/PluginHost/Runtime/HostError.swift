@@ -36,6 +36,9 @@ public indirect enum HostError: Error, Sendable, Equatable, CustomStringConverti
     case routeNotFound(plugin: String, method: String, path: String)
     /// No value is stored under the key an SDK call named.
     case valueNotFound
+    case deadLetterNotFound(id: String, workspace: String)
+    /// A dead letter already replayed, being replayed, or discarded.
+    case deadLetterNotWaiting(id: String, state: String, action: String)
 
     // What is in the way.
     case tenantExists(String)
@@ -120,6 +123,8 @@ public indirect enum HostError: Error, Sendable, Equatable, CustomStringConverti
         case .pluginNotEnabled(let plugin, let workspace): "plugin \(plugin) is not enabled in workspace \(workspace)"
         case .routeNotFound(let plugin, let method, let path): "plugin \(plugin) has no route for \(method) \(path): a plugin is reached only through the routes its manifest declares (routes: method, path), so declare it there and install that version"
         case .valueNotFound: "no value under the key"
+        case .deadLetterNotFound(let id, let workspace): "workspace \(workspace) has no dead letter \(id)"
+        case .deadLetterNotWaiting(let id, let state, let action): "dead letter \(id) is \(state), so it cannot be \(action)"
         case .tenantExists(let id): "tenant \(id) exists"
         case .workspaceExists(let id): "workspace \(id) exists"
         case .pluginInUse(let id, let workspaces): "plugin \(id) is enabled in \(workspaces.joined(separator: ", "))"

@@ -15,7 +15,7 @@ final class LibraryPlugin: RunningPlugin {
         self.id = id
         self.instance = instance
         self.callLimit = timeout
-        self.eventDelivery = EventDeliveryPolicy(retry: eventRetry, inQueue: true)
+        self.eventDelivery = EventDeliveryPolicy(retry: eventRetry)
         self.watchdog = watchdog
         self.storeExecutor = storeExecutor
     }

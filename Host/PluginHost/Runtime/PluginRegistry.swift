@@ -46,14 +46,14 @@ final class PluginRegistry: Sendable {
 
     let state = Mutex(State())
     private let store: any HostStore
-    let bus: any EventBus
+    let outbox: EventOutbox
     private let configuration: HostConfiguration
     private let metrics: HostMetrics
     private let logger: Logger
 
-    init(store: any HostStore, bus: any EventBus, configuration: HostConfiguration, metrics: HostMetrics, logger: Logger) {
+    init(store: any HostStore, outbox: EventOutbox, configuration: HostConfiguration, metrics: HostMetrics, logger: Logger) {
         self.store = store
-        self.bus = bus
+        self.outbox = outbox
         self.configuration = configuration
         self.metrics = metrics
         self.logger = logger
@@ -89,6 +89,10 @@ final class PluginRegistry: Sendable {
 
     // MARK: Workspaces and enablements
 
+    func workspaceIDs() -> [String] {
+        state.withLock { Array($0.workspaces.keys) }
+    }
+
     func workspace(id: String) -> Workspace? {
         state.withLock { $0.workspaces[id] }
     }
@@ -121,8 +125,10 @@ final class PluginRegistry: Sendable {
         let bound = BoundPlugin(
             runner: runner, tenantID: workspace.tenantID, workspaceID: workspace.id, pluginID: plugin.record.id, grants: grants,
             config: enablement.config,
-            storage: ScopedStorage(store: store, outages: StoreOutages(), scope: scope, grants: grants, maxKeyBytes: configuration.maxKeyBytes, maxValueBytes: configuration.maxValueBytes),
-            events: ScopedEvents(bus: bus, workspaceID: workspace.id, pluginID: plugin.record.id, grants: grants),
+            storage: ScopedStorage(
+                store: store, outbox: outbox, outages: StoreOutages(), scope: scope, grants: grants, maxKeyBytes: configuration.maxKeyBytes,
+                maxValueBytes: configuration.maxValueBytes),
+            events: ScopedEvents(outbox: outbox, workspaceID: workspace.id, pluginID: plugin.record.id, grants: grants),
             routes: plugin.record.manifest.routes.map(CompiledRoute.init), logger: logger, requestMetrics: metrics.requests(plugin: plugin.record.id)
         )
         return ActiveEnablement(enablement: enablement, grants: grants, bound: bound)

@@ -17,6 +17,11 @@ public final class PluginRuntime: Sendable {
     let dispatcher: Dispatcher
     let idempotency: Idempotency
     let events: EventRouter
+    /// Where publishes are stored and their subscribers woken.
+    let outbox: EventOutbox
+    /// This host process's name in the leases of event lanes: kept in the data folder, so that a host
+    /// restarted on it takes its lanes back at once.
+    let hostID: String
     let launcher: PluginLauncher
     let metrics: HostMetrics
     let logger: Logger
@@ -31,7 +36,7 @@ public final class PluginRuntime: Sendable {
     public var isReady: Bool { readiness.load(ordering: .acquiring) }
 
     init(
-        configuration: HostConfiguration, store: any HostStore, loader: PluginLibraryLoader, bus: any EventBus, metrics: HostMetrics, secrets: HostSecrets,
+        configuration: HostConfiguration, store: any HostStore, loader: PluginLibraryLoader, metrics: HostMetrics, secrets: HostSecrets,
         logger: Logger
     ) {
         self.configuration = configuration
@@ -44,7 +49,10 @@ public final class PluginRuntime: Sendable {
         self.adminLock = adminLock
         let remote = RemoteServices(configuration: configuration.remote, secrets: secrets, store: store, host: configuration, logger: logger)
         self.remote = remote
-        let registry = PluginRegistry(store: store, bus: bus, configuration: configuration, metrics: metrics, logger: logger)
+        let outbox = EventOutbox(store: store, wakeups: EventWakeups(), metrics: metrics)
+        self.outbox = outbox
+        self.hostID = HostIdentity.load(folder: configuration.dataDirectory)
+        let registry = PluginRegistry(store: store, outbox: outbox, configuration: configuration, metrics: metrics, logger: logger)
         self.registry = registry
         let failures = PluginFailures(metrics: metrics, logger: logger)
         let workers = WorkerServices(
@@ -69,7 +77,7 @@ public final class PluginRuntime: Sendable {
     /// timeouts need ``CallWatchdogService`` running on ``watchdog``, as `buildApplication` does.
     package static func standalone(configuration: HostConfiguration, store: any HostStore, logger: Logger) async throws -> PluginRuntime {
         let runtime = PluginRuntime(
-            configuration: configuration, store: store, loader: PluginLibraryLoader(), bus: InProcessEventBus(), metrics: HostMetrics(),
+            configuration: configuration, store: store, loader: PluginLibraryLoader(), metrics: HostMetrics(),
             secrets: try HostSecrets.load(configured: configuration.remote.secretKey, folder: configuration.dataDirectory), logger: logger
         )
         try await store.prepare()

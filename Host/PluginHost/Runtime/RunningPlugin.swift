@@ -34,7 +34,7 @@ protocol RunningPlugin: AnyObject, Sendable {
     func executor(for grants: PermissionSet) -> (any TaskExecutor)?
     /// Checks that the plugin can be reached, and records the outcome in ``runStatus``.
     func checkHealth() async
-    /// An event delivery that was given up after its retries.
+    /// An event delivery that was given up after its retries (it became a dead letter).
     func deliveryDropped(_ reason: String)
     /// Lets a quarantined plugin run again; whether it was quarantined.
     func liftQuarantine() -> Bool
@@ -51,11 +51,8 @@ extension RunningPlugin {
 
 /// How a plugin's event deliveries are made.
 struct EventDeliveryPolicy: Sendable {
-    /// How failed deliveries are retried.
+    /// How failed deliveries are retried before they become dead letters.
     var retry: HostConfiguration.RetryPolicy
-    /// Whether its first attempts run in the queue's order. A plugin that may take its whole time limit
-    /// to fail (one reached over the network) gets tasks of its own, so it never holds the queue.
-    var inQueue: Bool
 }
 
 /// What the API shows of a plugin's runner beyond the manifest: a remote's health and circuit, a

@@ -57,6 +57,41 @@ package protocol HostStore: Sendable {
     func delete(_ scope: StorageScope, key: String) async throws -> Bool
     func list(_ scope: StorageScope, prefix: String, limit: Int, after cursor: String?) async throws -> StoragePage
 
+    // MARK: Write batches and durable events (docs/events.md)
+
+    /// Applies `writes` and stores `events` (all of `scope`'s workspace) in one transaction: all or
+    /// nothing. Returns one figure per write: a put's new version, 1 or 0 for whether a delete found its
+    /// key, a check's version. A failed condition throws ``StoreError/Code/conditionFailed(index:current:)``.
+    func commit(_ scope: StorageScope, writes: [StoreWrite], events: [PluginEvent]) async throws -> [UInt64]
+    /// Takes the lease of a subscriber's lane (making the lane at the workspace's head if it has none),
+    /// until `until`; `nil` while another host holds it.
+    func claimEventLane(workspaceID: String, pluginID: String, owner: String, now: Date, until: Date) async throws -> EventLaneState?
+    /// Up to `limit` events of the workspace after `position`, in order.
+    func events(workspaceID: String, after position: EventPosition, limit: Int) async throws -> [StoredEvent]
+    /// Moves the lane to `position`, clearing its failures; `false` when this host no longer holds it.
+    func advanceEventLane(workspaceID: String, pluginID: String, owner: String, to position: EventPosition, until: Date) async throws -> Bool
+    /// Records a failed attempt; `false` when this host no longer holds the lane.
+    func failEventDelivery(workspaceID: String, pluginID: String, owner: String, attempts: Int, retryAt: Date, error: String) async throws -> Bool
+    /// Keeps `letter` and moves the lane past its event, in one transaction; `false` when this host no
+    /// longer holds the lane.
+    func buryEvent(_ letter: DeadLetter, workspaceID: String, owner: String, advancingTo position: EventPosition, until: Date) async throws -> Bool
+    func releaseEventLane(workspaceID: String, pluginID: String, owner: String) async throws
+    /// Makes a subscriber's lane at the workspace's head, unless it has one.
+    func createEventLane(workspaceID: String, pluginID: String) async throws
+    func deleteEventLane(workspaceID: String, pluginID: String) async throws
+    /// The lanes of a workspace and their positions.
+    func eventLanes(workspaceID: String) async throws -> [String: EventPosition]
+    /// How many events wait after `position`, up to `cap`.
+    func eventBacklog(workspaceID: String, after position: EventPosition, cap: Int) async throws -> Int
+    /// Forgets delivered events older than `before` (those every lane is past) and replayed or discarded
+    /// dead letters last changed before it.
+    func pruneEvents(workspaceID: String, before: Date) async throws
+    func deadLetters(workspaceID: String, pluginID: String?, states: [DeadLetter.State], limit: Int) async throws -> [DeadLetter]
+    /// Moves one dead letter (`id`) or all of the workspace from a state in `from` to `to`; their ids.
+    func transitionDeadLetters(workspaceID: String, id: String?, from: [DeadLetter.State], to: DeadLetter.State, now: Date) async throws -> [String]
+    /// Records a replay's outcome.
+    func replayedDeadLetter(workspaceID: String, id: String, delivered: Bool, error: String?, now: Date) async throws
+
     /// One round trip: throws when the store cannot serve now.
     func ping() async throws
     /// One plugin, workspace or enablement as stored now; `nil` when there is none.
@@ -92,6 +127,8 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
         case alreadyExists
         case notFound
         case versionConflict(current: UInt64)
+        /// The write batch's operation at `index` found its key at version `current`.
+        case conditionFailed(index: Int, current: UInt64)
         case unavailable
         case failed
     }
@@ -106,6 +143,27 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
     public static func failed(_ why: String) -> StoreError { StoreError(code: .failed, message: why) }
 
     public var description: String { message }
+}
+
+/// One write (or condition) of a batch, on a key of the batch's scope.
+package struct StoreWrite: Sendable {
+    package enum Action: Sendable {
+        case put(Data)
+        case delete
+        /// Nothing is written: the batch needs the key at `expectedVersion`.
+        case check
+    }
+
+    package var key: String
+    package var action: Action
+    /// The version the key must have (`0`: absent); `nil`: any.
+    package var expectedVersion: UInt64?
+
+    package init(key: String, action: Action, expectedVersion: UInt64?) {
+        self.key = key
+        self.action = action
+        self.expectedVersion = expectedVersion
+    }
 }
 
 extension Int64 {

@@ -17,6 +17,10 @@ package protocol SQLStore: HostStore {
     /// Runs one statement that can see only `scope`'s rows of workspace data (row-level security where the
     /// database has it).
     func scopedRows(_ scope: StorageScope, _ statement: StoreStatement) async throws -> [[Column]]
+    /// Runs statements in `scope` as one transaction: all take effect or none.
+    func scopedTransaction(_ scope: StorageScope, _ statements: [StoreStatement]) async throws -> [[[Column]]]
+    /// Where the event statements differ.
+    var dialect: SQLDialect { get }
 }
 
 /// What a registry change touched, as the hosts sharing a database tell each other: each reads only
@@ -106,6 +110,92 @@ extension SQLStore {
 
     package func releaseIdempotencyKey(_ scope: IdempotencyScope, claim: String) async throws {
         _ = try await scopedRows(scope.storage, IdempotencySQL.release(scope, claim: claim))
+    }
+
+    // MARK: Durable events
+
+    package func claimEventLane(workspaceID: String, pluginID: String, owner: String, now: Date, until: Date) async throws -> EventLaneState? {
+        let scope = StorageScope(workspaceID: workspaceID, pluginID: pluginID)
+        let claim = EventSQL.claim(workspaceID: workspaceID, pluginID: pluginID, owner: owner, now: now, until: until)
+        if let row = try await scopedRows(scope, claim).first { return EventSQL.lane(row) }
+        // No lane yet (or another host's): make it at the head, which does nothing to one that exists.
+        _ = try await scopedRows(scope, EventSQL.create(dialect, workspaceID: workspaceID, pluginID: pluginID))
+        return try await scopedRows(scope, claim).first.map(EventSQL.lane)
+    }
+
+    package func events(workspaceID: String, after position: EventPosition, limit: Int) async throws -> [StoredEvent] {
+        try await scopedRows(StorageScope(workspaceID: workspaceID, pluginID: ""), EventSQL.read(dialect, workspaceID: workspaceID, after: position, limit: limit))
+            .map { EventSQL.event($0, workspaceID: workspaceID) }
+    }
+
+    package func advanceEventLane(workspaceID: String, pluginID: String, owner: String, to position: EventPosition, until: Date) async throws -> Bool {
+        try await !scopedRows(
+            StorageScope(workspaceID: workspaceID, pluginID: pluginID),
+            EventSQL.advance(workspaceID: workspaceID, pluginID: pluginID, owner: owner, to: position, until: until)
+        ).isEmpty
+    }
+
+    package func failEventDelivery(workspaceID: String, pluginID: String, owner: String, attempts: Int, retryAt: Date, error: String) async throws -> Bool {
+        try await !scopedRows(
+            StorageScope(workspaceID: workspaceID, pluginID: pluginID),
+            EventSQL.fail(workspaceID: workspaceID, pluginID: pluginID, owner: owner, attempts: attempts, retryAt: retryAt, error: error)
+        ).isEmpty
+    }
+
+    package func buryEvent(_ letter: DeadLetter, workspaceID: String, owner: String, advancingTo position: EventPosition, until: Date) async throws -> Bool {
+        let results = try await scopedTransaction(StorageScope(workspaceID: workspaceID, pluginID: letter.pluginID), [
+            EventSQL.bury(letter, workspaceID: workspaceID, owner: owner),
+            EventSQL.advance(workspaceID: workspaceID, pluginID: letter.pluginID, owner: owner, to: position, until: until),
+        ])
+        return !results[1].isEmpty
+    }
+
+    package func releaseEventLane(workspaceID: String, pluginID: String, owner: String) async throws {
+        _ = try await scopedRows(StorageScope(workspaceID: workspaceID, pluginID: pluginID), EventSQL.release(workspaceID: workspaceID, pluginID: pluginID, owner: owner))
+    }
+
+    package func createEventLane(workspaceID: String, pluginID: String) async throws {
+        _ = try await scopedRows(StorageScope(workspaceID: workspaceID, pluginID: pluginID), EventSQL.create(dialect, workspaceID: workspaceID, pluginID: pluginID))
+    }
+
+    package func deleteEventLane(workspaceID: String, pluginID: String) async throws {
+        _ = try await scopedRows(StorageScope(workspaceID: workspaceID, pluginID: pluginID), EventSQL.delete(workspaceID: workspaceID, pluginID: pluginID))
+    }
+
+    package func eventLanes(workspaceID: String) async throws -> [String: EventPosition] {
+        var lanes: [String: EventPosition] = [:]
+        for row in try await scopedRows(StorageScope(workspaceID: workspaceID, pluginID: ""), EventSQL.lanes(workspaceID: workspaceID)) {
+            lanes[row[0].string ?? ""] = EventPosition(tx: row[1].int64 ?? 0, seq: row[2].int64 ?? 0)
+        }
+        return lanes
+    }
+
+    package func eventBacklog(workspaceID: String, after position: EventPosition, cap: Int) async throws -> Int {
+        let rows = try await scopedRows(StorageScope(workspaceID: workspaceID, pluginID: ""), EventSQL.backlog(dialect, workspaceID: workspaceID, after: position, cap: cap))
+        return Int(rows.first?[0].int64 ?? 0)
+    }
+
+    package func pruneEvents(workspaceID: String, before: Date) async throws {
+        let scope = StorageScope(workspaceID: workspaceID, pluginID: "")
+        let oldest = try await eventLanes(workspaceID: workspaceID).values.min()
+        _ = try await scopedTransaction(scope, [
+            EventSQL.prune(dialect, workspaceID: workspaceID, before: before, upTo: oldest),
+            EventSQL.pruneDeadLetters(workspaceID: workspaceID, before: before),
+        ])
+    }
+
+    package func deadLetters(workspaceID: String, pluginID: String?, states: [DeadLetter.State], limit: Int) async throws -> [DeadLetter] {
+        try await scopedRows(StorageScope(workspaceID: workspaceID, pluginID: pluginID ?? ""), EventSQL.deadLetters(workspaceID: workspaceID, pluginID: pluginID, states: states, limit: limit))
+            .map { EventSQL.deadLetter($0, workspaceID: workspaceID) }
+    }
+
+    package func transitionDeadLetters(workspaceID: String, id: String?, from: [DeadLetter.State], to: DeadLetter.State, now: Date) async throws -> [String] {
+        try await scopedRows(StorageScope(workspaceID: workspaceID, pluginID: ""), EventSQL.transition(workspaceID: workspaceID, id: id, from: from, to: to, now: now))
+            .compactMap { $0[0].string }
+    }
+
+    package func replayedDeadLetter(workspaceID: String, id: String, delivered: Bool, error: String?, now: Date) async throws {
+        _ = try await scopedRows(StorageScope(workspaceID: workspaceID, pluginID: ""), EventSQL.replayed(workspaceID: workspaceID, id: id, delivered: delivered, error: error, now: now))
     }
 
     package func registry() async throws -> RegistrySnapshot {

@@ -32,6 +32,24 @@ enum SQLiteSchema {
             PRIMARY KEY (workspace_id, plugin_id, caller, key)) WITHOUT ROWID;
         CREATE INDEX idempotency_keys_by_age ON idempotency_keys (workspace_id, plugin_id, created_at);
         """,
+        // Durable events (docs/events.md): the outbox, each subscriber's position in its workspace's
+        // events, and the deliveries given up. One writer at a time makes `seq` the commit order; `tx` is
+        // PostgreSQL's and always 0 here.
+        """
+        CREATE TABLE events (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT, tx INTEGER NOT NULL DEFAULT 0, id TEXT NOT NULL UNIQUE, workspace_id TEXT NOT NULL,
+            type TEXT NOT NULL, source_plugin TEXT NOT NULL, occurred_at REAL NOT NULL, payload BLOB NOT NULL);
+        CREATE INDEX events_by_workspace ON events (workspace_id, seq);
+        CREATE TABLE event_positions (
+            workspace_id TEXT NOT NULL, plugin_id TEXT NOT NULL, tx INTEGER NOT NULL, seq INTEGER NOT NULL,
+            attempts INTEGER NOT NULL, next_attempt_at REAL NOT NULL, last_error TEXT,
+            lease_owner TEXT NOT NULL, lease_until REAL NOT NULL, PRIMARY KEY (workspace_id, plugin_id)) WITHOUT ROWID;
+        CREATE TABLE dead_letters (
+            id TEXT PRIMARY KEY, workspace_id TEXT NOT NULL, plugin_id TEXT NOT NULL, event_id TEXT NOT NULL, type TEXT NOT NULL,
+            source_plugin TEXT NOT NULL, occurred_at REAL NOT NULL, payload BLOB NOT NULL, attempts INTEGER NOT NULL,
+            last_error TEXT NOT NULL, state TEXT NOT NULL, dead_at REAL NOT NULL, updated_at REAL NOT NULL);
+        CREATE INDEX dead_letters_by_workspace ON dead_letters (workspace_id, plugin_id, state, dead_at);
+        """,
     ]
 
     static func migrate(_ connection: SQLiteConnection) throws {

@@ -44,6 +44,12 @@ public final class SQLiteStore: SQLStore, Service {
         try await rows(statement)
     }
 
+    package func scopedTransaction(_ scope: StorageScope, _ statements: [StoreStatement]) async throws -> [[[SQLiteValue]]] {
+        try await snapshot(statements)
+    }
+
+    package var dialect: SQLDialect { .sqlite }
+
     package func rows(_ statement: StoreStatement) async throws -> [[SQLiteValue]] {
         try await database.withConnection { connection in try Self.mapped(statement) { try connection.query(statement.sqliteSQL, statement.values.map(SQLiteValue.init)) } }
     }
@@ -99,6 +105,44 @@ public final class SQLiteStore: SQLStore, Service {
                         base + [.blob(value), .integer(next), .real(now)]
                     )
                     return current + 1
+                }
+            }
+        }
+    }
+
+    package func commit(_ scope: StorageScope, writes: [StoreWrite], events: [PluginEvent]) async throws -> [UInt64] {
+        let now = Date().timeIntervalSince1970
+        return try await database.withConnection { connection in
+            try Self.mapped(nil) {
+                try connection.transaction {
+                    var outcomes: [UInt64] = []
+                    for (index, write) in writes.enumerated() {
+                        let key: [SQLiteValue] = [.text(scope.workspaceID), .text(scope.pluginID), .text(write.key)]
+                        let current = try (connection.query("SELECT version FROM kv WHERE workspace_id = ? AND plugin_id = ? AND key = ?", key).first?[0].int64 ?? 0)
+                            .storedVersion()
+                        if let expected = write.expectedVersion, expected != current {
+                            throw StoreError(code: .conditionFailed(index: index, current: current), message: "condition failed")
+                        }
+                        switch write.action {
+                        case .check:
+                            outcomes.append(current)
+                        case .delete:
+                            try connection.query("DELETE FROM kv WHERE workspace_id = ? AND plugin_id = ? AND key = ?", key)
+                            outcomes.append(current == 0 ? 0 : 1)
+                        case .put(let value):
+                            guard let next = Int64(exactly: current + 1) else { throw StoreError.failed("the version of \(write.key) cannot go past \(current)") }
+                            try connection.query(
+                                "INSERT INTO kv (workspace_id, plugin_id, key, value, version, updated_at) VALUES (?, ?, ?, ?, ?, ?) "
+                                    + "ON CONFLICT (workspace_id, plugin_id, key) DO UPDATE SET value = excluded.value, version = excluded.version, updated_at = excluded.updated_at",
+                                key + [.blob(value), .integer(next), .real(now)])
+                            outcomes.append(current + 1)
+                        }
+                    }
+                    for event in events {
+                        let insert = EventSQL.insert(event)
+                        try connection.query(insert.sqliteSQL, insert.values.map(SQLiteValue.init))
+                    }
+                    return outcomes
                 }
             }
         }

@@ -54,7 +54,7 @@ package final class WorkerPlugin: RunningPlugin {
     init(manifest: PluginManifest, services: WorkerServices) {
         self.id = manifest.id
         self.callLimit = services.configuration.pluginTimeout
-        self.eventDelivery = EventDeliveryPolicy(retry: services.configuration.eventRetry, inQueue: true)
+        self.eventDelivery = EventDeliveryPolicy(retry: services.configuration.eventRetry)
         self.services = services
         self.options = WorkerProcess.Options(
             executable: services.configuration.workers.executable, libraryPath: manifest.runtime.resolvedPath, pluginID: manifest.id,

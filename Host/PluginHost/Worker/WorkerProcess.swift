@@ -401,6 +401,7 @@ package final class WorkerProcess: Sendable {
                 case .publish(let type, let payload):
                     try await context.events.publish(type: type, payload: payload)
                     result = .published
+                case .commit(let batch): result = .committed(try await context.storage.commit(batch))
                 }
             } catch let error as PluginError {
                 result = .failed(error)

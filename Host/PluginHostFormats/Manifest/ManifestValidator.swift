@@ -551,4 +551,5 @@ public enum HostEvents {
     public static let source = "core"
     public static let pluginEnabled = "core.plugin.enabled"
     public static let pluginDisabled = "core.plugin.disabled"
+    public static let workspaceCreated = "core.workspace.created"
 }

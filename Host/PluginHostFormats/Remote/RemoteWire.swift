@@ -15,16 +15,19 @@ public enum RemoteWire {
             public var details: [String]?
             /// For `VERSION_CONFLICT`: the key's current version.
             public var current: UInt64?
+            /// For `VERSION_CONFLICT`: the key whose version differed.
+            public var key: String?
 
-            public init(code: String, message: String?, requestId: String? = nil, details: [String]? = nil, current: UInt64? = nil) {
+            public init(code: String, message: String?, requestId: String? = nil, details: [String]? = nil, current: UInt64? = nil, key: String? = nil) {
                 self.code = code
                 self.message = message
                 self.requestId = requestId
                 self.details = details
                 self.current = current
+                self.key = key
             }
 
-            enum CodingKeys: String, CodingKey { case code, message, requestId, details, current }
+            enum CodingKeys: String, CodingKey { case code, message, requestId, details, current, key }
 
             /// Only `code` must be there and be a string: a remote's body with other shapes of the
             /// optional fields still gives its code.
@@ -35,6 +38,7 @@ public enum RemoteWire {
                 requestId = try? container.decodeIfPresent(String.self, forKey: .requestId)
                 details = try? container.decodeIfPresent([String].self, forKey: .details)
                 current = try? container.decodeIfPresent(UInt64.self, forKey: .current)
+                key = try? container.decodeIfPresent(String.self, forKey: .key)
             }
         }
         public var error: Detail
@@ -165,6 +169,115 @@ public enum RemoteWire {
     public struct Version: Codable, Sendable, Equatable {
         public var version: UInt64
         public init(version: UInt64) { self.version = version }
+    }
+
+    /// `batch`'s body: the operations of a ``WriteBatch``, in order, each named by `op`; values and
+    /// payloads in base64.
+    public struct Batch: Codable, Sendable, Equatable {
+        public struct Operation: Codable, Sendable, Equatable {
+            /// `put`, `delete`, `check` or `publish`.
+            public var op: String
+            public var key: String?
+            public var value: String?
+            public var ifVersion: UInt64?
+            /// For `check`: the version the key must have (`0`: absent).
+            public var version: UInt64?
+            public var type: String?
+            public var payload: String?
+
+            public init(op: String, key: String? = nil, value: String? = nil, ifVersion: UInt64? = nil, version: UInt64? = nil, type: String? = nil, payload: String? = nil) {
+                self.op = op
+                self.key = key
+                self.value = value
+                self.ifVersion = ifVersion
+                self.version = version
+                self.type = type
+                self.payload = payload
+            }
+        }
+
+        public var operations: [Operation]
+
+        public init(_ batch: WriteBatch) {
+            operations = batch.operations.map { operation in
+                switch operation {
+                case .put(let key, let value, let expected): Operation(op: "put", key: key, value: value.base64EncodedString(), ifVersion: expected)
+                case .delete(let key, let expected): Operation(op: "delete", key: key, ifVersion: expected)
+                case .check(let key, let version): Operation(op: "check", key: key, version: version)
+                case .publish(let type, let payload): Operation(op: "publish", type: type, payload: payload.base64EncodedString())
+                }
+            }
+        }
+
+        /// The batch these operations describe, or what is wrong with the first one that describes none.
+        public func batch() -> Result<WriteBatch, BatchError> {
+            var batch = WriteBatch()
+            for (index, operation) in operations.enumerated() {
+                func missing(_ field: String) -> Result<WriteBatch, BatchError> { .failure(BatchError("operations[\(index)]: \(operation.op) needs \(field)")) }
+                switch operation.op {
+                case "put":
+                    guard let key = operation.key else { return missing("key") }
+                    guard let text = operation.value, let value = Data(base64Encoded: text) else { return missing("value in base64") }
+                    batch.put(key, value, ifVersion: operation.ifVersion)
+                case "delete":
+                    guard let key = operation.key else { return missing("key") }
+                    batch.delete(key, ifVersion: operation.ifVersion)
+                case "check":
+                    guard let key = operation.key else { return missing("key") }
+                    guard let version = operation.version else { return missing("version") }
+                    batch.check(key, version: version)
+                case "publish":
+                    guard let type = operation.type else { return missing("type") }
+                    guard let text = operation.payload, let payload = Data(base64Encoded: text) else { return missing("payload in base64") }
+                    batch.publish(type: type, payload: payload)
+                default:
+                    return .failure(BatchError("operations[\(index)].op must be put, delete, check or publish, not \(operation.op)"))
+                }
+            }
+            return .success(batch)
+        }
+    }
+
+    public struct BatchError: Error, Sendable, CustomStringConvertible {
+        public var description: String
+        public init(_ description: String) { self.description = description }
+    }
+
+    /// `batch`'s answer: one result per operation, in order.
+    public struct BatchResult: Codable, Sendable, Equatable {
+        public struct Outcome: Codable, Sendable, Equatable {
+            public var op: String
+            /// A put's new version.
+            public var version: UInt64?
+            /// A delete's: whether the key existed.
+            public var deleted: Bool?
+            /// A publish's event id.
+            public var id: String?
+        }
+
+        public var results: [Outcome]
+
+        public init(_ result: WriteBatchResult) {
+            results = result.outcomes.map { outcome in
+                switch outcome {
+                case .put(let version): Outcome(op: "put", version: version)
+                case .delete(let existed): Outcome(op: "delete", deleted: existed)
+                case .check: Outcome(op: "check")
+                case .publish(let id): Outcome(op: "publish", id: id)
+                }
+            }
+        }
+
+        public var result: WriteBatchResult {
+            WriteBatchResult(outcomes: results.map { outcome in
+                switch outcome.op {
+                case "put": .put(version: outcome.version ?? 0)
+                case "delete": .delete(existed: outcome.deleted ?? false)
+                case "publish": .publish(eventID: outcome.id ?? "")
+                default: .check
+                }
+            })
+        }
     }
 
     /// `storage/delete`'s answer.

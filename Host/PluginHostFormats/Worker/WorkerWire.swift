@@ -15,7 +15,7 @@ import PluginSDK
 public enum WorkerWire {
     /// The version of the frames below. A worker and a host of different versions refuse each other at
     /// the handshake, with a message naming both.
-    public static let version: UInt16 = 2
+    public static let version: UInt16 = 3
     /// The file descriptor the worker finds its end of the socket pair on: its standard input.
     public static let socketDescriptor: Int32 = 0
     /// `kind` and `call`, after the length.
@@ -163,6 +163,7 @@ public enum WorkerWire {
         case delete(key: String)
         case list(prefix: String, limit: UInt32, after: String?)
         case publish(type: String, payload: Data)
+        case commit(WriteBatch)
     }
 
     /// The host's answer to an ``SDKCall``.
@@ -173,6 +174,7 @@ public enum WorkerWire {
         case page(StoragePage)
         case published
         case failed(PluginError)
+        case committed(WriteBatchResult)
     }
 
     public struct Log: Sendable, Equatable {
@@ -621,6 +623,19 @@ extension WorkerWire {
             case .delete(let key): writer.u8(2); writer.string(key)
             case .list(let prefix, let limit, let after): writer.u8(3); writer.string(prefix); writer.u32(limit); writer.optionalString(after)
             case .publish(let type, let payload): writer.u8(4); writer.string(type); writer.data(payload)
+            case .commit(let batch):
+                writer.u8(5)
+                writer.u32(UInt32(truncatingIfNeeded: batch.operations.count))
+                for operation in batch.operations {
+                    switch operation {
+                    case .put(let key, let value, let expected):
+                        writer.u8(0); writer.string(key); writer.data(value); writer.bool(expected != nil); writer.u64(expected ?? 0)
+                    case .delete(let key, let expected):
+                        writer.u8(1); writer.string(key); writer.bool(expected != nil); writer.u64(expected ?? 0)
+                    case .check(let key, let version): writer.u8(2); writer.string(key); writer.u64(version)
+                    case .publish(let type, let payload): writer.u8(3); writer.string(type); writer.data(payload)
+                    }
+                }
             }
         }
     }
@@ -640,6 +655,29 @@ extension WorkerWire {
             case 2: call = .delete(key: try reader.string())
             case 3: call = .list(prefix: try reader.string(), limit: try reader.u32(), after: try reader.optionalString())
             case 4: call = .publish(type: try reader.string(), payload: try reader.data())
+            case 5:
+                let count = Int(try reader.u32())
+                guard count <= reader.remaining else { throw Malformed("a batch of \(count) operations runs past the end of the frame") }
+                var batch = WriteBatch()
+                for _ in 0..<count {
+                    switch try reader.u8() {
+                    case 0:
+                        let key = try reader.string()
+                        let value = try reader.data()
+                        let conditional = try reader.bool()
+                        let expected = try reader.u64()
+                        batch.put(key, value, ifVersion: conditional ? expected : nil)
+                    case 1:
+                        let key = try reader.string()
+                        let conditional = try reader.bool()
+                        let expected = try reader.u64()
+                        batch.delete(key, ifVersion: conditional ? expected : nil)
+                    case 2: batch.check(try reader.string(), version: try reader.u64())
+                    case 3: batch.publish(type: try reader.string(), payload: try reader.data())
+                    case let other: throw Malformed("unknown batch operation \(other)")
+                    }
+                }
+                call = .commit(batch)
             case let other: throw Malformed("unknown SDK call \(other)")
             }
             return (hostCall, call)
@@ -662,6 +700,17 @@ extension WorkerWire {
                 writer.optionalString(page.nextCursor)
             case .published: writer.u8(4)
             case .failed(let error): writer.u8(5); writer.pluginError(error)
+            case .committed(let result):
+                writer.u8(6)
+                writer.u32(UInt32(truncatingIfNeeded: result.outcomes.count))
+                for outcome in result.outcomes {
+                    switch outcome {
+                    case .put(let version): writer.u8(0); writer.u64(version)
+                    case .delete(let existed): writer.u8(1); writer.bool(existed)
+                    case .check: writer.u8(2)
+                    case .publish(let id): writer.u8(3); writer.string(id)
+                    }
+                }
             }
         }
     }
@@ -680,6 +729,20 @@ extension WorkerWire {
                 return .page(StoragePage(entries: entries, nextCursor: try reader.optionalString()))
             case 4: return .published
             case 5: return .failed(try reader.pluginError())
+            case 6:
+                let count = Int(try reader.u32())
+                guard count <= reader.remaining else { throw Malformed("a batch result of \(count) outcomes runs past the end of the frame") }
+                var outcomes: [WriteBatchResult.Outcome] = []
+                for _ in 0..<count {
+                    switch try reader.u8() {
+                    case 0: outcomes.append(.put(version: try reader.u64()))
+                    case 1: outcomes.append(.delete(existed: try reader.bool()))
+                    case 2: outcomes.append(.check)
+                    case 3: outcomes.append(.publish(eventID: try reader.string()))
+                    case let other: throw Malformed("unknown batch outcome \(other)")
+                    }
+                }
+                return .committed(WriteBatchResult(outcomes: outcomes))
             case let other: throw Malformed("unknown SDK result \(other)")
             }
         }

@@ -25,6 +25,12 @@ public protocol PluginStorage: Sendable {
     /// Up to `limit` entries whose keys start with `prefix`, in key order, after the key `cursor`.
     /// Pass the returned ``StoragePage/nextCursor`` to get the next page.
     func list(prefix: String, limit: Int, after cursor: String?) async throws -> StoragePage
+
+    /// Applies `batch` as one transaction: every condition holds and every write and publish is done, or
+    /// none is. A failed condition throws ``PluginError/versionConflict(key:current:)``. Writes need
+    /// `storage.write`, conditions `storage.read`, publishes an `events.publish` grant for their type.
+    @discardableResult
+    func commit(_ batch: WriteBatch) async throws -> WriteBatchResult
 }
 
 extension PluginStorage {

@@ -1,7 +1,7 @@
 import Foundation
 import PluginSDK
 
-/// Notes kept per workspace: `POST notes` creates one and publishes `notes.created`, `GET notes` lists them,
+/// Notes kept per workspace: `POST notes` creates one and publishes `notes.created` with it (one write batch), `GET notes` lists them,
 /// `GET notes/{id}` answers one.
 final class NotesPlugin: Plugin {
     struct NewNote: Decodable {
@@ -26,8 +26,12 @@ final class NotesPlugin: Plugin {
             // Keys sort by creation time, so listing returns notes in the order they were written.
             let id = String(format: "%013.0f-%@", Date().timeIntervalSince1970 * 1000, UUID().uuidString.prefix(8).lowercased())
             let note = Note(id: id, text: input.text, createdBy: context.caller.subject, createdAt: Date())
-            try await context.storage.put("note/\(id)", json: note)
-            try await context.events.publish(type: "notes.created", json: note)
+            // The note and its event commit together: a subscriber hears of every stored note, and of
+            // no note that was not stored.
+            var batch = WriteBatch()
+            try batch.put("note/\(id)", json: note, ifVersion: 0)
+            try batch.publish(type: "notes.created", json: note)
+            try await context.storage.commit(batch)
             context.logger.info("note created", metadata: ["note.id": id])
             return try .json(note, status: 201)
         case ("GET", "notes"):

@@ -47,11 +47,12 @@ enum Fixtures {
         runtime:
           kind: library
           path: \(try library(version == "2.0.0" ? "FaultyPluginV2" : "FaultyPlugin"))\(isolation.map { "\n  isolation: \($0)" } ?? "")
-        permissions: [storage.read, events.subscribe:notes.*]
+        permissions: [storage.read, storage.write, events.subscribe:notes.*, events.publish:notes.faulty]
         subscriptions: [notes.*]
         config:
           properties:
             refuse: {type: boolean, default: false}
+            eventFailures: {type: integer, default: -1, minimum: -1}
             apiKey: {type: string, secret: true}
             marker: {type: string}
             stubborn: {type: boolean, default: false}

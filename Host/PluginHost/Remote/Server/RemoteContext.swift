@@ -66,7 +66,7 @@ struct SDKClient: Sendable {
         switch (status, detail?.code) {
         case (404, "NOT_FOUND"): return nil
         case (403, _): throw PluginError.permissionDenied(permission)
-        case (409, _): throw PluginError.versionConflict(key: key, current: detail?.current ?? 0)
+        case (409, _): throw PluginError.versionConflict(key: detail?.key ?? key, current: detail?.current ?? 0)
         case (413, _): throw PluginError.limitExceeded(message)
         case (400, _): throw PluginError.badRequest(message)
         case (503, "STORE_UNAVAILABLE"):
@@ -100,6 +100,13 @@ struct RemoteStorage: PluginStorage {
             throw PluginError.unavailable("the host answered storage/put with 404")
         }
         return answer.version
+    }
+
+    func commit(_ batch: WriteBatch) async throws -> WriteBatchResult {
+        guard let answer = try await sdk.call("batch", body: RemoteWire.Batch(batch), as: RemoteWire.BatchResult.self, permission: .storageWrite) else {
+            throw PluginError.unavailable("the host answered batch with 404")
+        }
+        return answer.result
     }
 
     func delete(_ key: String) async throws -> Bool {

@@ -69,6 +69,47 @@ enum PostgresSchema {
             WITH CHECK (workspace_id = current_setting('plugin_host.workspace', true)
                    AND plugin_id = current_setting('plugin_host.plugin', true));
         """,
+        // Durable events (docs/events.md): the outbox, each subscriber's position in its workspace's
+        // events, and the deliveries given up, each visible only in its workspace's scope. `tx` is the
+        // writing transaction: readers take only events of transactions older than every one still
+        // running and go in (tx, seq) order, so an event that commits late is never skipped.
+        // `plugin_host_expect` ends a write batch whose condition failed, naming the operation.
+        """
+        CREATE TABLE events (
+            seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, tx xid8 NOT NULL DEFAULT pg_current_xact_id(),
+            id text NOT NULL UNIQUE, workspace_id text NOT NULL, type text NOT NULL, source_plugin text NOT NULL,
+            occurred_at double precision NOT NULL, payload bytea NOT NULL);
+        CREATE INDEX events_by_workspace ON events (workspace_id, tx, seq);
+        CREATE TABLE event_positions (
+            workspace_id text NOT NULL, plugin_id text NOT NULL, tx bigint NOT NULL, seq bigint NOT NULL,
+            attempts integer NOT NULL, next_attempt_at double precision NOT NULL, last_error text,
+            lease_owner text NOT NULL, lease_until double precision NOT NULL, PRIMARY KEY (workspace_id, plugin_id));
+        CREATE TABLE dead_letters (
+            id text PRIMARY KEY, workspace_id text NOT NULL, plugin_id text NOT NULL, event_id text NOT NULL, type text NOT NULL,
+            source_plugin text NOT NULL, occurred_at double precision NOT NULL, payload bytea NOT NULL, attempts integer NOT NULL,
+            last_error text NOT NULL, state text NOT NULL, dead_at double precision NOT NULL, updated_at double precision NOT NULL);
+        CREATE INDEX dead_letters_by_workspace ON dead_letters (workspace_id, plugin_id, state, dead_at);
+        ALTER TABLE events ENABLE ROW LEVEL SECURITY;
+        ALTER TABLE events FORCE ROW LEVEL SECURITY;
+        CREATE POLICY events_one_workspace ON events
+            USING (workspace_id = current_setting('plugin_host.workspace', true))
+            WITH CHECK (workspace_id = current_setting('plugin_host.workspace', true));
+        ALTER TABLE event_positions ENABLE ROW LEVEL SECURITY;
+        ALTER TABLE event_positions FORCE ROW LEVEL SECURITY;
+        CREATE POLICY event_positions_one_workspace ON event_positions
+            USING (workspace_id = current_setting('plugin_host.workspace', true))
+            WITH CHECK (workspace_id = current_setting('plugin_host.workspace', true));
+        ALTER TABLE dead_letters ENABLE ROW LEVEL SECURITY;
+        ALTER TABLE dead_letters FORCE ROW LEVEL SECURITY;
+        CREATE POLICY dead_letters_one_workspace ON dead_letters
+            USING (workspace_id = current_setting('plugin_host.workspace', true))
+            WITH CHECK (workspace_id = current_setting('plugin_host.workspace', true));
+        CREATE FUNCTION plugin_host_expect(ok boolean, operation integer) RETURNS integer LANGUAGE plpgsql AS $$
+        BEGIN
+            IF ok THEN RETURN operation; END IF;
+            RAISE EXCEPTION USING ERRCODE = 'PH409', MESSAGE = operation::text;
+        END $$;
+        """,
     ]
 
     /// Applies pending migrations under the advisory lock, then grants the serving role what it needs
@@ -89,7 +130,8 @@ enum PostgresSchema {
             guard let quoted = try connection.query("SELECT quote_ident($1)", [.text(servingRole)]).first?[0].string else { return }
             try connection.execute("""
                 GRANT USAGE ON SCHEMA public TO \(quoted);
-                GRANT SELECT, INSERT, UPDATE, DELETE ON plugins, tenants, workspaces, tokens, enablements, kv, settings, bundles, idempotency_keys TO \(quoted);
+                GRANT SELECT, INSERT, UPDATE, DELETE ON plugins, tenants, workspaces, tokens, enablements, kv, settings, bundles, idempotency_keys, events, event_positions, dead_letters TO \(quoted);
+                GRANT EXECUTE ON FUNCTION plugin_host_expect(boolean, integer) TO \(quoted);
                 GRANT SELECT ON plugin_host_migrations TO \(quoted);
                 """)
         }

@@ -111,6 +111,14 @@ public final class PostgresStore: SQLStore, Service {
         try await scoped(scope, PostgresStatement(statement))
     }
 
+    /// One pipeline: its sync point commits the statements together, and the first error rolls them
+    /// all back.
+    package func scopedTransaction(_ scope: StorageScope, _ statements: [StoreStatement]) async throws -> [[[PostgresValue]]] {
+        Array(try await pipeline([Self.scope(scope)] + statements.map(PostgresStatement.init)).dropFirst())
+    }
+
+    package var dialect: SQLDialect { .postgres }
+
     /// One read-only, repeatable-read transaction, so another host's change is seen whole or not at all.
     package func snapshot(_ statements: [StoreStatement]) async throws -> [[[PostgresValue]]] {
         let results = try await pipeline(
@@ -169,6 +177,66 @@ public final class PostgresStore: SQLStore, Service {
         throw StoreError.versionConflict(current: try await get(scope, key: key)?.version ?? 0)
     }
 
+    /// The whole batch in one round trip: one pipeline whose sync point commits it. A conditional write
+    /// that finds another version calls `plugin_host_expect`, which raises `PH409` with the operation's
+    /// index, and the error rolls back everything before it.
+    package func commit(_ scope: StorageScope, writes: [StoreWrite], events: [PluginEvent]) async throws -> [UInt64] {
+        let now = Date().timeIntervalSince1970
+        var statements = [Self.scope(scope)]
+        for (index, write) in writes.enumerated() {
+            let key: [PostgresValue] = [.text(scope.workspaceID), .text(scope.pluginID), .bytea(Data(write.key.utf8))]
+            let position = PostgresValue.int(Int64(index))
+            let expected = write.expectedVersion.map { PostgresValue.int(Int64(bitPattern: $0)) }
+            let row = "workspace_id = $1 AND plugin_id = $2 AND key = $3"
+            switch (write.action, write.expectedVersion) {
+            case (.put(let value), nil):
+                statements.append(PostgresStatement(
+                    "INSERT INTO kv (workspace_id, plugin_id, key, value, version, updated_at) VALUES ($1, $2, $3, $4, 1, $5) "
+                        + "ON CONFLICT (workspace_id, plugin_id, key) DO UPDATE SET value = excluded.value, version = kv.version + 1, updated_at = excluded.updated_at "
+                        + "RETURNING 0, version", key + [.bytea(value), .double(now)]))
+            case (.put(let value), 0?):
+                statements.append(PostgresStatement(
+                    "WITH w AS (INSERT INTO kv (workspace_id, plugin_id, key, value, version, updated_at) VALUES ($1, $2, $3, $4, 1, $5) "
+                        + "ON CONFLICT (workspace_id, plugin_id, key) DO NOTHING RETURNING version) "
+                        + "SELECT plugin_host_expect(EXISTS (SELECT 1 FROM w), $6::integer), (SELECT version FROM w)", key + [.bytea(value), .double(now), position]))
+            case (.put(let value), _?):
+                statements.append(PostgresStatement(
+                    "WITH w AS (UPDATE kv SET value = $4, version = version + 1, updated_at = $5 WHERE \(row) AND version = $6 RETURNING version) "
+                        + "SELECT plugin_host_expect(EXISTS (SELECT 1 FROM w), $7::integer), (SELECT version FROM w)", key + [.bytea(value), .double(now), expected!, position]))
+            case (.delete, nil):
+                statements.append(PostgresStatement("DELETE FROM kv WHERE \(row) RETURNING 0, 1", key))
+            case (.delete, 0?):
+                statements.append(PostgresStatement(
+                    "SELECT plugin_host_expect(NOT EXISTS (SELECT 1 FROM kv WHERE \(row)), $4::integer), 0", key + [position]))
+            case (.delete, _?):
+                statements.append(PostgresStatement(
+                    "WITH w AS (DELETE FROM kv WHERE \(row) AND version = $4 RETURNING version) SELECT plugin_host_expect(EXISTS (SELECT 1 FROM w), $5::integer), 1",
+                    key + [expected!, position]))
+            case (.check, let version):
+                // Locks the row until the batch commits, so no other writer changes it in between.
+                statements.append(PostgresStatement(
+                    "SELECT plugin_host_expect(coalesce((SELECT version FROM kv WHERE \(row) FOR SHARE), 0) = $4, $5::integer), $4",
+                    key + [.int(Int64(bitPattern: version ?? 0)), position]))
+            }
+        }
+        statements += events.map { PostgresStatement(EventSQL.insert($0)) }
+        do {
+            let results = try await pool.run(statements)
+            return try writes.indices.map { index in
+                guard let row = results[index + 1].first else { return 0 }  // a delete that found nothing
+                return try (row[1].int64 ?? 0).storedVersion()
+            }
+        } catch let error as PostgresError where error.sqlState == "PH409" {
+            // The message is the index of the operation whose condition failed.
+            let index = error.message.split(whereSeparator: { !$0.isNumber }).first.flatMap { Int($0) }
+            guard let index, writes.indices.contains(index) else { throw StoreError.failed(error.description) }
+            let current = try await get(scope, key: writes[index].key)?.version ?? 0
+            throw StoreError(code: .conditionFailed(index: index, current: current), message: "condition failed")
+        } catch {
+            return try await mapped { throw error }
+        }
+    }
+
     public func delete(_ scope: StorageScope, key: String) async throws -> Bool {
         try await scoped(scope, PostgresStatement(
             "DELETE FROM kv WHERE workspace_id = $1 AND plugin_id = $2 AND key = $3 RETURNING version",
@@ -216,12 +284,14 @@ public final class PostgresStore: SQLStore, Service {
     /// `statement` in a transaction that can see only `scope`'s rows: the pipeline's sync point ends the
     /// transaction, so the `set_config(…, true)` (that is, `SET LOCAL`) holds for `statement` and no longer.
     private func scoped(_ scope: StorageScope, _ statement: PostgresStatement) async throws -> [PostgresRow] {
-        try await pipeline([
-            PostgresStatement(
-                "SELECT set_config('plugin_host.workspace', $1, true), set_config('plugin_host.plugin', $2, true)",
-                [.text(scope.workspaceID), .text(scope.pluginID)]),
-            statement,
-        ])[1]
+        try await pipeline([Self.scope(scope), statement])[1]
+    }
+
+    /// Sets the transaction's workspace and plugin, which the row-level security policies read.
+    static func scope(_ scope: StorageScope) -> PostgresStatement {
+        PostgresStatement(
+            "SELECT set_config('plugin_host.workspace', $1, true), set_config('plugin_host.plugin', $2, true)",
+            [.text(scope.workspaceID), .text(scope.pluginID)])
     }
 
     private func pipeline(_ statements: [PostgresStatement], uniqueMeans what: String? = nil) async throws -> [[PostgresRow]] {

@@ -19,6 +19,8 @@ import Synchronization
 final class FaultyPlugin: Plugin {
     struct Secret: Error { var detail = "internal detail that must not reach the caller" }
     private let markers = Mutex<[String]>([])
+    /// Failed deliveries so far, per event id.
+    private let failures = Mutex<[String: Int]>([:])
     /// Set by a config `stubborn: true`: its `shutdown` never returns.
     private let stubborn = Atomic<Bool>(false)
 
@@ -50,6 +52,36 @@ final class FaultyPlugin: Plugin {
                 throw PluginError.badRequest("\(request.path) is only done in a worker process")
             }
             return try Self.fault(request.path, context: context)
+        case "received":
+            var counts: [String: Int] = [:]
+            var cursor: String?
+            repeat {
+                let page = try await context.storage.list(prefix: "received/", limit: 1000, after: cursor)
+                for entry in page.entries { counts[String(entry.key.dropFirst("received/".count))] = Int(String(decoding: entry.value, as: UTF8.self)) }
+                cursor = page.nextCursor
+            } while cursor != nil
+            return try .json(counts)
+        case "batch":
+            // A write batch of a put and a notes.faulty event, then: `commit`, `throw` before committing,
+            // or `conflict` (a check that cannot hold).
+            var batch = WriteBatch()
+            batch.put("batched", Data("value".utf8))
+            try batch.publish(type: "notes.faulty", json: ["from": "batch"])
+            switch request.queryValue("then") {
+            case "throw":
+                throw Secret()
+            case "conflict":
+                batch.check("absent", version: 7)
+                _ = try await context.storage.commit(batch)
+                return PluginResponse(status: 200)
+            default:
+                let result = try await context.storage.commit(batch)
+                guard case .put(let version) = result.outcomes.first else { throw Secret() }
+                return try .json(["version": String(version), "event": result.eventIDs.first ?? ""])
+            }
+        case "batched":
+            guard let stored = try await context.storage.get("batched") else { throw PluginError.notFound("batched") }
+            return PluginResponse(status: 200, body: stored.value)
         case "thread":
             let name = try String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)
             return try .json(["thread": name.trimmingCharacters(in: .whitespacesAndNewlines)])
@@ -127,8 +159,18 @@ final class FaultyPlugin: Plugin {
         for marker in markers.withLock({ $0 }) { try? "shut down".write(toFile: marker, atomically: true, encoding: .utf8) }
     }
 
+    /// Fails each event `eventFailures` times before taking it (config; -1, the default: always), and
+    /// counts what it took under `received/<event id>` (answered by `GET received`).
     func handle(event: PluginEvent, context: any PluginContext) async throws {
-        throw Secret()
+        let allowed = context.config["eventFailures"]?.integerValue ?? -1
+        let failed = failures.withLock { failures in
+            defer { failures[event.id, default: 0] += 1 }
+            return failures[event.id, default: 0]
+        }
+        if allowed < 0 || failed < allowed { throw Secret() }
+        let key = "received/\(event.id)"
+        let count = try await context.storage.get(key).map { Int(String(decoding: $0.value, as: UTF8.self)) ?? 0 } ?? 0
+        try await context.storage.put(key, Data(String(count + 1).utf8))
     }
 }
 

@@ -1,0 +1,297 @@
+import Foundation
+import Logging
+import PluginSDK
+import ServiceLifecycle
+import Synchronization
+
+/// Delivers each workspace's events to every enablement there that subscribes to them, at least once
+/// and in the order they were committed (docs/events.md).
+///
+/// Each (workspace, subscriber) is a *lane* with its own position in the store. A lane reads the events
+/// after its position in batches, gives the subscriber those it subscribes to one at a time, and moves
+/// its position after each batch (after every event when one fails). A failed delivery is retried with
+/// exponential backoff and jitter, holding back the lane's later events, until it succeeds or its
+/// attempts run out and it becomes a dead letter of the workspace.
+///
+/// Several hosts on one database share the lanes through leases: a host takes a lane's lease when it
+/// works on it and renews it with every move, and a lane whose host died is taken by another once the
+/// lease has expired. A store outage fails nothing: lanes wait for the store and go on where they were.
+final class EventDelivery: Service, Sendable {
+    struct LaneKey: Hashable, Sendable {
+        var workspaceID: String
+        var pluginID: String
+    }
+
+    private let runtime: PluginRuntime
+    private let wakeups: EventWakeups
+    private let owner: String
+    private let logger: Logger
+    private let lanes = Mutex<[LaneKey: Lane]>([:])
+
+    init(runtime: PluginRuntime, logger: Logger) {
+        self.runtime = runtime
+        self.wakeups = runtime.outbox.wakeups
+        self.owner = runtime.hostID
+        self.logger = logger
+    }
+
+    func run() async throws {
+        let settings = runtime.configuration.events
+        var pruned = ContinuousClock.now
+        var measured = ContinuousClock.now
+        // Cancelled (the service group ends without a graceful shutdown) is the same as shutting down.
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            if runtime.isReady {
+                reconcile()
+                if ContinuousClock.now - pruned >= settings.pruneInterval {
+                    pruned = .now
+                    await prune()
+                }
+                if ContinuousClock.now - measured >= .seconds(10) {
+                    measured = .now
+                    await measureBacklogs()
+                }
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(250)) }
+        }
+        // Each lane finishes the delivery it is making and gives up its lease.
+        let running = lanes.withLock { lanes in
+            defer { lanes = [:] }
+            return Array(lanes.values)
+        }
+        for lane in running { lane.stop() }
+        for lane in running { await lane.task?.value }
+    }
+
+    /// Counts the events waiting in each lane this host runs, for `/metrics`.
+    private func measureBacklogs() async {
+        let running = lanes.withLock { Array($0.keys) }
+        for workspace in Set(running.map(\.workspaceID)) {
+            guard let positions = try? await runtime.store.eventLanes(workspaceID: workspace) else { continue }
+            for key in running where key.workspaceID == workspace {
+                guard let position = positions[key.pluginID],
+                      let count = try? await runtime.store.eventBacklog(workspaceID: workspace, after: position, cap: 1_000_000) else { continue }
+                runtime.metrics.recordBacklog(workspaceID: workspace, pluginID: key.pluginID, count: count)
+            }
+        }
+    }
+
+    /// Starts a lane for each enablement that subscribes to events, and stops the others.
+    private func reconcile() {
+        let wanted = runtime.events.subscribingEnablements()
+        let (started, stopped) = lanes.withLock { lanes -> ([Lane], [Lane]) in
+            var started: [Lane] = []
+            for key in wanted where lanes[key] == nil {
+                let lane = Lane(key: key, delivery: self)
+                lanes[key] = lane
+                started.append(lane)
+            }
+            let stopped = lanes.filter { !wanted.contains($0.key) }
+            for key in stopped.keys { lanes[key] = nil }
+            return (started, Array(stopped.values))
+        }
+        for lane in stopped { lane.stop() }
+        for lane in started { lane.start() }
+    }
+
+    /// Forgets events every lane is past and old dead letters, and lanes whose enablement is gone.
+    private func prune() async {
+        let before = Date().addingTimeInterval(-runtime.configuration.events.retention.seconds)
+        let wanted = runtime.events.subscribingEnablements()
+        for workspace in runtime.registry.workspaceIDs() {
+            do {
+                for pluginID in try await runtime.store.eventLanes(workspaceID: workspace).keys
+                where !wanted.contains(LaneKey(workspaceID: workspace, pluginID: pluginID)) {
+                    // The store, not this host's copy of the registry, says whether the enablement is gone
+                    // or its plugin no longer subscribes to anything: a lane left behind would keep every
+                    // later event of the workspace from being pruned.
+                    let enabled = try await runtime.store.enablement(workspaceID: workspace, pluginID: pluginID) != nil
+                    let subscribes = try await runtime.store.plugin(id: pluginID).map { !$0.manifest.subscriptions.isEmpty } ?? false
+                    if !enabled || !subscribes {
+                        try await runtime.store.deleteEventLane(workspaceID: workspace, pluginID: pluginID)
+                    }
+                }
+                try await runtime.store.pruneEvents(workspaceID: workspace, before: before)
+            } catch {
+                logger.warning("pruning delivered events failed; trying again later", metadata: ["workspace.id": "\(workspace)", "error": "\(error)"])
+            }
+        }
+    }
+
+    /// One (workspace, subscriber) lane: a task that delivers while it holds the lease.
+    final class Lane: Sendable {
+        let key: LaneKey
+        let delivery: EventDelivery
+        let signal: LaneSignal
+        private let stopped = Atomic<Bool>(false)
+        private let lastReplayCheckBox = Mutex<ContinuousClock.Instant>(.now)
+        private var lastReplayCheck: ContinuousClock.Instant {
+            get { lastReplayCheckBox.withLock { $0 } }
+            set { lastReplayCheckBox.withLock { $0 = newValue } }
+        }
+        static let replayCheckInterval: Duration = .seconds(5)
+        private let taskBox = Mutex<Task<Void, Never>?>(nil)
+
+        var task: Task<Void, Never>? { taskBox.withLock { $0 } }
+
+        init(key: LaneKey, delivery: EventDelivery) {
+            self.key = key
+            self.delivery = delivery
+            self.signal = delivery.wakeups.signal(workspaceID: key.workspaceID)
+        }
+
+        func start() {
+            let task = Task { await self.run() }
+            taskBox.withLock { $0 = task }
+        }
+
+        func stop() {
+            stopped.store(true, ordering: .relaxed)
+            signal.fire()
+        }
+
+        private var isStopped: Bool { stopped.load(ordering: .relaxed) }
+
+        private func run() async {
+            let runtime = delivery.runtime
+            let settings = runtime.configuration.events
+            var logger = delivery.logger
+            logger[metadataKey: "workspace.id"] = "\(key.workspaceID)"
+            logger[metadataKey: "plugin.id"] = "\(key.pluginID)"
+            var outage: Duration?
+            while !isStopped {
+                do {
+                    let idle = try await step(settings: settings, logger: logger)
+                    if outage != nil {
+                        logger.notice("event delivery resumed: the store is back")
+                        outage = nil
+                    }
+                    if let idle { await signal.wait(timeout: idle) }
+                } catch {
+                    // The store is down (or failing): wait for it, with backoff, and lose nothing.
+                    let wait = min((outage ?? .milliseconds(50)) * 2, .seconds(2))
+                    if outage == nil { logger.warning("event delivery waits for the store", metadata: ["error": "\(error)"]) }
+                    outage = wait
+                    await signal.wait(timeout: wait)
+                }
+            }
+            try? await runtime.store.releaseEventLane(workspaceID: key.workspaceID, pluginID: key.pluginID, owner: delivery.owner)
+            delivery.wakeups.remove(signal, workspaceID: key.workspaceID)
+        }
+
+        /// One turn of the lane: replays, then a batch of new events. Returns how long to wait before the
+        /// next turn (`nil`: go on at once).
+        private func step(settings: HostConfiguration.EventSettings, logger: Logger) async throws -> Duration? {
+            let runtime = delivery.runtime
+            let store = runtime.store
+            let (workspace, plugin, owner) = (key.workspaceID, key.pluginID, delivery.owner)
+            let now = Date()
+            guard var lane = try await store.claimEventLane(workspaceID: workspace, pluginID: plugin, owner: owner, now: now, until: now + settings.lease.seconds)
+            else {
+                // Another host delivers this lane; look again in case it dies.
+                return settings.lease / 2
+            }
+            // Replays an admin asked for on this host wake the lane; those asked for on another host are
+            // found within `replayCheckInterval`.
+            if signal.takeReplayRequest() || ContinuousClock.now - lastReplayCheck >= Self.replayCheckInterval {
+                lastReplayCheck = .now
+                if try await replay(logger: logger) { return nil }
+            }
+            if lane.attempts > 0, lane.nextAttemptAt > now {
+                return .seconds(lane.nextAttemptAt.timeIntervalSince(now))
+            }
+            let batch = try await store.events(workspaceID: workspace, after: lane.position, limit: settings.batchSize)
+            if batch.isEmpty { return settings.pollInterval }
+            let start = lane.position
+            for stored in batch {
+                if isStopped { break }
+                guard let target = runtime.events.delivery(of: stored.event, to: plugin) else {
+                    lane.position = stored.position  // not subscribed (or not granted): passed over
+                    continue
+                }
+                do {
+                    try await target.deliver()
+                    runtime.metrics.recordDelivered(workspaceID: workspace, pluginID: plugin, lag: Date().timeIntervalSince(stored.event.occurredAt))
+                    lane.position = stored.position
+                    lane.attempts = 0
+                } catch {
+                    // A failure while the store is down is the store's, not the subscriber's: wait for it.
+                    try await store.ping()
+                    if lane.position != start {
+                        guard try await advance(to: lane.position, settings: settings) else { return nil }
+                    }
+                    lane.attempts += 1
+                    let reason = String(describing: error)
+                    runtime.metrics.recordPluginError(plugin: plugin, kind: "event")
+                    var logger = logger
+                    logger[metadataKey: "event.id"] = "\(stored.event.id)"
+                    logger[metadataKey: "event.type"] = "\(stored.event.type)"
+                    logger[metadataKey: "attempt"] = "\(lane.attempts)"
+                    logger[metadataKey: "error"] = "\(reason)"
+                    let policy = target.policy.retry
+                    if lane.attempts >= policy.maxAttempts {
+                        let letter = DeadLetter(
+                            id: UUID().uuidString.lowercased(), pluginID: plugin, event: stored.event, attempts: lane.attempts, lastError: reason, state: .dead,
+                            deadAt: Date(), updatedAt: Date())
+                        let buried = try await store.buryEvent(
+                            letter, workspaceID: workspace, owner: owner, advancingTo: stored.position, until: Date() + settings.lease.seconds)
+                        if buried {
+                            logger.error("event delivery given up: kept as a dead letter", metadata: ["dead_letter.id": "\(letter.id)"])
+                            runtime.metrics.recordDeadLetter(workspaceID: workspace, pluginID: plugin)
+                            target.runner.deliveryDropped("event \(stored.event.id) (\(stored.event.type)) became dead letter \(letter.id) after \(lane.attempts) attempts: \(reason)")
+                        }
+                        return nil
+                    }
+                    let delay = Self.backoff(policy, attempts: lane.attempts)
+                    logger.warning("event delivery failed; retrying", metadata: ["retry.seconds": "\(delay.seconds)"])
+                    runtime.metrics.recordRetry(workspaceID: workspace, pluginID: plugin)
+                    _ = try await store.failEventDelivery(
+                        workspaceID: workspace, pluginID: plugin, owner: owner, attempts: lane.attempts, retryAt: Date() + delay.seconds, error: reason)
+                    return delay
+                }
+            }
+            if lane.position != start { _ = try await advance(to: lane.position, settings: settings) }
+            return nil
+        }
+
+        private func advance(to position: EventPosition, settings: HostConfiguration.EventSettings) async throws -> Bool {
+            try await delivery.runtime.store.advanceEventLane(
+                workspaceID: key.workspaceID, pluginID: key.pluginID, owner: delivery.owner, to: position, until: Date() + settings.lease.seconds)
+        }
+
+        /// Delivers the dead letters an admin asked to replay; whether there were any.
+        private func replay(logger: Logger) async throws -> Bool {
+            let runtime = delivery.runtime
+            let letters = try await runtime.store.deadLetters(workspaceID: key.workspaceID, pluginID: key.pluginID, states: [.replay], limit: 16)
+            for letter in letters {
+                if isStopped { break }
+                var failure: String?
+                if let target = runtime.events.delivery(of: letter.event, to: key.pluginID) {
+                    do {
+                        try await target.deliver()
+                        runtime.metrics.recordDelivered(workspaceID: key.workspaceID, pluginID: key.pluginID, lag: nil)
+                    } catch {
+                        try await runtime.store.ping()
+                        failure = String(describing: error)
+                    }
+                } else {
+                    failure = "the plugin no longer subscribes to \(letter.event.type) here"
+                }
+                try await runtime.store.replayedDeadLetter(workspaceID: key.workspaceID, id: letter.id, delivered: failure == nil, error: failure, now: Date())
+                if let failure {
+                    logger.warning("replayed dead letter failed again", metadata: ["dead_letter.id": "\(letter.id)", "error": "\(failure)"])
+                } else {
+                    logger.info("dead letter replayed", metadata: ["dead_letter.id": "\(letter.id)"])
+                }
+            }
+            return !letters.isEmpty
+        }
+
+        /// Exponential, with full jitter over the upper half: `initial × 2^(attempts-1)`, capped, times 0.5 to 1.
+        static func backoff(_ policy: HostConfiguration.RetryPolicy, attempts: Int) -> Duration {
+            var delay = policy.initialDelay
+            for _ in 1..<max(1, attempts) where delay < policy.maxDelay { delay *= 2 }
+            return min(delay, policy.maxDelay) * Double.random(in: 0.5...1.0)
+        }
+    }
+}
