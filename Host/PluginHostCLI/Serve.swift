@@ -86,6 +86,16 @@ struct Serve: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The most open files a worker may have, and its default.", valueName: "count"))
     var workerMaxOpenFiles: Int = 1024
 
+    @Option(help: ArgumentHelp("Attempts at an event delivery before it becomes a dead letter.", valueName: "count"))
+    var eventAttempts: Int = 8
+
+    @Option(help: ArgumentHelp(
+        "Seconds a host holds a subscriber's lane of events without moving it; a lane whose host died is taken over after this.", valueName: "seconds"))
+    var eventLease: Double = 30
+
+    @Option(help: ArgumentHelp("Days delivered events and replayed or discarded dead letters are kept.", valueName: "days"))
+    var eventRetention: Double = 7
+
     func validate() throws {
         try Self.check("--port", Double(port), within: 0...65535)
         try Self.check("--max-body-size", Double(maxBodySize), within: 1...Double(1 << 30))
@@ -105,6 +115,10 @@ struct Serve: AsyncParsableCommand {
         try Self.check("--quarantine-crashes", Double(quarantineCrashes), within: 1...1_000_000)
         try Self.check("--quarantine-window", quarantineWindow, within: 1...31_536_000)
         try Self.check("--worker-max-open-files", Double(workerMaxOpenFiles), within: 16...1_048_576)
+        try Self.check("--event-attempts", Double(eventAttempts), within: 1...1_000)
+        // Longer than a delivery may take, or a slow one is taken over while it runs.
+        try Self.check("--event-lease", eventLease, within: max(1, pluginTimeout + 1)...max(86_400, pluginTimeout + 1))
+        try Self.check("--event-retention", eventRetention, within: 0.001...3_650)
         guard let memory = ManifestValidator.bytes(workerMaxMemory), memory >= ManifestValidator.minimumMemory, memory <= 1 << 40 else {
             throw ValidationError("--worker-max-memory must be a size from 64MiB to 1TiB (for example 512MiB or 2GiB), not \(workerMaxMemory)")
         }
@@ -143,6 +157,9 @@ struct Serve: AsyncParsableCommand {
         configuration.workers.quarantineWindow = .milliseconds(Int64(quarantineWindow * 1000))
         configuration.workers.maxMemoryBytes = ManifestValidator.bytes(workerMaxMemory) ?? configuration.workers.maxMemoryBytes  // checked in validate()
         configuration.workers.maxOpenFiles = workerMaxOpenFiles
+        configuration.eventRetry.maxAttempts = eventAttempts
+        configuration.events.lease = .milliseconds(Int64(eventLease * 1000))
+        configuration.events.retention = .seconds(eventRetention * 86_400)
         let hostname = configuration.hostname
         let app = try await buildApplication(
             configuration: configuration, logger: logger,

@@ -162,6 +162,70 @@ struct PostgresTests {
         await database.drop()
     }
 
+    @Test("two hosts on one database deliver every event of notes created through both, almost never twice; one killed leaves its lanes to the other",
+          .timeLimit(.minutes(2)))
+    func twoHostsDeliverEvents() async throws {
+        let database = try await TestDatabase.create()
+        let folder = try TemporaryFolder()
+        var hosts: [HostProcess] = []
+        do {
+            let root = folder.path
+            let flags = ["--plugin-timeout", "2", "--event-lease", "3"]
+            let a = try await HostProcess.start(data: root + "/a", postgres: database, log: root + "/a.log", arguments: flags)
+            hosts.append(a)
+            let b = try await HostProcess.start(data: root + "/b", postgres: database, log: root + "/b.log", arguments: flags)
+            hosts.append(b)
+            #expect(try await a.admin(.POST, "/v1/plugins", body: Data(try Fixtures.notes.utf8), contentType: "application/yaml").status == 201)
+            #expect(try await a.admin(.POST, "/v1/plugins", body: Data(try Fixtures.faulty().utf8), contentType: "application/yaml").status == 201)
+            #expect(try await a.admin(.POST, "/v1/tenants", json: ["id": "acme", "name": "Acme"]).status == 201)
+            #expect(try await a.admin(.POST, "/v1/tenants/acme/workspaces", json: ["id": "ws1", "name": "One"]).status == 201)
+            #expect(try await a.admin(.PUT, "/v1/workspaces/ws1/plugins/example.notes", json: ["grants": TestHost.notesGrants]).status == 200)
+            let faulty = try await a.admin(.PUT, "/v1/workspaces/ws1/plugins/test.faulty", json: ["grants": EventTests.faultyGrants, "config": ["eventFailures": 0]])
+            #expect(faulty.status == 200, "\(faulty.text)")
+            let notes = "/v1/workspaces/ws1/plugins/example.notes/resources/notes"
+            #expect(try await eventually(timeout: .seconds(2)) { try await b.admin(.GET, notes).status == 200 })
+
+            func create(_ count: Int, through targets: [HostProcess]) async throws {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for (index, host) in targets.enumerated() {
+                        group.addTask { () async throws -> Void in
+                            for note in 0..<count {
+                                let reply = try await host.admin(.POST, notes, json: ["text": "h\(index)-\(note)"])
+                                #expect(reply.status == 201, "\(reply.text)")
+                            }
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+            }
+            /// Deliveries the subscriber took, per event.
+            func received() async throws -> [String: Int] {
+                try await b.admin(.GET, "/v1/workspaces/ws1/plugins/test.faulty/resources/received").json as? [String: Int] ?? [:]
+            }
+            try await create(30, through: [a, b])
+            #expect(try await eventually(timeout: .seconds(15)) { try await received().count == 60 })
+            let before = try await received()
+            #expect(before.values.reduce(0, +) <= 61, "delivered more than once: \(before.filter { $0.value > 1 })")
+
+            // A dies; what is created through B is delivered by B, after A's leases expire if A held the lane.
+            await a.kill()
+            hosts.removeFirst()
+            try await create(20, through: [b])
+            let caughtUp = try await eventually(timeout: .seconds(20)) { try await received().count == 80 }
+            let count = try await received().count
+            #expect(caughtUp, "\(count) of 80 events delivered")
+            let after = try await received()
+            #expect(after.values.reduce(0, +) <= 82, "delivered more than once: \(after.filter { $0.value > 1 })")
+        } catch {
+            Issue.record("host logs:\n\((try? String(contentsOfFile: folder.path + "/a.log", encoding: .utf8)) ?? "")\n\((try? String(contentsOfFile: folder.path + "/b.log", encoding: .utf8)) ?? "")")
+            for host in hosts { await host.terminate() }
+            await database.drop()
+            throw error
+        }
+        for host in hosts { await host.terminate() }
+        await database.drop()
+    }
+
     @Test("PostgreSQL down at start or restarted while serving: 503 STORE_UNAVAILABLE at once, then served again without a host restart",
           .timeLimit(.minutes(3)))
     func outageRecovery() async throws {

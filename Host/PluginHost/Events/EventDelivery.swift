@@ -36,6 +36,38 @@ final class EventDelivery: Service, Sendable {
     }
 
     func run() async throws {
+        // Hosts sharing a PostgreSQL database tell each other where events were committed, so their
+        // lanes wake at once; the notices of one moment go out together, after the commits.
+        let pending = Mutex<Set<String>>([])
+        let (notices, notify) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        if runtime.store.registryChanges != nil {  // a store other hosts share
+            wakeups.forwardWakeups { workspaceID in
+                pending.withLock { _ = $0.insert(workspaceID) }
+                notify.yield()
+            }
+        }
+        runtime.store.onEventNotices { [wakeups] workspaceIDs in
+            guard let workspaceIDs else { return wakeups.wakeAll() }
+            for workspaceID in workspaceIDs { wakeups.wakeHere(workspaceID: workspaceID) }
+        }
+        let store = runtime.store
+        let sender = Task {
+            for await _ in notices {
+                let workspaceIDs = pending.withLock { pending in
+                    defer { pending = [] }
+                    return Array(pending)
+                }
+                if !workspaceIDs.isEmpty { await store.notifyEvents(workspaceIDs: workspaceIDs) }
+            }
+        }
+        defer {
+            notify.finish()
+            sender.cancel()
+        }
+        await manage()
+    }
+
+    private func manage() async {
         let settings = runtime.configuration.events
         var pruned = ContinuousClock.now
         var measured = ContinuousClock.now

@@ -6,27 +6,35 @@ import Synchronization
 import Glibc
 #endif
 
-/// `LISTEN`s on a channel on a connection and a thread of its own (waiting in `poll`, never on the
-/// cooperative pool) and passes each notification's payload (what changed) to a ``RegistryChangeFeed``.
-/// After every (re)connect it asks for everything, since notifications sent while it was disconnected
-/// are lost.
+/// `LISTEN`s on a connection and a thread of its own (waiting in `poll`, never on the cooperative pool):
+/// registry changes go to a ``RegistryChangeFeed``, notices of committed events to the handler of
+/// ``onEvents(_:)``. After every (re)connect it asks for everything (the whole registry, every lane),
+/// since notifications sent while it was disconnected are lost.
 final class PostgresListener: Sendable {
     let changes = RegistryChangeFeed()
     private let url: String
     private let channel: String
+    private let eventChannel: String
+    private let eventHandler = Mutex<(@Sendable (String?) -> Void)?>(nil)
     private let logger: Logger
     private let stopped = Atomic<Bool>(false)
     private let started = Atomic<Bool>(false)
 
-    init(url: String, channel: String, logger: Logger) {
+    init(url: String, channel: String, eventChannel: String, logger: Logger) {
         self.url = url
         self.channel = channel
+        self.eventChannel = eventChannel
         self.logger = logger
     }
 
     func start() {
         guard !started.exchange(true, ordering: .relaxed) else { return }
         startNamedThread("pq-listen") { [self] in listen() }
+    }
+
+    /// `body` receives each notice's payload, and `nil` after a reconnect.
+    func onEvents(_ body: @escaping @Sendable (String?) -> Void) {
+        eventHandler.withLock { $0 = body }
     }
 
     func stop() {
@@ -42,15 +50,22 @@ final class PostgresListener: Sendable {
             do {
                 let connection = try PostgresConnection(url: url, statementTimeout: .seconds(5))
                 try connection.query("SELECT set_config('application_name', 'plugin-host-listen', false)")
-                try connection.execute("LISTEN \(channel)")
+                try connection.execute("LISTEN \(channel); LISTEN \(eventChannel)")
                 changes.addEverything()
+                eventHandler.withLock { $0 }?(nil)
                 backoff = 0.25
                 while !isStopped {
                     var descriptor = pollfd(fd: connection.socket, events: Int16(POLLIN), revents: 0)
                     let ready = poll(&descriptor, 1, 250)
                     if ready < 0 && errno != EINTR { break }
                     guard connection.checkAlive() else { break }
-                    for notification in connection.notifications() { changes.received(notification.payload) }
+                    for notification in connection.notifications() {
+                        if notification.channel == eventChannel {
+                            eventHandler.withLock { $0 }?(notification.payload)
+                        } else {
+                            changes.received(notification.payload)
+                        }
+                    }
                 }
                 if !isStopped { logger.warning("lost the registry notification connection; reconnecting") }
             } catch {

@@ -34,6 +34,9 @@ public struct PostgresConfiguration: Sendable {
 /// hosts receive through ``PostgresListener`` and apply by reading that record.
 public final class PostgresStore: SQLStore, Service {
     static let channel = "plugin_host_registry"
+    /// Notices of committed events: `<origin> <workspace>,<workspace>,...`.
+    static let eventChannel = "plugin_host_events"
+    private let origin = String(UInt64.random(in: 0...UInt64.max), radix: 36)
 
     let configuration: PostgresConfiguration
     let pool: PostgresPool
@@ -43,7 +46,7 @@ public final class PostgresStore: SQLStore, Service {
     public init(configuration: PostgresConfiguration, logger: Logger) {
         self.configuration = configuration
         self.pool = PostgresPool(url: configuration.url, size: configuration.poolSize, statementTimeout: configuration.statementTimeout)
-        self.listener = PostgresListener(url: configuration.url, channel: Self.channel, logger: logger)
+        self.listener = PostgresListener(url: configuration.url, channel: Self.channel, eventChannel: Self.eventChannel, logger: logger)
         self.logger = logger
     }
 
@@ -78,6 +81,38 @@ public final class PostgresStore: SQLStore, Service {
     }
 
     package var registryChanges: RegistryChangeFeed? { listener.changes }
+
+    /// One notice per call, after the events' commit: the other hosts' lanes of these workspaces wake
+    /// at once instead of at their next poll. Ids hold no `,` or space.
+    package func notifyEvents(workspaceIDs: [String]) async {
+        var payload = origin + " "
+        var statements: [PostgresStatement] = []
+        for id in workspaceIDs {
+            // A notice's payload must stay under 8,000 bytes.
+            if payload.utf8.count + id.utf8.count > 7_000 {
+                statements.append(PostgresStatement("SELECT pg_notify($1, $2)", [.text(Self.eventChannel), .text(payload)]))
+                payload = origin + " "
+            }
+            payload += (payload.hasSuffix(" ") ? "" : ",") + id
+        }
+        statements.append(PostgresStatement("SELECT pg_notify($1, $2)", [.text(Self.eventChannel), .text(payload)]))
+        do {
+            _ = try await pool.run(statements)
+        } catch {
+            // The other hosts still poll; nothing is lost.
+            logger.debug("event notice not sent", metadata: ["error": "\(error)"])
+        }
+    }
+
+    package func onEventNotices(_ body: @escaping @Sendable (_ workspaceIDs: [String]?) -> Void) {
+        let origin = origin
+        listener.onEvents { payload in
+            guard let payload else { return body(nil) }
+            let parts = payload.split(separator: " ", maxSplits: 1).map(String.init)
+            guard parts.count == 2 else { return body(nil) }
+            if parts[0] != origin { body(parts[1].split(separator: ",").map(String.init)) }
+        }
+    }
     public var registryResyncInterval: Duration? { configuration.resyncInterval }
     /// The pool's threads: a plugin's storage calls run there without a thread hop (see ``PostgresPool``).
     public var pluginExecutor: (any TaskExecutor)? { pool }
