@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Logging
 import PluginHost
 
 @main
@@ -40,6 +41,40 @@ struct BenchCommand: AsyncParsableCommand {
 
     @Flag(help: "Run only the worker process benchmark.")
     var onlyWorkers = false
+
+    @Flag(help: "Run only the durable events benchmark.")
+    var onlyEvents = false
+
+    /// Durable events on SQLite and (with PLUGIN_HOST_BENCH_DATABASE_URL) PostgreSQL.
+    private func events(_ folder: String) async throws {
+        let benchmark = EventBenchmark(pluginsFolder: folder)
+        print("\n7. durable events: a write batch (put + publish) vs a plain put, \(benchmark.callers) callers, \(benchmark.rounds) rounds of \(benchmark.duration) alternating; "
+            + "then \(benchmark.events) events published by \(benchmark.callers) callers and delivered to one subscriber (the audit plugin, in-process, which stores each), "
+            + "vs the same rows written and read back with the store's own statements")
+        let environment = ProcessInfo.processInfo.environment
+        var stores: [(String, () async throws -> any HostStore)] = []
+        let temporary = FileManager.default.temporaryDirectory.appendingPathComponent("plugin-host-bench-events-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: temporary) }
+        stores.append(("SQLite", { try await SQLiteStore.open(folder: temporary + "/sqlite") }))
+        if let url = environment["PLUGIN_HOST_BENCH_DATABASE_URL"] {
+            var logger = Logger(label: "bench")
+            logger.logLevel = .error
+            stores.append(("PostgreSQL", {
+                PostgresStore(configuration: PostgresConfiguration(url: url, migrationURL: environment["PLUGIN_HOST_BENCH_MIGRATION_URL"], poolSize: 4), logger: logger)
+            }))
+        }
+        for (name, open) in stores {
+            let store = try await open()
+            let result = try await benchmark.run(store: store, folder: temporary + "/" + name)
+            await store.close()
+            let ratio = result.puts.median / result.batches.median
+            print(String(format: "   %@: put %.0f/s, batch %.0f/s: a batch costs %.2f x a put (target <= 1.5)  %@", name, result.puts.median, result.batches.median, ratio,
+                         ratio <= 1.5 ? "MET" : "MISSED"))
+            print(String(format: "   %@: published %.0f events/s; delivered %.0f events/s (target on PostgreSQL >= 10,000); store statements alone %.0f rows/s (%.2f of it delivered)",
+                         name, result.publishedPerSecond, result.deliveredPerSecond, result.baselinePerSecond, result.deliveredPerSecond / result.baselinePerSecond))
+            print(String(format: "   %@: publish to delivery p50 %.1f ms, p99 %.1f ms (target on PostgreSQL p99 <= 50 ms)", name, result.lagP50, result.lagP99))
+        }
+    }
 
     /// Echo through the whole host vs a bare Hummingbird route. Each round measures both, one after the
     /// other; the figure is the median of the rounds' ratios, so one round that a noisy neighbour slowed
@@ -187,6 +222,7 @@ struct BenchCommand: AsyncParsableCommand {
     func run() async throws {
         let folder = URL(fileURLWithPath: plugins).standardizedFileURL.path
         if onlyWorkers { return try await workers(folder) }
+        if onlyEvents { return try await events(folder) }
         if onlyRegistry { return try await registry(folder) }
         if onlyStorage { return try await storage(folder) }
         if onlyRemote { return try await remote(folder) }
@@ -195,6 +231,7 @@ struct BenchCommand: AsyncParsableCommand {
         if onlyDispatch { return }
         try await storage(folder)
         try await registry(folder)
+        try await events(folder)
         guard !skipHTTP else { return }
         try await http(folder)
         try await remote(folder)

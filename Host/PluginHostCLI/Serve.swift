@@ -90,8 +90,9 @@ struct Serve: AsyncParsableCommand {
     var eventAttempts: Int = 8
 
     @Option(help: ArgumentHelp(
-        "Seconds a host holds a subscriber's lane of events without moving it; a lane whose host died is taken over after this.", valueName: "seconds"))
-    var eventLease: Double = 30
+        "Seconds a host holds a subscriber's lane of events without renewing it; a lane whose host died is taken over after this. "
+            + "More than --plugin-timeout; default: 30, or 3 x --plugin-timeout if that is more.", valueName: "seconds"))
+    var eventLease: Double?
 
     @Option(help: ArgumentHelp("Days delivered events and replayed or discarded dead letters are kept.", valueName: "days"))
     var eventRetention: Double = 7
@@ -116,8 +117,10 @@ struct Serve: AsyncParsableCommand {
         try Self.check("--quarantine-window", quarantineWindow, within: 1...31_536_000)
         try Self.check("--worker-max-open-files", Double(workerMaxOpenFiles), within: 16...1_048_576)
         try Self.check("--event-attempts", Double(eventAttempts), within: 1...1_000)
-        // Longer than a delivery may take, or a slow one is taken over while it runs.
-        try Self.check("--event-lease", eventLease, within: max(1, pluginTimeout + 1)...max(86_400, pluginTimeout + 1))
+        if let eventLease {
+            // Longer than one delivery may take, or a slow one is taken over while it runs.
+            try Self.check("--event-lease", eventLease, within: max(1, pluginTimeout + 1)...max(86_400, pluginTimeout + 1))
+        }
         try Self.check("--event-retention", eventRetention, within: 0.001...3_650)
         guard let memory = ManifestValidator.bytes(workerMaxMemory), memory >= ManifestValidator.minimumMemory, memory <= 1 << 40 else {
             throw ValidationError("--worker-max-memory must be a size from 64MiB to 1TiB (for example 512MiB or 2GiB), not \(workerMaxMemory)")
@@ -158,7 +161,7 @@ struct Serve: AsyncParsableCommand {
         configuration.workers.maxMemoryBytes = ManifestValidator.bytes(workerMaxMemory) ?? configuration.workers.maxMemoryBytes  // checked in validate()
         configuration.workers.maxOpenFiles = workerMaxOpenFiles
         configuration.eventRetry.maxAttempts = eventAttempts
-        configuration.events.lease = .milliseconds(Int64(eventLease * 1000))
+        configuration.events.lease = .milliseconds(Int64((eventLease ?? max(30, 3 * pluginTimeout)) * 1000))
         configuration.events.retention = .seconds(eventRetention * 86_400)
         let hostname = configuration.hostname
         let app = try await buildApplication(

@@ -226,7 +226,7 @@ struct PostgresTests {
         await database.drop()
     }
 
-    @Test("PostgreSQL down at start or restarted while serving: 503 STORE_UNAVAILABLE at once, then served again without a host restart",
+    @Test("PostgreSQL down at start or restarted while serving: 503 STORE_UNAVAILABLE at once, then served again without a host restart; stopped 5 s under load, every note's event is delivered",
           .timeLimit(.minutes(3)))
     func outageRecovery() async throws {
         let folder = try TemporaryFolder()
@@ -272,6 +272,50 @@ struct PostgresTests {
             let listed = try await started.admin(.GET, notes)
             let texts = (listed.json["notes"] as? [[String: any Sendable]])?.compactMap { $0["text"] as? String }
             #expect(texts == ["before", "after"], "\(listed.status) \(listed.text)")
+
+            // Stopped for 5 s under a write load: the events of every note that got a 201 reach the audit
+            // plugin once the database is back, those that waited for delivery across the outage included.
+            try await started.install(try Fixtures.audit)
+            try await started.enable("example.audit", in: "ws1", grants: TestHost.auditGrants)
+            let stop = StopFlag()
+            async let created: [String] = withThrowingTaskGroup(of: [String].self) { group in
+                for writer in 0..<4 {
+                    group.addTask {
+                        var ids: [String] = []
+                        var index = 0
+                        while !stop.flag.load(ordering: .relaxed) {
+                            index += 1
+                            let reply = try await started.admin(.POST, notes, json: ["text": "load \(writer)-\(index)"])
+                            if reply.status == 201, let id = reply.json["id"] as? String { ids.append(id) }
+                            if reply.status != 201 { try await Task.sleep(for: .milliseconds(20)) }
+                        }
+                        return ids
+                    }
+                }
+                return try await group.reduce(into: []) { $0 += $1 }
+            }
+            try await Task.sleep(for: .milliseconds(500))
+            _ = try await postgres("stop")
+            try await Task.sleep(for: .seconds(5))
+            _ = try await postgres("start")
+            #expect(try await eventually(timeout: .seconds(20)) { try await started.admin(.GET, notes).status == 200 })
+            try await Task.sleep(for: .milliseconds(500))
+            stop.flag.store(true, ordering: .relaxed)
+            let acknowledged = try await created
+            #expect(acknowledged.count > 10, "too few notes created around the outage: \(acknowledged.count)")
+            var unaudited = Set(acknowledged)
+            let audited = try await eventually(timeout: .seconds(30)) {
+                var after: String?
+                repeat {
+                    let page = try await started.admin(.GET, "/v1/workspaces/ws1/plugins/example.audit/resources/entries?limit=1000" + (after.map { "&after=\($0)" } ?? "")).json
+                    for entry in page["entries"] as? [[String: any Sendable]] ?? [] {
+                        if let id = (entry["payload"] as? [String: any Sendable])?["id"] as? String { unaudited.remove(id) }
+                    }
+                    after = page["next"] as? String
+                } while after != nil
+                return unaudited.isEmpty
+            }
+            #expect(audited, "\(unaudited.count) of \(acknowledged.count) notes created around the outage have no audit entry")
             try await started.stop()
         } catch {
             try? await host?.stop()
@@ -367,4 +411,9 @@ struct PostgresTests {
 /// Acknowledged writes so far, shared by the writer tasks.
 private final class WriteCounter: Sendable {
     let count = Atomic<Int>(0)
+}
+
+/// Tells writer tasks to stop.
+private final class StopFlag: Sendable {
+    let flag = Atomic<Bool>(false)
 }

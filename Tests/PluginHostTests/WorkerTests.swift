@@ -171,8 +171,7 @@ struct WorkerTests {
     func forgedCalls() async throws {
         let rogue = Fixtures.root.appendingPathComponent("Tests/Fixtures/RogueWorker/rogue_worker.py").path
         try await withHost(configure: { $0.workers.executable = rogue }) { host in
-            let manifest = try Fixtures.faulty(isolation: "worker").replacingOccurrences(of: "permissions: [storage.read,", with: "permissions: [storage.read, storage.write,")
-            try await host.install(manifest)
+            try await host.install(try Fixtures.faulty(isolation: "worker"))
             try await host.tenant("acme", workspaces: ["ws1", "ws2"])
             try await host.enable("test.faulty", in: "ws1", grants: ["storage.read", "storage.write"])
             try await host.enable("test.faulty", in: "ws2", grants: ["storage.read", "storage.write"])

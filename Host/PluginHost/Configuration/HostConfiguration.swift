@@ -64,8 +64,8 @@ public struct HostConfiguration: Sendable {
     public var maxKeyBytes: Int
     /// Largest stored value, in bytes.
     public var maxValueBytes: Int
-    /// Retries of failed event deliveries before they become dead letters; a manifest may ask for fewer
-    /// attempts (`delivery.maxAttempts`), never more.
+    /// Attempts at an event delivery to a library plugin before it becomes a dead letter (remote plugins:
+    /// ``RemoteConfiguration/eventRetry``).
     public var eventRetry: RetryPolicy
     public var events = EventSettings()
     /// Remote plugins: host key, callback URL, circuit breaker, health checks.

@@ -16,7 +16,7 @@ import Synchronization
 /// Several hosts on one database share the lanes through leases: a host takes a lane's lease when it
 /// works on it and renews it with every move, and a lane whose host died is taken by another once the
 /// lease has expired. A store outage fails nothing: lanes wait for the store and go on where they were.
-final class EventDelivery: Service, Sendable {
+package final class EventDelivery: Service, Sendable {
     struct LaneKey: Hashable, Sendable {
         var workspaceID: String
         var pluginID: String
@@ -27,15 +27,21 @@ final class EventDelivery: Service, Sendable {
     private let owner: String
     private let logger: Logger
     private let lanes = Mutex<[LaneKey: Lane]>([:])
+    private let observer = Mutex<(@Sendable (PluginEvent, String) -> Void)?>(nil)
 
-    init(runtime: PluginRuntime, logger: Logger) {
+    /// Calls `body` with each event delivered and its subscriber (for the benchmark).
+    package func observeDeliveries(_ body: @escaping @Sendable (PluginEvent, String) -> Void) {
+        observer.withLock { $0 = body }
+    }
+
+    package init(runtime: PluginRuntime, logger: Logger) {
         self.runtime = runtime
         self.wakeups = runtime.outbox.wakeups
         self.owner = runtime.hostID
         self.logger = logger
     }
 
-    func run() async throws {
+    package func run() async throws {
         // Hosts sharing a PostgreSQL database tell each other where events were committed, so their
         // lanes wake at once; the notices of one moment go out together, after the commits.
         let pending = Mutex<Set<String>>([])
@@ -235,6 +241,7 @@ final class EventDelivery: Service, Sendable {
             let batch = try await store.events(workspaceID: workspace, after: lane.position, limit: settings.batchSize)
             if batch.isEmpty { return settings.pollInterval }
             let start = lane.position
+            var renewed = ContinuousClock.now
             for stored in batch {
                 if isStopped { break }
                 guard let target = runtime.events.delivery(of: stored.event, to: plugin) else {
@@ -244,8 +251,15 @@ final class EventDelivery: Service, Sendable {
                 do {
                     try await target.deliver()
                     runtime.metrics.recordDelivered(workspaceID: workspace, pluginID: plugin, lag: Date().timeIntervalSince(stored.event.occurredAt))
+                    delivery.observer.withLock { $0 }?(stored.event, plugin)
                     lane.position = stored.position
                     lane.attempts = 0
+                    // Slow deliveries: the lease is renewed (with the position) before a third of it is
+                    // gone, so no other host takes the lane while this one works on it.
+                    if ContinuousClock.now - renewed > settings.lease / 3 {
+                        guard try await advance(to: lane.position, settings: settings) else { return nil }
+                        renewed = .now
+                    }
                 } catch {
                     // A failure while the store is down is the store's, not the subscriber's: wait for it.
                     try await store.ping()

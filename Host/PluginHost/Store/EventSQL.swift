@@ -11,6 +11,11 @@ package struct EventPosition: Sendable, Hashable, Comparable, CustomStringConver
     package var tx: Int64
     package var seq: Int64
 
+    package init(tx: Int64, seq: Int64) {
+        self.tx = tx
+        self.seq = seq
+    }
+
     package static func < (lhs: EventPosition, rhs: EventPosition) -> Bool {
         (lhs.tx, lhs.seq) < (rhs.tx, rhs.seq)
     }
