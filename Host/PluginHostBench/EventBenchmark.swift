@@ -45,9 +45,9 @@ struct EventBenchmark {
 
         // 1. A batch of a put and a publish against a plain put: nobody subscribes yet.
         let (puts, batches) = try await alternatingRounds(rounds, warmUp: true, {
-            try await measure(on: executor) { worker, index in _ = try await storage.put("bench/\((worker * 31 + index) % 100)", value) }
+            try await concurrentRate(callers: self.callers, for: self.duration, on: executor) { worker, index in _ = try await storage.put("bench/\((worker * 31 + index) % 100)", value) }
         }, {
-            try await measure(on: executor) { worker, index in
+            try await concurrentRate(callers: self.callers, for: self.duration, on: executor) { worker, index in
                 var batch = WriteBatch()
                 batch.put("bench/\((worker * 31 + index) % 100)", value)
                 batch.publish(type: "notes.bench", payload: payload)
@@ -119,26 +119,6 @@ struct EventBenchmark {
             puts: puts, batches: batches, publishedPerSecond: Double(events) / published.benchSeconds,
             deliveredPerSecond: Double(delivered.count) / deliveredTime.benchSeconds, baselinePerSecond: Double(events) / baseline.benchSeconds,
             lagP50: percentile(0.5), lagP99: percentile(0.99))
-    }
-
-    /// Operations per second of `callers` concurrent tasks for `duration`.
-    private func measure(on executor: (any TaskExecutor)?, _ operation: @escaping @Sendable (Int, Int) async throws -> Void) async throws -> Double {
-        let deadline = ContinuousClock.now + duration
-        let started = ContinuousClock.now
-        let total = try await withThrowingTaskGroup(of: Int.self) { group in
-            for worker in 0..<callers {
-                group.addTask(executorPreference: executor) {
-                    var count = 0
-                    while ContinuousClock.now < deadline {
-                        try await operation(worker, count)
-                        count += 1
-                    }
-                    return count
-                }
-            }
-            return try await group.reduce(0, +)
-        }
-        return Double(total) / (ContinuousClock.now - started).benchSeconds
     }
 }
 

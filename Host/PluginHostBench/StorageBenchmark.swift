@@ -108,24 +108,8 @@ struct StorageBenchmark {
         return try await measure(on: executor) { worker, index in _ = try await storage.get("bench/\((worker * 31 + index) % keys)") }
     }
 
-    /// Operations per second of `callers` concurrent tasks for `duration`.
     private func measure(on executor: (any TaskExecutor)?, _ operation: @escaping @Sendable (Int, Int) async throws -> Void) async throws -> Double {
-        let deadline = ContinuousClock.now + duration
-        let started = ContinuousClock.now
-        let total = try await withThrowingTaskGroup(of: Int.self) { group in
-            for worker in 0..<callers {
-                group.addTask(executorPreference: executor) {
-                    var count = 0
-                    while ContinuousClock.now < deadline {
-                        try await operation(worker, count)
-                        count += 1
-                    }
-                    return count
-                }
-            }
-            return try await group.reduce(0, +)
-        }
-        return Double(total) / (ContinuousClock.now - started).seconds
+        try await concurrentRate(callers: callers, for: duration, on: executor, operation)
     }
 
     // MARK: Raw libpq, the same statements
@@ -250,4 +234,27 @@ extension Duration {
         let (seconds, attoseconds) = components
         return Double(seconds) + Double(attoseconds) / 1e18
     }
+}
+
+/// Operations per second of `callers` concurrent tasks on `executor` for `duration`; each gets its
+/// number and a count of its calls so far.
+func concurrentRate(
+    callers: Int, for duration: Duration, on executor: (any TaskExecutor)?, _ operation: @escaping @Sendable (Int, Int) async throws -> Void
+) async throws -> Double {
+    let deadline = ContinuousClock.now + duration
+    let started = ContinuousClock.now
+    let total = try await withThrowingTaskGroup(of: Int.self) { group in
+        for worker in 0..<callers {
+            group.addTask(executorPreference: executor) {
+                var count = 0
+                while ContinuousClock.now < deadline {
+                    try await operation(worker, count)
+                    count += 1
+                }
+                return count
+            }
+        }
+        return try await group.reduce(0, +)
+    }
+    return Double(total) / (ContinuousClock.now - started).benchSeconds
 }

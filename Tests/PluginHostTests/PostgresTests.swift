@@ -305,14 +305,7 @@ struct PostgresTests {
             #expect(acknowledged.count > 10, "too few notes created around the outage: \(acknowledged.count)")
             var unaudited = Set(acknowledged)
             let audited = try await eventually(timeout: .seconds(30)) {
-                var after: String?
-                repeat {
-                    let page = try await started.admin(.GET, "/v1/workspaces/ws1/plugins/example.audit/resources/entries?limit=1000" + (after.map { "&after=\($0)" } ?? "")).json
-                    for entry in page["entries"] as? [[String: any Sendable]] ?? [] {
-                        if let id = (entry["payload"] as? [String: any Sendable])?["id"] as? String { unaudited.remove(id) }
-                    }
-                    after = page["next"] as? String
-                } while after != nil
+                unaudited = try await Self.unaudited(unaudited) { try await started.admin(.GET, $0).json }
                 return unaudited.isEmpty
             }
             #expect(audited, "\(unaudited.count) of \(acknowledged.count) notes created around the outage have no audit entry")
@@ -383,14 +376,7 @@ struct PostgresTests {
             // events queued when the host died included.
             var unaudited = Set(acknowledged)
             let audited = try await eventually(timeout: .seconds(30)) {
-                var after: String?
-                repeat {
-                    let page = try await restarted.admin(.GET, "/v1/workspaces/ws1/plugins/example.audit/resources/entries?limit=1000" + (after.map { "&after=\($0)" } ?? "")).json
-                    for entry in page["entries"] as? [[String: any Sendable]] ?? [] {
-                        if let id = (entry["payload"] as? [String: any Sendable])?["id"] as? String { unaudited.remove(id) }
-                    }
-                    after = page["next"] as? String
-                } while after != nil
+                unaudited = try await Self.unaudited(unaudited) { try await restarted.admin(.GET, $0).json }
                 return unaudited.isEmpty
             }
             #expect(audited, "\(unaudited.count) of \(acknowledged.count) acknowledged notes have no audit entry")
@@ -401,6 +387,20 @@ struct PostgresTests {
             throw error
         }
         await database?.drop()
+    }
+
+    /// Of the notes `ids`, those the audit plugin of ws1 has no entry for; `get` answers an admin GET.
+    static func unaudited(_ ids: Set<String>, get: (String) async throws -> [String: any Sendable]) async throws -> Set<String> {
+        var missing = ids
+        var after: String?
+        repeat {
+            let page = try await get("/v1/workspaces/ws1/plugins/example.audit/resources/entries?limit=1000" + (after.map { "&after=\($0)" } ?? ""))
+            for entry in page["entries"] as? [[String: any Sendable]] ?? [] {
+                if let id = (entry["payload"] as? [String: any Sendable])?["id"] as? String { missing.remove(id) }
+            }
+            after = page["next"] as? String
+        } while after != nil
+        return missing
     }
 
     private func started(_ start: () async throws -> HostProcess) async -> Result<HostProcess, any Error> {

@@ -217,12 +217,16 @@ enum EventSQL {
             values.append(.text(pluginID))
             sql += " AND plugin_id = $\(values.count)"
         }
-        let placeholders = states.map { state in
+        sql += " AND state IN (\(placeholders(states, appendingTo: &values))) ORDER BY dead_at, id LIMIT $2"
+        return StoreStatement(sql, values)
+    }
+
+    /// `$n, $m, ...` for `states`, whose names are appended to `values`.
+    private static func placeholders(_ states: [DeadLetter.State], appendingTo values: inout [StoreValue]) -> String {
+        states.map { state in
             values.append(.text(state.rawValue))
             return "$\(values.count)"
-        }
-        sql += " AND state IN (\(placeholders.joined(separator: ", "))) ORDER BY dead_at, id LIMIT $2"
-        return StoreStatement(sql, values)
+        }.joined(separator: ", ")
     }
 
     static func deadLetter(_ row: [some StoreColumn], workspaceID: String) -> DeadLetter {
@@ -243,11 +247,7 @@ enum EventSQL {
             values.append(.text(id))
             sql += " AND id = $\(values.count)"
         }
-        let placeholders = from.map { state in
-            values.append(.text(state.rawValue))
-            return "$\(values.count)"
-        }
-        sql += " AND state IN (\(placeholders.joined(separator: ", "))) RETURNING id"
+        sql += " AND state IN (\(placeholders(from, appendingTo: &values))) RETURNING id"
         return StoreStatement(sql, values)
     }
 
