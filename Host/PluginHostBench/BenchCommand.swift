@@ -49,8 +49,9 @@ struct BenchCommand: AsyncParsableCommand {
     private func events(_ folder: String) async throws {
         let benchmark = EventBenchmark(pluginsFolder: folder)
         print("\n7. durable events: a write batch (put + publish) vs a plain put, \(benchmark.callers) callers, \(benchmark.rounds) rounds of \(benchmark.duration) alternating; "
-            + "then \(benchmark.events) events published by \(benchmark.callers) callers and delivered to one subscriber (the audit plugin, in-process, which stores each), "
-            + "vs the same rows written and read back with the store's own statements")
+            + "then \(benchmark.events) events published by \(benchmark.callers) callers, \(benchmark.perCommit) to a write batch, and delivered to one subscriber "
+            + "(the echo plugin, whose event handler does nothing; then the audit plugin, which stores each event), vs the same rows written (as many to a commit) "
+            + "and read back with the store's own statements; latency at a steady rate the subscriber keeps up with, from one publisher")
         let environment = ProcessInfo.processInfo.environment
         var stores: [(String, () async throws -> any HostStore)] = []
         let temporary = FileManager.default.temporaryDirectory.appendingPathComponent("plugin-host-bench-events-\(UUID().uuidString)").path
@@ -70,9 +71,13 @@ struct BenchCommand: AsyncParsableCommand {
             let ratio = result.puts.median / result.batches.median
             print(String(format: "   %@: put %.0f/s, batch %.0f/s: a batch costs %.2f x a put (target <= 1.5)  %@", name, result.puts.median, result.batches.median, ratio,
                          ratio <= 1.5 ? "MET" : "MISSED"))
-            print(String(format: "   %@: published %.0f events/s; delivered %.0f events/s (target on PostgreSQL >= 10,000); store statements alone %.0f rows/s (%.2f of it delivered)",
-                         name, result.publishedPerSecond, result.deliveredPerSecond, result.baselinePerSecond, result.deliveredPerSecond / result.baselinePerSecond))
-            print(String(format: "   %@: publish to delivery p50 %.1f ms, p99 %.1f ms (target on PostgreSQL p99 <= 50 ms)", name, result.lagP50, result.lagP99))
+            print(String(format: "   %@: the store's statements alone: %.0f rows/s written and read back", name, result.baselinePerSecond))
+            for subscriber in result.subscribers {
+                print(String(format: "   %@, to %@: published %.0f events/s, delivered %.0f events/s (%.2f of the baseline; target on PostgreSQL >= 10,000); "
+                    + "at %d events/s, publish to delivery p50 %.1f ms, p99 %.1f ms (target on PostgreSQL p99 <= 50 ms)",
+                    name, subscriber.subscriber, subscriber.publishedPerSecond, subscriber.deliveredPerSecond, subscriber.deliveredPerSecond / result.baselinePerSecond,
+                    subscriber.pacedRate, subscriber.lagP50, subscriber.lagP99))
+            }
         }
     }
 

@@ -13,17 +13,27 @@ struct EventBenchmark {
     let callers = 16
     let duration: Duration = .seconds(3)
     let rounds = 3
-    let events = 20_000
+    let events = 50_000
+    /// Events published in each commit (one write batch).
+    let perCommit = 10
+
+    /// Events published (`perCommit` to a commit) and delivered to one subscriber.
+    struct Delivered {
+        var subscriber: String
+        var publishedPerSecond: Double
+        var deliveredPerSecond: Double
+        /// Events a second published for the latency figures.
+        var pacedRate: Int
+        /// Publish to delivery at `pacedRate`, in milliseconds.
+        var lagP50: Double
+        var lagP99: Double
+    }
 
     struct Result {
         var puts: [Double]
         var batches: [Double]
-        var publishedPerSecond: Double
-        var deliveredPerSecond: Double
+        var subscribers: [Delivered]
         var baselinePerSecond: Double
-        /// Publish to delivery, in milliseconds.
-        var lagP50: Double
-        var lagP99: Double
     }
 
     func run(store: any HostStore, folder: String) async throws -> Result {
@@ -32,6 +42,7 @@ struct EventBenchmark {
         let runtime = try await PluginRuntime.standalone(configuration: inProcess(HostConfiguration(dataDirectory: folder)), store: store, logger: logger)
         if runtime.plugin(id: "example.notes") == nil { _ = try await runtime.install(manifestText: notesManifest(pluginsFolder), baseDirectory: pluginsFolder) }
         if runtime.plugin(id: "example.audit") == nil { _ = try await runtime.install(manifestText: auditManifest(pluginsFolder), baseDirectory: pluginsFolder) }
+        if runtime.plugin(id: "example.echo") == nil { _ = try await runtime.install(manifestText: subscribingEchoManifest(pluginsFolder), baseDirectory: pluginsFolder) }
         let workspaceID = "events-\(UUID().uuidString.prefix(8).lowercased())"
         if runtime.workspace(id: "bench") == nil, (try? await runtime.createTenant(id: "bench", name: "bench")) == nil {}
         let workspace = try await runtime.createWorkspace(id: workspaceID, name: "events", tenantID: "bench")
@@ -55,49 +66,87 @@ struct EventBenchmark {
             }
         })
 
-        // 2. Publish to delivered: the audit plugin subscribes, the host's lanes deliver.
-        _ = try await runtime.enable(workspace: workspace, pluginID: "example.audit", grants: ["storage.read", "storage.write", "events.subscribe:notes.*"], config: [:], caller: caller)
-        let delivery = EventDelivery(runtime: runtime, logger: logger)
-        let lags = Mutex<[Double]>([])
-        let last = Mutex<ContinuousClock.Instant?>(nil)
-        delivery.observeDeliveries { event, _ in
-            guard event.type == "notes.timed" else { return }
+        // 2. Publish to delivered, for each subscriber in a workspace of its own: the host's lanes deliver.
+        let observed = Mutex<[String: (count: Int, lags: [Double], last: ContinuousClock.Instant?)]>([:])
+        let delivery = EventDelivery(runtime: runtime, logger: logger) { event, plugin in
             let lag = Date().timeIntervalSince(event.occurredAt) * 1000
-            lags.withLock { $0.append(lag) }
-            last.withLock { $0 = .now }
+            observed.withLock { observed in
+                let key = event.workspaceID + "/" + plugin + "/" + event.type
+                observed[key, default: (count: 0, lags: [], last: nil)].count += 1
+                observed[key]!.lags.append(lag)  // set above
+                observed[key]!.last = .now
+            }
         }
         let running = Task { try await delivery.run() }
-        let events = self.events
-        let callers = self.callers
-        let started = ContinuousClock.now
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for worker in 0..<callers {
-                group.addTask(executorPreference: executor) {
-                    for _ in stride(from: worker, to: events, by: callers) { try await context.events.publish(type: "notes.timed", payload: payload) }
+        var subscribers: [Delivered] = []
+        let subscriberPlugins = [
+            (id: "example.echo", grants: ["events.subscribe:notes.*"], pacedRate: 5_000),
+            (id: "example.audit", grants: ["storage.read", "storage.write", "events.subscribe:notes.*"], pacedRate: 500),
+        ]
+        for (pluginID, grants, pacedRate) in subscriberPlugins {
+            let workspace = try await runtime.createWorkspace(id: "\(workspaceID)-\(subscribers.count)", name: "events", tenantID: "bench")
+            _ = try await runtime.enable(workspace: workspace, pluginID: "example.notes", grants: ["storage.read", "storage.write", "events.publish:notes.*"], config: [:], caller: caller)
+            _ = try await runtime.enable(workspace: workspace, pluginID: pluginID, grants: grants, config: [:], caller: caller)
+            let publisher = try runtime.context(workspace: workspace, pluginID: "example.notes", caller: caller).storage
+            let key = workspace.id + "/" + pluginID + "/notes.timed"
+            let (events, callers, perCommit) = (self.events, self.callers, self.perCommit)
+            let started = ContinuousClock.now
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for worker in 0..<callers {
+                    group.addTask(executorPreference: executor) {
+                        for _ in stride(from: worker * perCommit, to: events, by: callers * perCommit) {
+                            var batch = WriteBatch()
+                            for _ in 0..<perCommit { batch.publish(type: "notes.timed", payload: payload) }
+                            _ = try await publisher.commit(batch)
+                        }
+                    }
                 }
+                try await group.waitForAll()
             }
-            try await group.waitForAll()
+            let published = ContinuousClock.now - started
+            let deadline = ContinuousClock.now + .seconds(120)
+            while observed.withLock({ $0[key]?.count ?? 0 }) < events, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+            let figures = observed.withLock { $0[key] } ?? (count: 0, lags: [], last: nil)
+
+            // Latency at a pace the subscriber keeps up with: `pacedRate` events a second for 3 s, in
+            // commits of `perCommit` from one publisher.
+            let pacedKey = workspace.id + "/" + pluginID + "/notes.paced"
+            let commits = pacedRate * 3 / perCommit
+            let interval = Duration.seconds(Double(perCommit) / Double(pacedRate))
+            let pacedStart = ContinuousClock.now
+            for index in 0..<commits {
+                try await Task.sleep(until: pacedStart + interval * index)
+                var batch = WriteBatch()
+                for _ in 0..<perCommit { batch.publish(type: "notes.paced", payload: payload) }
+                _ = try await publisher.commit(batch)
+            }
+            let pacedDeadline = ContinuousClock.now + .seconds(60)
+            while observed.withLock({ $0[pacedKey]?.count ?? 0 }) < commits * perCommit, ContinuousClock.now < pacedDeadline { try await Task.sleep(for: .milliseconds(10)) }
+            let sorted = (observed.withLock { $0[pacedKey]?.lags } ?? []).sorted()
+            func percentile(_ fraction: Double) -> Double { sorted.isEmpty ? .nan : sorted[min(sorted.count - 1, Int(Double(sorted.count) * fraction))] }
+            subscribers.append(Delivered(
+                subscriber: pluginID, publishedPerSecond: Double(events) / published.benchSeconds,
+                deliveredPerSecond: Double(figures.count) / ((figures.last ?? .now) - started).benchSeconds, pacedRate: pacedRate,
+                lagP50: percentile(0.5), lagP99: percentile(0.99)))
         }
-        let published = ContinuousClock.now - started
-        let deadline = ContinuousClock.now + .seconds(120)
-        while lags.withLock({ $0.count }) < events, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
         running.cancel()
         _ = try? await running.value
-        let delivered = lags.withLock { $0 }
-        let deliveredTime = (last.withLock { $0 } ?? .now) - started
 
-        // 3. Baseline: the same rows written by the store's own statement and read back in order, with no
-        // grants, lanes or plugin.
+        // 3. Baseline: the same rows written by the store's own statement, as many per commit, and read back
+        // in order, with no grants, lanes or plugin.
         let scope = StorageScope(workspaceID: workspaceID + "-raw", pluginID: "example.notes")
         let baselineStart = ContinuousClock.now
+        let (events, callers, perCommit) = (self.events, self.callers, self.perCommit)
         try await withThrowingTaskGroup(of: Void.self) { group in
             for worker in 0..<callers {
                 group.addTask(executorPreference: executor) {
-                    for _ in stride(from: worker, to: events, by: callers) {
-                        let event = PluginEvent(
-                            id: UUID().uuidString.lowercased(), type: "notes.timed", workspaceID: scope.workspaceID, sourcePluginID: scope.pluginID, occurredAt: Date(),
-                            payload: payload)
-                        _ = try await store.commit(scope, writes: [], events: [event])
+                    for _ in stride(from: worker * perCommit, to: events, by: callers * perCommit) {
+                        let rows = (0..<perCommit).map { _ in
+                            PluginEvent(
+                                id: UUID().uuidString.lowercased(), type: "notes.timed", workspaceID: scope.workspaceID, sourcePluginID: scope.pluginID, occurredAt: Date(),
+                                payload: payload)
+                        }
+                        _ = try await store.commit(scope, writes: [], events: rows)
                     }
                 }
             }
@@ -112,14 +161,20 @@ struct EventBenchmark {
             position = batch.last!.position  // not empty, checked above
         }
         let baseline = ContinuousClock.now - baselineStart
-
-        let sorted = delivered.sorted()
-        func percentile(_ fraction: Double) -> Double { sorted.isEmpty ? .nan : sorted[min(sorted.count - 1, Int(Double(sorted.count) * fraction))] }
-        return Result(
-            puts: puts, batches: batches, publishedPerSecond: Double(events) / published.benchSeconds,
-            deliveredPerSecond: Double(delivered.count) / deliveredTime.benchSeconds, baselinePerSecond: Double(events) / baseline.benchSeconds,
-            lagP50: percentile(0.5), lagP99: percentile(0.99))
+        return Result(puts: puts, batches: batches, subscribers: subscribers, baselinePerSecond: Double(events) / baseline.benchSeconds)
     }
+}
+
+/// The echo plugin, subscribed to notes events: its event handler is the SDK's, which does nothing, so
+/// what is measured is the host's delivery.
+func subscribingEchoManifest(_ folder: String) -> String {
+    """
+    {"id": "example.echo", "name": "Echo", "version": "1.0.0", "sdk": "^1.0.0",
+     "runtime": {"kind": "library", "path": "\(folder)/libEchoPlugin.so"},
+     "permissions": ["events.subscribe:notes.*"],
+     "subscriptions": ["notes.*"],
+     "routes": [{"method": "*", "path": "echo"}]}
+    """
 }
 
 func auditManifest(_ folder: String) -> String {

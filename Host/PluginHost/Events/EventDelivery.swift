@@ -27,14 +27,11 @@ package final class EventDelivery: Service, Sendable {
     private let owner: String
     private let logger: Logger
     private let lanes = Mutex<[LaneKey: Lane]>([:])
-    private let observer = Mutex<(@Sendable (PluginEvent, String) -> Void)?>(nil)
+    /// Called with each event delivered and its subscriber (by the benchmark).
+    private let observer: (@Sendable (PluginEvent, String) -> Void)?
 
-    /// Calls `body` with each event delivered and its subscriber (for the benchmark).
-    package func observeDeliveries(_ body: @escaping @Sendable (PluginEvent, String) -> Void) {
-        observer.withLock { $0 = body }
-    }
-
-    package init(runtime: PluginRuntime, logger: Logger) {
+    package init(runtime: PluginRuntime, logger: Logger, observer: (@Sendable (PluginEvent, String) -> Void)? = nil) {
+        self.observer = observer
         self.runtime = runtime
         self.wakeups = runtime.outbox.wakeups
         self.owner = runtime.hostID
@@ -44,31 +41,28 @@ package final class EventDelivery: Service, Sendable {
     package func run() async throws {
         // Hosts sharing a PostgreSQL database tell each other where events were committed, so their
         // lanes wake at once; the notices of one moment go out together, after the commits.
-        let pending = Mutex<Set<String>>([])
-        let (notices, notify) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
-        if runtime.store.registryChanges != nil {  // a store other hosts share
-            wakeups.forwardWakeups { workspaceID in
-                pending.withLock { _ = $0.insert(workspaceID) }
-                notify.yield()
-            }
-        }
-        runtime.store.onEventNotices { [wakeups] workspaceIDs in
-            guard let workspaceIDs else { return wakeups.wakeAll() }
-            for workspaceID in workspaceIDs { wakeups.wakeHere(workspaceID: workspaceID) }
-        }
-        let store = runtime.store
-        let sender = Task {
-            for await _ in notices {
-                let workspaceIDs = pending.withLock { pending in
-                    defer { pending = [] }
-                    return Array(pending)
-                }
+        let (store, wakeups) = (runtime.store, self.wakeups)
+        let announcer = Task {
+            for await _ in wakeups.announcements {
+                let workspaceIDs = wakeups.takeUnannounced()
                 if !workspaceIDs.isEmpty { await store.notifyEvents(workspaceIDs: workspaceIDs) }
             }
         }
+        let listener = Task {
+            guard let feed = store.eventNotices else { return }
+            for await _ in feed.wakeups {
+                switch feed.take() {
+                case .everything?: wakeups.wakeAll()
+                case .workspaces(let ids)?: for id in ids { wakeups.wakeHere(workspaceID: id) }
+                case nil: break
+                }
+                if Task.isCancelled { return }
+            }
+        }
         defer {
-            notify.finish()
-            sender.cancel()
+            wakeups.finishAnnouncements()
+            announcer.cancel()
+            listener.cancel()
         }
         await manage()
     }
@@ -251,7 +245,7 @@ package final class EventDelivery: Service, Sendable {
                 do {
                     try await target.deliver()
                     runtime.metrics.recordDelivered(workspaceID: workspace, pluginID: plugin, lag: Date().timeIntervalSince(stored.event.occurredAt))
-                    delivery.observer.withLock { $0 }?(stored.event, plugin)
+                    delivery.observer?(stored.event, plugin)
                     lane.position = stored.position
                     lane.attempts = 0
                     // Slow deliveries: the lease is renewed (with the position) before a third of it is

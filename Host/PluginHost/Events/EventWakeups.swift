@@ -5,10 +5,18 @@ import Synchronization
 /// still polls.
 final class EventWakeups: Sendable {
     private let signals = Mutex<[String: [ObjectIdentifier: LaneSignal]]>([:])
-    /// Called with the workspace of every wake-up this host causes, to tell the other hosts.
-    private let forward = Mutex<(@Sendable (String) -> Void)?>(nil)
+    /// Whether other hosts share the store, and are to be told of this host's commits.
+    private let shared: Bool
+    /// Workspaces with commits the other hosts have not been told of yet.
+    private let unannounced = Mutex<Set<String>>([])
+    /// Yields when there are some.
+    let announcements: AsyncStream<Void>
+    private let announce: AsyncStream<Void>.Continuation
 
-    init() {}
+    init(shared: Bool) {
+        self.shared = shared
+        (announcements, announce) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
 
     /// The signal a lane of `workspaceID` waits on, until ``remove(_:workspaceID:)``.
     func signal(workspaceID: String) -> LaneSignal {
@@ -27,7 +35,21 @@ final class EventWakeups: Sendable {
     /// Wakes this host's lanes of the workspace, and tells the other hosts.
     func wake(workspaceID: String) {
         wakeHere(workspaceID: workspaceID)
-        forward.withLock { $0 }?(workspaceID)
+        guard shared else { return }
+        unannounced.withLock { _ = $0.insert(workspaceID) }
+        announce.yield()
+    }
+
+    /// The workspaces to tell the other hosts of now.
+    func takeUnannounced() -> [String] {
+        unannounced.withLock { unannounced in
+            defer { unannounced = [] }
+            return Array(unannounced)
+        }
+    }
+
+    func finishAnnouncements() {
+        announce.finish()
     }
 
     /// Wakes this host's lanes of the workspace only (another host told us).
@@ -46,9 +68,6 @@ final class EventWakeups: Sendable {
         for signal in signals.withLock({ Array(($0[workspaceID] ?? [:]).values) }) { signal.requestReplay() }
     }
 
-    func forwardWakeups(to body: @escaping @Sendable (String) -> Void) {
-        forward.withLock { $0 = body }
-    }
 }
 
 /// One lane's wake-up: a fire while the lane works is kept, so the next wait returns at once.

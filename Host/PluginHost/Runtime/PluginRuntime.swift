@@ -49,7 +49,7 @@ public final class PluginRuntime: Sendable {
         self.adminLock = adminLock
         let remote = RemoteServices(configuration: configuration.remote, secrets: secrets, store: store, host: configuration, logger: logger)
         self.remote = remote
-        let outbox = EventOutbox(store: store, wakeups: EventWakeups(), metrics: metrics)
+        let outbox = EventOutbox(store: store, wakeups: EventWakeups(shared: store.eventNotices != nil), metrics: metrics)
         self.outbox = outbox
         self.hostID = HostIdentity.load(folder: configuration.dataDirectory)
         let registry = PluginRegistry(store: store, outbox: outbox, configuration: configuration, metrics: metrics, logger: logger)

@@ -110,9 +110,8 @@ package protocol HostStore: Sendable {
     var registryResyncInterval: Duration? { get }
     /// Tells the other hosts sharing the store that events were committed in these workspaces.
     func notifyEvents(workspaceIDs: [String]) async
-    /// `body` receives the workspaces other hosts committed events in, and `nil` when notices may have
-    /// been missed (wake every lane).
-    func onEventNotices(_ body: @escaping @Sendable (_ workspaceIDs: [String]?) -> Void)
+    /// Where other hosts sharing the store committed events; `nil` for a store only this process uses.
+    var eventNotices: EventNoticeFeed? { get }
     /// Where the code of plugins that use storage runs, if not on Swift's default executor: a store whose
     /// blocking calls have threads of their own can run that code on them, so that a storage call from it
     /// is a direct call, with no hop to another thread and back.
@@ -127,7 +126,7 @@ extension HostStore {
     package var registryResyncInterval: Duration? { nil }
     /// No other process shares the store: nobody to tell, nobody telling.
     package func notifyEvents(workspaceIDs: [String]) async {}
-    package func onEventNotices(_ body: @escaping @Sendable (_ workspaceIDs: [String]?) -> Void) {}
+    package var eventNotices: EventNoticeFeed? { nil }
 }
 
 public struct StoreError: Error, Sendable, CustomStringConvertible {

@@ -7,15 +7,14 @@ import Glibc
 #endif
 
 /// `LISTEN`s on a connection and a thread of its own (waiting in `poll`, never on the cooperative pool):
-/// registry changes go to a ``RegistryChangeFeed``, notices of committed events to the handler of
-/// ``onEvents(_:)``. After every (re)connect it asks for everything (the whole registry, every lane),
+/// registry changes go to a ``RegistryChangeFeed``, notices of committed events to an ``EventNoticeFeed``. After every (re)connect it asks for everything (the whole registry, every lane),
 /// since notifications sent while it was disconnected are lost.
 final class PostgresListener: Sendable {
     let changes = RegistryChangeFeed()
+    let eventNotices = EventNoticeFeed()
     private let url: String
     private let channel: String
     private let eventChannel: String
-    private let eventHandler = Mutex<(@Sendable (String?) -> Void)?>(nil)
     private let logger: Logger
     private let stopped = Atomic<Bool>(false)
     private let started = Atomic<Bool>(false)
@@ -32,14 +31,12 @@ final class PostgresListener: Sendable {
         startNamedThread("pq-listen") { [self] in listen() }
     }
 
-    /// `body` receives each notice's payload, and `nil` after a reconnect.
-    func onEvents(_ body: @escaping @Sendable (String?) -> Void) {
-        eventHandler.withLock { $0 = body }
-    }
-
     func stop() {
         stopped.store(true, ordering: .relaxed)
-        if !started.load(ordering: .relaxed) { changes.finish() }
+        if !started.load(ordering: .relaxed) {
+            changes.finish()
+            eventNotices.finish()
+        }
     }
 
     private var isStopped: Bool { stopped.load(ordering: .relaxed) }
@@ -52,7 +49,7 @@ final class PostgresListener: Sendable {
                 try connection.query("SELECT set_config('application_name', 'plugin-host-listen', false)")
                 try connection.execute("LISTEN \(channel); LISTEN \(eventChannel)")
                 changes.addEverything()
-                eventHandler.withLock { $0 }?(nil)
+                eventNotices.addEverything()
                 backoff = 0.25
                 while !isStopped {
                     var descriptor = pollfd(fd: connection.socket, events: Int16(POLLIN), revents: 0)
@@ -61,7 +58,7 @@ final class PostgresListener: Sendable {
                     guard connection.checkAlive() else { break }
                     for notification in connection.notifications() {
                         if notification.channel == eventChannel {
-                            eventHandler.withLock { $0 }?(notification.payload)
+                            eventNotices.received(notification.payload)
                         } else {
                             changes.received(notification.payload)
                         }
@@ -79,5 +76,6 @@ final class PostgresListener: Sendable {
             backoff = min(backoff * 2, 5)
         }
         changes.finish()
+        eventNotices.finish()
     }
 }

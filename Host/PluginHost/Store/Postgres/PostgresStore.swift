@@ -36,7 +36,6 @@ public final class PostgresStore: SQLStore, Service {
     static let channel = "plugin_host_registry"
     /// Notices of committed events: `<origin> <workspace>,<workspace>,...`.
     static let eventChannel = "plugin_host_events"
-    private let origin = String(UInt64.random(in: 0...UInt64.max), radix: 36)
 
     let configuration: PostgresConfiguration
     let pool: PostgresPool
@@ -82,35 +81,29 @@ public final class PostgresStore: SQLStore, Service {
 
     package var registryChanges: RegistryChangeFeed? { listener.changes }
 
+    package var eventNotices: EventNoticeFeed? { listener.eventNotices }
+
     /// One notice per call, after the events' commit: the other hosts' lanes of these workspaces wake
-    /// at once instead of at their next poll. Ids hold no `,` or space.
+    /// at once instead of at their next poll.
     package func notifyEvents(workspaceIDs: [String]) async {
-        var payload = origin + " "
-        var statements: [PostgresStatement] = []
+        let feed = listener.eventNotices
+        // A notice's payload must stay under 8,000 bytes.
+        var chunks: [[String]] = [[]]
+        var size = 0
         for id in workspaceIDs {
-            // A notice's payload must stay under 8,000 bytes.
-            if payload.utf8.count + id.utf8.count > 7_000 {
-                statements.append(PostgresStatement("SELECT pg_notify($1, $2)", [.text(Self.eventChannel), .text(payload)]))
-                payload = origin + " "
+            if size + id.utf8.count > 7_000, !chunks[chunks.count - 1].isEmpty {
+                chunks.append([])
+                size = 0
             }
-            payload += (payload.hasSuffix(" ") ? "" : ",") + id
+            chunks[chunks.count - 1].append(id)
+            size += id.utf8.count + 1
         }
-        statements.append(PostgresStatement("SELECT pg_notify($1, $2)", [.text(Self.eventChannel), .text(payload)]))
+        let statements = chunks.map { PostgresStatement("SELECT pg_notify($1, $2)", [.text(Self.eventChannel), .text(feed.payload($0))]) }
         do {
             _ = try await pool.run(statements)
         } catch {
             // The other hosts still poll; nothing is lost.
             logger.debug("event notice not sent", metadata: ["error": "\(error)"])
-        }
-    }
-
-    package func onEventNotices(_ body: @escaping @Sendable (_ workspaceIDs: [String]?) -> Void) {
-        let origin = origin
-        listener.onEvents { payload in
-            guard let payload else { return body(nil) }
-            let parts = payload.split(separator: " ", maxSplits: 1).map(String.init)
-            guard parts.count == 2 else { return body(nil) }
-            if parts[0] != origin { body(parts[1].split(separator: ",").map(String.init)) }
         }
     }
     public var registryResyncInterval: Duration? { configuration.resyncInterval }
