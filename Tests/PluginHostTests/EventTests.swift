@@ -99,6 +99,22 @@ struct EventTests {
         }
     }
 
+    @Test("a manifest's delivery.maxAttempts lowers the host's attempts, and cannot raise them", arguments: [2, 50])
+    func manifestAttempts(asked: Int) async throws {
+        try await withHost(configure: { $0.eventRetry = .init(maxAttempts: 3, initialDelay: .milliseconds(10), maxDelay: .milliseconds(50)) }) { host in
+            try await host.install(try Fixtures.notes)
+            try await host.install(try Fixtures.faulty() + "\ndelivery:\n  maxAttempts: \(asked)\n")
+            try await host.tenant("acme", workspaces: ["ws1"])
+            try await host.enable("example.notes", in: "ws1", grants: TestHost.notesGrants)
+            try await host.enable("test.faulty", in: "ws1", grants: Self.faultyGrants)
+            #expect(try await host.admin(.POST, "/v1/workspaces/ws1/plugins/example.notes/resources/notes", json: ["text": "x"]).status == 201)
+            let letters = "/v1/workspaces/ws1/dead-letters"
+            #expect(try await eventually { (try await host.admin(.GET, letters).json["deadLetters"] as? [Any])?.count == 1 })
+            let letter = (try await host.admin(.GET, letters).json["deadLetters"] as? [[String: any Sendable]])?.first
+            #expect(letter?["attempts"] as? Int == min(asked, 3), "asked for \(asked) attempts, the host allows 3")
+        }
+    }
+
     @Test("host events: a subscriber gets core.plugin.enabled (its own included) and core.plugin.disabled of its workspace")
     func hostEvents() async throws {
         try await withHost { host in

@@ -48,10 +48,14 @@ struct ManifestTests {
           - method: FETCH
             path: /leading
         colour: blue
+        delivery: {maxAttempts: 0, backoff: fast}
         """
         let found = problems(text)
         let fields = Set(found.map(\.field))
-        #expect(fields.isSuperset(of: ["id", "version", "runtime.path", "permissions[1]", "routes[0].method", "routes[0].path", "colour"]), "\(found)")
+        #expect(fields.isSuperset(of: [
+            "id", "version", "runtime.path", "permissions[1]", "routes[0].method", "routes[0].path", "colour", "delivery.maxAttempts", "delivery.backoff",
+        ]), "\(found)")
+        #expect(found.first { $0.field == "delivery.maxAttempts" }?.message.contains("between 1 and 1000") == true)
         #expect(found.first { $0.field == "id" }?.message == "missing required field")
         #expect(found.first { $0.field == "version" }?.message.contains("not a semantic version") == true)
         #expect(found.first { $0.field == "permissions[1]" }?.message.contains("unknown permission \"storage.delete-everything\"") == true)

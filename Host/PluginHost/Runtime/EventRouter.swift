@@ -35,7 +35,10 @@ struct EventRouter: Sendable {
         guard let (bound, manifest) = target, manifest.subscribes(to: event.type), bound.grants.allowsReceiving(event.type) else { return nil }
         let context = CallContext(bound: bound, caller: Self.hostCaller, requestID: nil)
         let runner = bound.runner
-        return Delivery(pluginID: pluginID, runner: runner, policy: runner.eventDelivery) { [watchdog] in
+        // The manifest may ask for fewer attempts than the host's setting, never more.
+        var policy = runner.eventDelivery
+        if let attempts = manifest.delivery?.maxAttempts { policy.retry.maxAttempts = max(1, min(attempts, policy.retry.maxAttempts)) }
+        return Delivery(pluginID: pluginID, runner: runner, policy: policy) { [watchdog] in
             try await watchdog.call(pluginID: pluginID, timeout: runner.callLimit, executor: bound.executor) {
                 try await runner.handle(event: event, context: context)
             }

@@ -86,7 +86,7 @@ public struct ManifestValidator: Sendable {
         guard case .mapping(let top) = root else {
             return .failure(ManifestErrors(problems: [ManifestProblem(field: "$", line: root.mark?.line, message: "the manifest must be a mapping of fields")]))
         }
-        reader.rejectUnknown(top, known: ["id", "name", "version", "sdk", "description", "runtime", "permissions", "subscriptions", "routes", "config", "limits"], prefix: "")
+        reader.rejectUnknown(top, known: ["id", "name", "version", "sdk", "description", "runtime", "permissions", "subscriptions", "routes", "config", "limits", "delivery"], prefix: "")
 
         let id = reader.string(top["id"], "id", required: true)
         if let id, !Self.isValidID(id) {
@@ -115,6 +115,7 @@ public struct ManifestValidator: Sendable {
         let routes = readRoutes(top["routes"], reader: &reader)
         let config = readConfig(top["config"], reader: &reader)
         let workerLimits = readLimits(top["limits"], runtime: runtime, reader: &reader)
+        let delivery = readDelivery(top["delivery"], reader: &reader)
 
         var inspection: LibraryInspector.Inspection?
         var libraryChecked = false
@@ -134,7 +135,8 @@ public struct ManifestValidator: Sendable {
         }
         let manifest = PluginManifest(
             id: id, name: name, version: version, sdk: sdk, description: description, runtime: runtime,
-            permissions: permissions.map(\.description), subscriptions: subscriptions, routes: routes, config: config, limits: workerLimits
+            permissions: permissions.map(\.description), subscriptions: subscriptions, routes: routes, config: config, limits: workerLimits,
+            delivery: delivery
         )
         return .success(Validated(manifest: manifest, inspection: inspection))
     }
@@ -190,6 +192,22 @@ public struct ManifestValidator: Sendable {
         guard let path, !path.isEmpty else { return nil }
         let resolved = library ?? (path.hasPrefix("/") ? path : URL(fileURLWithPath: baseDirectory).appendingPathComponent(path).standardizedFileURL.path)
         return PluginManifest.Runtime(kind: .library, isolation: isolation, path: path, resolvedPath: resolved, sha256: sha256)
+    }
+
+    /// `delivery: {maxAttempts: 3}`: how its event deliveries are retried.
+    private func readDelivery(_ node: Node?, reader: inout Reader) -> PluginManifest.Delivery? {
+        guard let node else { return nil }
+        guard let mapping = reader.mapping(node, "delivery", required: false) else { return nil }
+        reader.rejectUnknown(mapping, known: ["maxAttempts"], prefix: "delivery.")
+        var delivery = PluginManifest.Delivery()
+        if let attempts = mapping["maxAttempts"] {
+            if case .scalar(let scalar) = attempts, scalar.style == .plain, let count = Int(scalar.string), (1...1_000).contains(count) {
+                delivery.maxAttempts = count
+            } else {
+                reader.problem("delivery.maxAttempts", attempts, "\"\(attempts.scalar?.string ?? "")\" is not a number of attempts between 1 and 1000")
+            }
+        }
+        return delivery
     }
 
     /// `limits: {memory: 256MiB, openFiles: 256}`: a library plugin's worker limits.

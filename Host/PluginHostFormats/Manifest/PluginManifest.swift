@@ -56,6 +56,16 @@ public struct PluginManifest: Sendable, Hashable, Codable {
         }
     }
 
+    /// How its event deliveries are retried (`delivery:`), within the host's limits.
+    public struct Delivery: Sendable, Hashable, Codable {
+        /// Attempts at one delivery before it becomes a dead letter; the host's own setting caps it.
+        public var maxAttempts: Int?
+
+        public init(maxAttempts: Int? = nil) {
+            self.maxAttempts = maxAttempts
+        }
+    }
+
     public var id: String
     public var name: String
     public var version: String
@@ -68,6 +78,8 @@ public struct PluginManifest: Sendable, Hashable, Codable {
     public var config: ConfigSchema
     /// Limits of its worker process; `nil` when the manifest has none (the host's apply).
     public var limits: Limits?
+    /// Its own retry setting for event deliveries; `nil`: the host's.
+    public var delivery: Delivery?
 
     /// The requested permissions, parsed.
     public var requestedPermissions: PermissionSet { PermissionSet(permissions.compactMap(Permission.init)) }
