@@ -72,6 +72,9 @@ struct BenchCommand: AsyncParsableCommand {
             print(String(format: "   %@: put %.0f/s, batch %.0f/s: a batch costs %.2f x a put (target <= 1.5)  %@", name, result.puts.median, result.batches.median, ratio,
                          ratio <= 1.5 ? "MET" : "MISSED"))
             print(String(format: "   %@: the store's statements alone: %.0f rows/s written and read back", name, result.baselinePerSecond))
+            let fan = result.fanOut
+            print(String(format: "   %@, to %d subscribers (the echo plugin and copies): %d events, %.0f events/s reached all of them (%.0f deliveries/s)",
+                         name, fan.subscribers, fan.events, fan.eventsPerSecond, fan.eventsPerSecond * Double(fan.subscribers)))
             for subscriber in result.subscribers {
                 print(String(format: "   %@, to %@: published %.0f events/s, delivered %.0f events/s (%.2f of the baseline; target on PostgreSQL >= 10,000); "
                     + "at %d events/s, publish to delivery p50 %.1f ms, p99 %.1f ms (target on PostgreSQL p99 <= 50 ms)",

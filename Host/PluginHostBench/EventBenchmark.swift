@@ -16,6 +16,8 @@ struct EventBenchmark {
     let events = 50_000
     /// Events published in each commit (one write batch).
     let perCommit = 10
+    /// Subscribers of the fan-out figure.
+    let fanOut = 10
 
     /// Events published (`perCommit` to a commit) and delivered to one subscriber.
     struct Delivered {
@@ -29,10 +31,19 @@ struct EventBenchmark {
         var lagP99: Double
     }
 
+    /// Events delivered to every one of several subscribers.
+    struct FanOut {
+        var subscribers: Int
+        var events: Int
+        /// Events a second that reached all of them, from the first publish to the last delivery.
+        var eventsPerSecond: Double
+    }
+
     struct Result {
         var puts: [Double]
         var batches: [Double]
         var subscribers: [Delivered]
+        var fanOut: FanOut
         var baselinePerSecond: Double
     }
 
@@ -129,6 +140,44 @@ struct EventBenchmark {
                 deliveredPerSecond: Double(figures.count) / ((figures.last ?? .now) - started).benchSeconds, pacedRate: pacedRate,
                 lagP50: percentile(0.5), lagP99: percentile(0.99)))
         }
+        // 10 subscribers: the echo plugin and 9 copies of its library whose magic block names another id,
+        // each a lane of its own, all in one workspace.
+        let copies = try (1..<fanOut).map { try echoCopy(named: "bench.sub\($0)", in: folder) }
+        for (index, path) in copies.enumerated() where runtime.plugin(id: "bench.sub\(index + 1)") == nil {
+            _ = try await runtime.install(manifestText: subscribingEchoManifest(path: path, id: "bench.sub\(index + 1)"), baseDirectory: folder)
+        }
+        let fanWorkspace = try await runtime.createWorkspace(id: "\(workspaceID)-fan", name: "events", tenantID: "bench")
+        _ = try await runtime.enable(workspace: fanWorkspace, pluginID: "example.notes", grants: ["storage.read", "storage.write", "events.publish:notes.*"], config: [:], caller: caller)
+        let fanIDs = ["example.echo"] + (1..<fanOut).map { "bench.sub\($0)" }
+        for id in fanIDs {
+            _ = try await runtime.enable(workspace: fanWorkspace, pluginID: id, grants: ["events.subscribe:notes.*"], config: [:], caller: caller)
+        }
+        let fanPublisher = try runtime.context(workspace: fanWorkspace, pluginID: "example.notes", caller: caller).storage
+        let fanEvents = events / 5
+        let fanStart = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            let (callers, perCommit) = (self.callers, self.perCommit)
+            for worker in 0..<callers {
+                group.addTask(executorPreference: executor) {
+                    for _ in stride(from: worker * perCommit, to: fanEvents, by: callers * perCommit) {
+                        var batch = WriteBatch()
+                        for _ in 0..<perCommit { batch.publish(type: "notes.timed", payload: payload) }
+                        _ = try await fanPublisher.commit(batch)
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let fanKeys = fanIDs.map { fanWorkspace.id + "/" + $0 + "/notes.timed" }
+        let fanDeadline = ContinuousClock.now + .seconds(180)
+        while observed.withLock({ state in fanKeys.contains { (state[$0]?.count ?? 0) < fanEvents } }), ContinuousClock.now < fanDeadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        let fanLast = observed.withLock { state in fanKeys.compactMap { state[$0]?.last }.max() } ?? .now
+        let fanDelivered = observed.withLock { state in fanKeys.map { state[$0]?.count ?? 0 }.min() ?? 0 }
+        let fanOutFigures = FanOut(
+            subscribers: fanIDs.count, events: fanEvents, eventsPerSecond: Double(fanDelivered) / (fanLast - fanStart).benchSeconds)
+
         running.cancel()
         _ = try? await running.value
 
@@ -161,16 +210,20 @@ struct EventBenchmark {
             position = batch.last!.position  // not empty, checked above
         }
         let baseline = ContinuousClock.now - baselineStart
-        return Result(puts: puts, batches: batches, subscribers: subscribers, baselinePerSecond: Double(events) / baseline.benchSeconds)
+        return Result(puts: puts, batches: batches, subscribers: subscribers, fanOut: fanOutFigures, baselinePerSecond: Double(events) / baseline.benchSeconds)
     }
 }
 
 /// The echo plugin, subscribed to notes events: its event handler is the SDK's, which does nothing, so
 /// what is measured is the host's delivery.
 func subscribingEchoManifest(_ folder: String) -> String {
+    subscribingEchoManifest(path: "\(folder)/libEchoPlugin.so", id: "example.echo")
+}
+
+func subscribingEchoManifest(path: String, id: String) -> String {
     """
-    {"id": "example.echo", "name": "Echo", "version": "1.0.0", "sdk": "^1.0.0",
-     "runtime": {"kind": "library", "path": "\(folder)/libEchoPlugin.so"},
+    {"id": "\(id)", "name": "Echo", "version": "1.0.0", "sdk": "^1.0.0",
+     "runtime": {"kind": "library", "path": "\(path)"},
      "permissions": ["events.subscribe:notes.*"],
      "subscriptions": ["notes.*"],
      "routes": [{"method": "*", "path": "echo"}]}
@@ -191,5 +244,27 @@ extension Duration {
     var benchSeconds: Double {
         let (seconds, attoseconds) = components
         return Double(seconds) + Double(attoseconds) / 1e18
+    }
+}
+
+extension EventBenchmark {
+    /// A copy of the echo plugin's library in `folder` whose magic block names `id` instead of
+    /// `example.echo`: another plugin, for the host, with the same code.
+    func echoCopy(named id: String, in folder: String) throws -> String {
+        var data = try Data(contentsOf: URL(fileURLWithPath: pluginsFolder + "/libEchoPlugin.so"))
+        guard let tag = data.range(of: Data("PLUGIN-HOST-MAGC".utf8)),
+              let name = data.range(of: Data("example.echo\u{0}".utf8), in: tag.upperBound..<min(data.count, tag.upperBound + 1024))
+        else { throw CopyFailed() }
+        var replacement = Data(id.utf8)
+        replacement.append(contentsOf: [UInt8](repeating: 0, count: max(0, name.count - replacement.count)))
+        data.replaceSubrange(name, with: replacement.prefix(name.count))
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let path = folder + "/lib-\(id).so"
+        try data.write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    struct CopyFailed: Error, CustomStringConvertible {
+        var description: String { "cannot find example.echo in the magic block of libEchoPlugin.so" }
     }
 }
