@@ -246,6 +246,20 @@ class HostSDK:
     def publish(self, event_type, payload):
         return self.call("events/publish", {"type": event_type, "payload": base64.b64encode(payload).decode("ascii")})
 
+    def commit(self, operations):
+        """A write batch: puts, deletes, checks and publishes committed together, all or none.
+        Each operation is a dict: {"op": "put", "key", "value": bytes, "ifVersion"?},
+        {"op": "delete", "key", "ifVersion"?}, {"op": "check", "key", "version"} or
+        {"op": "publish", "type", "payload": bytes}. Returns the host's results, one per operation."""
+        wire = []
+        for operation in operations:
+            operation = dict(operation)
+            for field in ("value", "payload"):
+                if field in operation:
+                    operation[field] = base64.b64encode(operation[field]).decode("ascii")
+            wire.append(operation)
+        return self.call("batch", {"operations": wire})["results"]
+
 
 class NotesPlugin:
     """The plugin's own behaviour, the same as the Swift NotesPlugin."""
@@ -285,8 +299,9 @@ class NotesPlugin:
         note_id = "%013d-%s" % (int(now * 1000), secrets.token_hex(4))
         note = {"id": note_id, "text": text, "createdBy": context["caller"]["subject"],
                 "createdAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))}
-        sdk.put(f"note/{note_id}", json_bytes(note))
-        sdk.publish("notes.created", json_bytes(note))
+        # The note and its event commit together, as in the Swift plugin.
+        sdk.commit([{"op": "put", "key": f"note/{note_id}", "value": json_bytes(note), "ifVersion": 0},
+                    {"op": "publish", "type": "notes.created", "payload": json_bytes(note)}])
         return 201, note
 
     def list(self, query, sdk):
