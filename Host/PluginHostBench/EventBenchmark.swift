@@ -100,20 +100,9 @@ struct EventBenchmark {
             _ = try await runtime.enable(workspace: workspace, pluginID: pluginID, grants: grants, config: [:], caller: caller)
             let publisher = try runtime.context(workspace: workspace, pluginID: "example.notes", caller: caller).storage
             let key = workspace.id + "/" + pluginID + "/notes.timed"
-            let (events, callers, perCommit) = (self.events, self.callers, self.perCommit)
+            let (events, perCommit) = (self.events, self.perCommit)
             let started = ContinuousClock.now
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for worker in 0..<callers {
-                    group.addTask(executorPreference: executor) {
-                        for _ in stride(from: worker * perCommit, to: events, by: callers * perCommit) {
-                            var batch = WriteBatch()
-                            for _ in 0..<perCommit { batch.publish(type: "notes.timed", payload: payload) }
-                            _ = try await publisher.commit(batch)
-                        }
-                    }
-                }
-                try await group.waitForAll()
-            }
+            try await publish(events, through: publisher, on: executor, payload: payload)
             let published = ContinuousClock.now - started
             let deadline = ContinuousClock.now + .seconds(120)
             while observed.withLock({ $0[key]?.count ?? 0 }) < events, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
@@ -155,19 +144,7 @@ struct EventBenchmark {
         let fanPublisher = try runtime.context(workspace: fanWorkspace, pluginID: "example.notes", caller: caller).storage
         let fanEvents = events / 5
         let fanStart = ContinuousClock.now
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            let (callers, perCommit) = (self.callers, self.perCommit)
-            for worker in 0..<callers {
-                group.addTask(executorPreference: executor) {
-                    for _ in stride(from: worker * perCommit, to: fanEvents, by: callers * perCommit) {
-                        var batch = WriteBatch()
-                        for _ in 0..<perCommit { batch.publish(type: "notes.timed", payload: payload) }
-                        _ = try await fanPublisher.commit(batch)
-                    }
-                }
-            }
-            try await group.waitForAll()
-        }
+        try await publish(fanEvents, through: fanPublisher, on: executor, payload: payload)
         let fanKeys = fanIDs.map { fanWorkspace.id + "/" + $0 + "/notes.timed" }
         let fanDeadline = ContinuousClock.now + .seconds(180)
         while observed.withLock({ state in fanKeys.contains { (state[$0]?.count ?? 0) < fanEvents } }), ContinuousClock.now < fanDeadline {
@@ -248,6 +225,23 @@ extension Duration {
 }
 
 extension EventBenchmark {
+    /// Publishes `count` events of type `notes.timed` from `callers` tasks, `perCommit` to a write batch.
+    func publish(_ count: Int, through storage: any PluginStorage, on executor: (any TaskExecutor)?, payload: Data) async throws {
+        let (callers, perCommit) = (self.callers, self.perCommit)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in 0..<callers {
+                group.addTask(executorPreference: executor) {
+                    for _ in stride(from: worker * perCommit, to: count, by: callers * perCommit) {
+                        var batch = WriteBatch()
+                        for _ in 0..<perCommit { batch.publish(type: "notes.timed", payload: payload) }
+                        _ = try await storage.commit(batch)
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
+
     /// A copy of the echo plugin's library in `folder` whose magic block names `id` instead of
     /// `example.echo`: another plugin, for the host, with the same code.
     func echoCopy(named id: String, in folder: String) throws -> String {
