@@ -52,7 +52,7 @@ test: deps
 	cd Plugins && $(SWIFT) build
 	cd Tests/Fixtures && $(SWIFT) build
 	$(SWIFT) build --build-tests
-	$(WITH_POSTGRES) $(SWIFT) test --skip-build
+	THROWAWAY_POSTGRES_FSYNC=off $(WITH_POSTGRES) $(SWIFT) test --skip-build
 
 ## bench: dispatch overhead, HTTP throughput, storage, registry, remote plugins and worker processes, each against
 ## a baseline in the same run

@@ -8,6 +8,11 @@
 #   throwaway-postgres.sh start DIR       start (creating if needed) a server in DIR; prints its URL.
 #                                         Restarting keeps the port.
 #   throwaway-postgres.sh stop DIR        stop it (the folder stays, for a later start)
+#
+# THROWAWAY_POSTGRES_FSYNC=off starts the server without fsync, for the tests: each test creates and drops a
+# database, and DROP DATABASE forces a checkpoint while it holds a transaction id, which holds back every
+# other test's event delivery (docs/postgresql.md, Events) for as long as the disk takes. The benchmarks keep
+# fsync on, as a deployment would.
 set -euo pipefail
 
 # The server outlives this script: it must not inherit descriptors of whoever started us (a caller
@@ -53,8 +58,10 @@ start() {
     fi
     [ -f "$dir/port" ] || free_port >"$dir/port"
     port=$(cat "$dir/port")
+    local durability=""
+    if [ "${THROWAWAY_POSTGRES_FSYNC:-on}" = off ]; then durability="-c fsync=off -c full_page_writes=off"; fi
     if ! as_postgres "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-        -o "-p $port -c listen_addresses=127.0.0.1 -k '$dir' -c max_connections=300" start >/dev/null; then
+        -o "-p $port -c listen_addresses=127.0.0.1 -k '$dir' -c max_connections=300 $durability" start >/dev/null; then
         cat "$dir/server.log" >&2
         exit 1
     fi

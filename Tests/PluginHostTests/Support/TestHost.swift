@@ -191,7 +191,7 @@ extension TestHost {
 }
 
 /// Polls until `condition` holds or `timeout` passes; events are delivered asynchronously.
-func eventually(timeout: Duration = .seconds(5), _ condition: () async throws -> Bool) async throws -> Bool {
+func eventually(timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async throws -> Bool {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
         if try await condition() { return true }
