@@ -76,11 +76,11 @@ final class Worker: Sendable {
                     fail(call, error)
                 }
             }
-        case .event:
-            let event = try WorkerWire.event(frame.payload)
+        case .events:
+            let delivery = try WorkerWire.events(frame.payload)
             let call = frame.call
-            guard let (plugin, context) = context(binding: event.binding, caller: event.caller, requestID: nil, call: call) else { return }
-            run(call) { try await plugin.handle(event: event.event, context: context) }
+            guard let (plugin, context) = context(binding: delivery.binding, caller: delivery.caller, requestID: nil, call: call) else { return }
+            run(call) { try await plugin.handle(events: delivery.events, context: context) }
         case .hook:
             let hook = try WorkerWire.hook(frame.payload)
             let call = frame.call

@@ -99,6 +99,45 @@ struct EventTests {
         }
     }
 
+    @Test("a subscriber with delivery.batchSize takes waiting events in one call; a poison event among them is retried alone and buried, the others delivered once",
+          .timeLimit(.minutes(2)), arguments: [(StoreKind.sqlite, "worker"), (StoreKind.postgres, "in-process")])
+    func batchDelivery(store: StoreKind, isolation: String) async throws {
+        try await withHost(store: store, configure: { $0.eventRetry = .init(maxAttempts: 2, initialDelay: .milliseconds(10), maxDelay: .milliseconds(50)) }) { host in
+            try await host.install(try Fixtures.faulty(batchSize: 50), isolation: isolation)
+            try await host.tenant("acme", workspaces: ["ws1"])
+            try await host.enable("test.faulty", in: "ws1", grants: Self.faultyGrants, config: ["eventFailures": 0])
+            let base = "/v1/workspaces/ws1/plugins/test.faulty/resources/"
+            // 30 events in one commit: the lane finds them waiting together.
+            let published = try await host.admin(.POST, base + "publish?count=30&poison=12")
+            #expect(published.status == 200, "\(published.text)")
+            let ids = try #require(published.json["events"] as? [String])
+            try #require(ids.count == 30)
+            let letters = "/v1/workspaces/ws1/dead-letters"
+            #expect(try await eventually { (try await host.admin(.GET, letters).json["deadLetters"] as? [Any])?.count == 1 })
+            let letter = (try await host.admin(.GET, letters).json["deadLetters"] as? [[String: any Sendable]])?.first
+            #expect((letter?["event"] as? [String: any Sendable])?["id"] as? String == ids[12], "only the poison event is buried")
+            #expect(letter?["attempts"] as? Int == 2)
+            let healthy = ids.enumerated().filter { $0.offset != 12 }.map(\.element)
+            #expect(try await eventually {
+                let received = try await Self.received(host)
+                return healthy.allSatisfy { received[$0] == 1 }
+            }, "every other event is delivered, once")
+            #expect(try await Self.received(host)[ids[12]] == nil)
+            // One call brought all 30; then one event a call up to the end of that run (the poison one twice).
+            let calls = try await host.admin(.GET, base + "calls").json["calls"] as? [Int] ?? []
+            #expect(calls == [30] + Array(repeating: 1, count: 31), "\(calls)")
+
+            // Past the failed run, waiting events come together again.
+            #expect(try await host.admin(.POST, base + "publish?count=10").status == 200)
+            #expect(try await eventually { (try await Self.received(host)).count == 39 })
+            #expect((try await host.admin(.GET, base + "calls").json["calls"] as? [Int])?.last == 10)
+            // Each delivered event's lag is in the histogram; the buried one is not.
+            let metrics = try await host.request(.GET, "/metrics").text.split(separator: "\n")
+            #expect(metrics.contains { $0.hasPrefix("plugin_host_event_delivery_lag_seconds_count{") && $0.contains("plugin=\"test.faulty\"") && $0.hasSuffix(" 39") },
+                    "\(metrics.filter { $0.contains("delivery_lag_seconds_count") })")
+        }
+    }
+
     @Test("a manifest's delivery.maxAttempts lowers the host's attempts, and cannot raise them", arguments: [2, 50])
     func manifestAttempts(asked: Int) async throws {
         try await withHost(configure: { $0.eventRetry = .init(maxAttempts: 3, initialDelay: .milliseconds(10), maxDelay: .milliseconds(50)) }) { host in

@@ -234,6 +234,12 @@ struct ManifestTests {
         }
     }
 
+    @Test("delivery.batchSize takes 1 to 256 events")
+    func batchSize() throws {
+        let library = try Fixtures.audit.replacingOccurrences(of: "batchSize: 100", with: "batchSize: 1000")
+        #expect(problems(library).first { $0.field == "delivery.batchSize" }?.message.contains("between 1 and 256") == true)
+    }
+
     @Test("the JSON schema and the validator agree on every shipped manifest and on a corpus of bad ones")
     func schemaAgreesWithValidator() async throws {
         let folder = try TemporaryFolder()
@@ -251,6 +257,10 @@ struct ManifestTests {
             ("remote URL with port 0", remote.replacingOccurrences(of: "9001", with: "0"), false),
             ("remote URL with %00", remote.replacingOccurrences(of: "127.0.0.1:9001", with: "%00"), false),
             ("remote timeout not a duration", remote.replacingOccurrences(of: "\"}", with: "\", timeout: fast}"), false),
+            ("remote with a batch size", remote + "delivery: {batchSize: 10}\n", true),
+            ("batch size over 256", notes + "delivery: {batchSize: 257}\n", false),
+            ("batch size 0", notes + "delivery: {batchSize: 0}\n", false),
+            ("batch size and attempts", notes + "delivery: {batchSize: 256, maxAttempts: 3}\n", true),
             ("unknown permission", notes.replacingOccurrences(of: "storage.write", with: "storage.wipe"), false),
             ("publishing the host's events", notes.replacingOccurrences(of: "events.publish:notes.*", with: "events.publish:core.plugin.*"), false),
             ("route method", notes.replacingOccurrences(of: "method: POST", with: "method: FETCH"), false),

@@ -157,6 +157,9 @@ package final class EventDelivery: Service, Sendable {
         let signal: LaneSignal
         private let stopped = Atomic<Bool>(false)
         private let lastReplayCheckBox = Mutex<ContinuousClock.Instant>(.now)
+        /// After a run of events failed as one call, the lane hands them over one at a time up to this
+        /// position, so that a bad event is retried, and buried, alone.
+        private let singlyUntilBox = Mutex<EventPosition?>(nil)
         private var lastReplayCheck: ContinuousClock.Instant {
             get { lastReplayCheckBox.withLock { $0 } }
             set { lastReplayCheckBox.withLock { $0 = newValue } }
@@ -235,18 +238,49 @@ package final class EventDelivery: Service, Sendable {
             let batch = try await store.events(workspaceID: workspace, after: lane.position, limit: settings.batchSize)
             if batch.isEmpty { return settings.pollInterval }
             let start = lane.position
+            guard let subscriber = runtime.events.subscriber(plugin, in: workspace) else {
+                // No longer enabled here: the lane is about to stop; what it read is not for it.
+                lane.position = batch[batch.count - 1].position
+                _ = try await advance(to: lane.position, settings: settings)
+                return nil
+            }
             var renewed = ContinuousClock.now
-            for stored in batch {
-                if isStopped { break }
-                guard let target = runtime.events.delivery(of: stored.event, to: plugin) else {
-                    lane.position = stored.position  // not subscribed (or not granted): passed over
+            var next = 0
+            while next < batch.count, !isStopped {
+                // The next run: events it does not take are passed over; up to its batch size of those it
+                // takes (one while a failure is being retried), within `maximumRunBytes` of payload.
+                let singly = lane.attempts > 0 || singlyUntilBox.withLock { until in
+                    if let limit = until, lane.position < limit { return true }
+                    until = nil
+                    return false
+                }
+                let size = singly ? 1 : subscriber.batchSize
+                var run: [StoredEvent] = []
+                var bytes = 0
+                var end = lane.position
+                while next < batch.count, run.count < size {
+                    let stored = batch[next]
+                    if subscriber.accepts(stored.event.type) {
+                        if !run.isEmpty, bytes + stored.event.payload.count > Self.maximumRunBytes { break }
+                        run.append(stored)
+                        bytes += stored.event.payload.count
+                    }
+                    end = stored.position
+                    next += 1
+                }
+                guard !run.isEmpty else {
+                    lane.position = end  // nothing it takes: passed over
                     continue
                 }
                 do {
-                    try await target.deliver()
-                    runtime.metrics.recordDelivered(workspaceID: workspace, pluginID: plugin, lag: Date().timeIntervalSince(stored.event.occurredAt))
-                    delivery.observer?(stored.event, plugin)
-                    lane.position = stored.position
+                    try await subscriber.deliver(run.map(\.event))
+                    let now = Date()
+                    runtime.metrics.recordDelivered(
+                        workspaceID: workspace, pluginID: plugin, count: run.count, lags: run.map { .seconds(now.timeIntervalSince($0.event.occurredAt)) })
+                    if let observer = delivery.observer {
+                        for stored in run { observer(stored.event, plugin) }
+                    }
+                    lane.position = end
                     lane.attempts = 0
                     // Slow deliveries: the lease is renewed (with the position) before a third of it is
                     // gone, so no other host takes the lane while this one works on it.
@@ -260,15 +294,23 @@ package final class EventDelivery: Service, Sendable {
                     if lane.position != start {
                         guard try await advance(to: lane.position, settings: settings) else { return nil }
                     }
-                    lane.attempts += 1
                     let reason = String(describing: error)
                     runtime.metrics.recordPluginError(plugin: plugin, kind: "event")
+                    if run.count > 1 {
+                        // Which of them failed is unknown: each is handed over alone until past the run.
+                        logger.warning("event delivery of \(run.count) events failed; delivering them one at a time", metadata: ["error": "\(reason)"])
+                        runtime.metrics.recordRetry(workspaceID: workspace, pluginID: plugin)
+                        singlyUntilBox.withLock { $0 = run[run.count - 1].position }
+                        return nil
+                    }
+                    let stored = run[0]
+                    lane.attempts += 1
                     var logger = logger
                     logger[metadataKey: "event.id"] = "\(stored.event.id)"
                     logger[metadataKey: "event.type"] = "\(stored.event.type)"
                     logger[metadataKey: "attempt"] = "\(lane.attempts)"
                     logger[metadataKey: "error"] = "\(reason)"
-                    let policy = target.policy.retry
+                    let policy = subscriber.policy.retry
                     if lane.attempts >= policy.maxAttempts {
                         let letter = DeadLetter(
                             id: UUID().uuidString.lowercased(), pluginID: plugin, event: stored.event, attempts: lane.attempts, lastError: reason, state: .dead,
@@ -278,7 +320,7 @@ package final class EventDelivery: Service, Sendable {
                         if buried {
                             logger.error("event delivery given up: kept as a dead letter", metadata: ["dead_letter.id": "\(letter.id)"])
                             runtime.metrics.recordDeadLetter(workspaceID: workspace, pluginID: plugin)
-                            target.runner.deliveryDropped("event \(stored.event.id) (\(stored.event.type)) became dead letter \(letter.id) after \(lane.attempts) attempts: \(reason)")
+                            subscriber.runner.deliveryDropped("event \(stored.event.id) (\(stored.event.type)) became dead letter \(letter.id) after \(lane.attempts) attempts: \(reason)")
                         }
                         return nil
                     }
@@ -294,6 +336,10 @@ package final class EventDelivery: Service, Sendable {
             return nil
         }
 
+        /// The most payload bytes one call hands over, unless a single event is larger: a run of events
+        /// stays well within a worker's frame limit.
+        static let maximumRunBytes = 512 * 1024
+
         private func advance(to position: EventPosition, settings: HostConfiguration.EventSettings) async throws -> Bool {
             try await delivery.runtime.store.advanceEventLane(
                 workspaceID: key.workspaceID, pluginID: key.pluginID, owner: delivery.owner, to: position, until: Date() + settings.lease.seconds)
@@ -306,10 +352,10 @@ package final class EventDelivery: Service, Sendable {
             for letter in letters {
                 if isStopped { break }
                 var failure: String?
-                if let target = runtime.events.delivery(of: letter.event, to: key.pluginID) {
+                if let subscriber = runtime.events.subscriber(key.pluginID, in: key.workspaceID), subscriber.accepts(letter.event.type) {
                     do {
-                        try await target.deliver()
-                        runtime.metrics.recordDelivered(workspaceID: key.workspaceID, pluginID: key.pluginID, lag: nil)
+                        try await subscriber.deliver([letter.event])
+                        runtime.metrics.recordDelivered(workspaceID: key.workspaceID, pluginID: key.pluginID, count: 1, lags: [])
                     } catch {
                         try await runtime.store.ping()
                         failure = String(describing: error)

@@ -37,12 +37,20 @@ public final class HostMetrics: Sendable {
         registry.makeCounter(descriptor: Self.published, labels: [("workspace", workspaceID)]).increment(by: Int64(count))
     }
 
-    /// A delivery that succeeded, and how long after its event was published (`nil` for a replay).
-    func recordDelivered(workspaceID: String, pluginID: String, lag: Double?) {
+    /// Events delivered in one call, and for each how long after it was published (none for a replay).
+    func recordDelivered(workspaceID: String, pluginID: String, count: Int, lags: [Duration]) {
         let labels = [("workspace", workspaceID), ("plugin", pluginID)]
-        registry.makeCounter(descriptor: Self.delivered, labels: labels).increment()
-        if let lag { registry.makeGauge(descriptor: Self.lag, labels: labels).set(max(0, lag)) }
+        registry.makeCounter(descriptor: Self.delivered, labels: labels).increment(by: Int64(count))
+        guard !lags.isEmpty else { return }
+        let histogram = registry.makeDurationHistogram(descriptor: Self.lag, labels: labels, buckets: Self.lagBuckets)
+        for lag in lags { histogram.record(max(.zero, lag)) }
     }
+
+    /// From a few milliseconds (a lane that keeps up) to minutes (retries, a backlog after an outage).
+    static let lagBuckets: [Duration] = [
+        .milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
+        .milliseconds(500), .seconds(1), .milliseconds(2500), .seconds(5), .seconds(10), .seconds(30), .seconds(60), .seconds(300),
+    ]
 
     func recordRetry(workspaceID: String, pluginID: String) {
         registry.makeCounter(descriptor: Self.retried, labels: [("workspace", workspaceID), ("plugin", pluginID)]).increment()
@@ -109,7 +117,7 @@ public final class HostMetrics: Sendable {
     }
     private static var lag: MetricNameDescriptor {
         MetricNameDescriptor(
-            namespace: "plugin_host", metricName: "event_delivery_lag", unitName: "seconds", helpText: "Time from publish to delivery of the subscriber's last delivered event.")
+            namespace: "plugin_host", metricName: "event_delivery_lag", unitName: "seconds", helpText: "Time from an event's publish to its delivery to the subscriber.")
     }
     private static var load: MetricNameDescriptor {
         MetricNameDescriptor(

@@ -104,10 +104,13 @@ final class RemotePlugin: RunningPlugin {
         return PluginResponse(status: answer.status, headers: responseHeaders, body: answer.body)
     }
 
-    func handle(event: PluginEvent, context: CallContext) async throws {
-        let body = try RemoteWire.encode(RemoteWire.Event(event))
-        let answer = try await call(.event, method: "POST", target: RemoteEnvelope.CallKind.event.path, body: body, context: context, requestID: nil)
-        guard answer.isSuccess else { throw Self.hookRefused(answer, pluginID: id, hook: "event") }
+    /// One signed call per event, in order (the event router hands a remote one event a call).
+    func handle(events: [PluginEvent], context: CallContext) async throws {
+        for event in events {
+            let body = try RemoteWire.encode(RemoteWire.Event(event))
+            let answer = try await call(.event, method: "POST", target: RemoteEnvelope.CallKind.event.path, body: body, context: context, requestID: nil)
+            guard answer.isSuccess else { throw Self.hookRefused(answer, pluginID: id, hook: "event") }
+        }
     }
 
     /// Makes the workspace's enablement secret (kept when only grants or config change), stores it sealed,

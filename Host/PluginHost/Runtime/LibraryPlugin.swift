@@ -29,8 +29,8 @@ final class LibraryPlugin: RunningPlugin {
         }
     }
 
-    func handle(event: PluginEvent, context: CallContext) async throws {
-        try await instance.handle(event: event, context: context)
+    func handle(events: [PluginEvent], context: CallContext) async throws {
+        try await instance.handle(events: events, context: context)
     }
 
     func enabled(context: CallContext) async throws {

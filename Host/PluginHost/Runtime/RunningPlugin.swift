@@ -23,7 +23,8 @@ protocol RunningPlugin: AnyObject, Sendable {
     /// came (a ``PluginError``, or anything it threw), a failure to reach it as a ``HostError``.
     /// `started` is when the host began the call, where its time limit counts from.
     func handle(_ request: PluginRequest, context: CallContext, started: ContinuousClock.Instant) async throws -> PluginResponse
-    func handle(event: PluginEvent, context: CallContext) async throws
+    /// Delivers events of one workspace, in order, in one call (``Plugin/handle(events:context:)``).
+    func handle(events: [PluginEvent], context: CallContext) async throws
     func enabled(context: CallContext) async throws
     func disabled(context: CallContext) async throws
     /// Makes it ready for calls before it is first needed (a worker process is started); a no-op for

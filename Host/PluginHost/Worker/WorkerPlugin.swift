@@ -117,9 +117,9 @@ package final class WorkerPlugin: RunningPlugin {
         }
     }
 
-    func handle(event: PluginEvent, context: CallContext) async throws {
+    func handle(events: [PluginEvent], context: CallContext) async throws {
         try await done(try await call(context: context, deadline: .now + callLimit) { call, binding in
-            WorkerWire.encode(WorkerWire.Event(binding: binding, caller: context.caller, event: event), call: call)
+            WorkerWire.encode(WorkerWire.Events(binding: binding, caller: context.caller, events: events), call: call)
         })
     }
 

@@ -368,7 +368,7 @@ package final class WorkerProcess: Sendable {
             sdk(frame)
         case .log:
             log(frame)
-        case .hello, .bind, .unbind, .request, .event, .hook, .sdkReply, .ping, .shutdown:
+        case .hello, .bind, .unbind, .request, .events, .hook, .sdkReply, .ping, .shutdown:
             stop(because: "it sent a \(frame.kind) frame, which only the host sends")
         }
     }

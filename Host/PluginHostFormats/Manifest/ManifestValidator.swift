@@ -194,17 +194,26 @@ public struct ManifestValidator: Sendable {
         return PluginManifest.Runtime(kind: .library, isolation: isolation, path: path, resolvedPath: resolved, sha256: sha256)
     }
 
-    /// `delivery: {maxAttempts: 3}`: how its event deliveries are retried.
+    /// `delivery: {maxAttempts: 3, batchSize: 100}`: how its event deliveries are retried, and how many
+    /// events one call may hand over (a remote plugin's calls carry one event, whatever it says).
     private func readDelivery(_ node: Node?, reader: inout Reader) -> PluginManifest.Delivery? {
         guard let node else { return nil }
         guard let mapping = reader.mapping(node, "delivery", required: false) else { return nil }
-        reader.rejectUnknown(mapping, known: ["maxAttempts"], prefix: "delivery.")
+        reader.rejectUnknown(mapping, known: ["maxAttempts", "batchSize"], prefix: "delivery.")
         var delivery = PluginManifest.Delivery()
         if let attempts = mapping["maxAttempts"] {
             if case .scalar(let scalar) = attempts, scalar.style == .plain, let count = Int(scalar.string), (1...1_000).contains(count) {
                 delivery.maxAttempts = count
             } else {
                 reader.problem("delivery.maxAttempts", attempts, "\"\(attempts.scalar?.string ?? "")\" is not a number of attempts between 1 and 1000")
+            }
+        }
+        if let size = mapping["batchSize"] {
+            let limit = PluginManifest.Delivery.maximumBatchSize
+            if case .scalar(let scalar) = size, scalar.style == .plain, let count = Int(scalar.string), (1...limit).contains(count) {
+                delivery.batchSize = count
+            } else {
+                reader.problem("delivery.batchSize", size, "\"\(size.scalar?.string ?? "")\" is not a number of events between 1 and \(limit)")
             }
         }
         return delivery

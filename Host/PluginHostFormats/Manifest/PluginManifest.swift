@@ -60,10 +60,17 @@ public struct PluginManifest: Sendable, Hashable, Codable {
     public struct Delivery: Sendable, Hashable, Codable {
         /// Attempts at one delivery before it becomes a dead letter; the host's own setting caps it.
         public var maxAttempts: Int?
+        /// The most events one call of `handle(events:)` receives (1 when absent). A remote plugin's calls
+        /// carry one event each, whatever it says: the same manifest serves every runtime.
+        public var batchSize: Int?
 
-        public init(maxAttempts: Int? = nil) {
+        public init(maxAttempts: Int? = nil, batchSize: Int? = nil) {
             self.maxAttempts = maxAttempts
+            self.batchSize = batchSize
         }
+
+        /// The longest run of events a delivery hands over at once.
+        public static let maximumBatchSize = 256
     }
 
     public var id: String

@@ -15,7 +15,7 @@ import PluginSDK
 public enum WorkerWire {
     /// The version of the frames below. A worker and a host of different versions refuse each other at
     /// the handshake, with a message naming both.
-    public static let version: UInt16 = 3
+    public static let version: UInt16 = 4
     /// The file descriptor the worker finds its end of the socket pair on: its standard input.
     public static let socketDescriptor: Int32 = 0
     /// `kind` and `call`, after the length.
@@ -27,7 +27,7 @@ public enum WorkerWire {
         case bind = 2
         case unbind = 3
         case request = 4
-        case event = 5
+        case events = 5
         case hook = 6
         case sdkReply = 7
         case ping = 8
@@ -118,15 +118,16 @@ public enum WorkerWire {
         }
     }
 
-    public struct Event: Sendable {
+    /// Events of the binding's workspace for one call of ``Plugin/handle(events:context:)``, in order.
+    public struct Events: Sendable {
         public var binding: UInt32
         public var caller: Caller
-        public var event: PluginEvent
+        public var events: [PluginEvent]
 
-        public init(binding: UInt32, caller: Caller, event: PluginEvent) {
+        public init(binding: UInt32, caller: Caller, events: [PluginEvent]) {
             self.binding = binding
             self.caller = caller
-            self.event = event
+            self.events = events
         }
     }
 
@@ -542,33 +543,43 @@ extension WorkerWire {
         }
     }
 
-    public static func encode(_ event: Event, call: UInt64) -> [UInt8] {
-        encode(.event, call: call) { writer in
-            writer.u32(event.binding)
-            writer.caller(event.caller)
-            let event = event.event
-            writer.string(event.id)
-            writer.string(event.type)
-            writer.string(event.workspaceID)
-            writer.string(event.sourcePluginID)
-            writer.u64(event.occurredAt.timeIntervalSince1970.bitPattern)
-            writer.data(event.payload)
+    public static func encode(_ delivery: Events, call: UInt64) -> [UInt8] {
+        encode(.events, call: call) { writer in
+            writer.u32(delivery.binding)
+            writer.caller(delivery.caller)
+            writer.u32(UInt32(delivery.events.count))
+            for event in delivery.events {
+                writer.string(event.id)
+                writer.string(event.type)
+                writer.string(event.workspaceID)
+                writer.string(event.sourcePluginID)
+                writer.u64(event.occurredAt.timeIntervalSince1970.bitPattern)
+                writer.data(event.payload)
+            }
         }
     }
 
-    public static func event(_ payload: [UInt8]) throws(Malformed) -> Event {
+    public static func events(_ payload: [UInt8]) throws(Malformed) -> Events {
         try decode(payload) { reader throws(Malformed) in
             let binding = try reader.u32()
             let caller = try reader.caller()
-            let id = try reader.string()
-            let type = try reader.string()
-            let workspace = try reader.string()
-            let source = try reader.string()
-            let seconds = Double(bitPattern: try reader.u64())
-            guard seconds.isFinite else { throw Malformed("an event time that is not a finite number") }
-            let body = try reader.data()
-            return Event(binding: binding, caller: caller, event: PluginEvent(
-                id: id, type: type, workspaceID: workspace, sourcePluginID: source, occurredAt: Date(timeIntervalSince1970: seconds), payload: body))
+            // Each event takes at least 28 bytes (five counts and the time): reserve no more than fits.
+            let count = Int(try reader.u32())
+            guard count <= reader.remaining / 28 else { throw Malformed("\(count) events cannot fit in the \(reader.remaining) bytes left") }
+            var events: [PluginEvent] = []
+            events.reserveCapacity(count)
+            for _ in 0..<count {
+                let id = try reader.string()
+                let type = try reader.string()
+                let workspace = try reader.string()
+                let source = try reader.string()
+                let seconds = Double(bitPattern: try reader.u64())
+                guard seconds.isFinite else { throw Malformed("an event time that is not a finite number") }
+                let body = try reader.data()
+                events.append(PluginEvent(
+                    id: id, type: type, workspaceID: workspace, sourcePluginID: source, occurredAt: Date(timeIntervalSince1970: seconds), payload: body))
+            }
+            return Events(binding: binding, caller: caller, events: events)
         }
     }
 

@@ -25,6 +25,17 @@ public protocol Plugin: AnyObject, Sendable {
     /// of `context`. A thrown error makes the host retry the delivery a bounded number of times.
     func handle(event: PluginEvent, context: any PluginContext) async throws
 
+    /// Receives the next events of the workspace for this plugin, in commit order: one at a time unless
+    /// the manifest asks for more with `delivery: {batchSize: N}`, up to N at a time when they are waiting.
+    /// The host always calls this; the default hands each event to ``handle(event:context:)`` in turn.
+    ///
+    /// Override it to handle a run of events at once, for example to store an entry per event in one
+    /// ``WriteBatch``: one commit instead of one per event. The call is one call for the host's time limit.
+    /// A thrown error fails them all: the host then delivers those events again one at a time, so that
+    /// one bad event is retried, and at last kept as a dead letter, alone. Any of them may therefore
+    /// arrive more than once; use ``PluginEvent/id`` to drop repeats.
+    func handle(events: [PluginEvent], context: any PluginContext) async throws
+
     /// Called once when a tenant admin enables the plugin in a workspace (and again when its grants or
     /// config change). Throwing refuses the enablement.
     func enabled(context: any PluginContext) async throws
@@ -39,6 +50,10 @@ public protocol Plugin: AnyObject, Sendable {
 extension Plugin {
     /// Ignores the event.
     public func handle(event: PluginEvent, context: any PluginContext) async throws {}
+    /// Hands each event to ``handle(event:context:)``, in order, and stops at the first that throws.
+    public func handle(events: [PluginEvent], context: any PluginContext) async throws {
+        for event in events { try await handle(event: event, context: context) }
+    }
     /// Does nothing.
     public func enabled(context: any PluginContext) async throws {}
     /// Does nothing.

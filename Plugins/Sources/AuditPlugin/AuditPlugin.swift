@@ -9,14 +9,27 @@ final class AuditPlugin: Plugin {
         var sourcePluginID: String
         var occurredAt: Date
         var payload: JSONValue
+        /// When the audit plugin received it: `recordedAt - occurredAt` is the event's delivery lag.
+        var recordedAt: Date?
     }
 
     func handle(event: PluginEvent, context: any PluginContext) async throws {
-        let payload = (try? PluginJSON.decoder().decode(JSONValue.self, from: event.payload)) ?? .null
-        let entry = Entry(id: event.id, type: event.type, sourcePluginID: event.sourcePluginID, occurredAt: event.occurredAt, payload: payload)
-        // Keyed by event id, so a redelivered event overwrites its own entry instead of adding a second one.
-        let key = String(format: "entry/%013.0f-%@", event.occurredAt.timeIntervalSince1970 * 1000, event.id)
-        try await context.storage.put(key, json: entry)
+        try await handle(events: [event], context: context)
+    }
+
+    /// Every waiting event (up to the manifest's `delivery.batchSize`, 100: a write batch's limit) in one
+    /// commit, not one commit per event.
+    func handle(events: [PluginEvent], context: any PluginContext) async throws {
+        var batch = WriteBatch()
+        let now = Date()
+        for event in events {
+            let payload = (try? PluginJSON.decoder().decode(JSONValue.self, from: event.payload)) ?? .null
+            let entry = Entry(id: event.id, type: event.type, sourcePluginID: event.sourcePluginID, occurredAt: event.occurredAt, payload: payload, recordedAt: now)
+            // Keyed by event id, so a redelivered event overwrites its own entry instead of adding a second one.
+            let key = String(format: "entry/%013.0f-%@", event.occurredAt.timeIntervalSince1970 * 1000, event.id)
+            try batch.put(key, json: entry)
+        }
+        _ = try await context.storage.commit(batch)
     }
 
     func handle(_ request: PluginRequest, context: any PluginContext) async throws -> PluginResponse {

@@ -113,7 +113,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
             _ = try? WorkerWire.binding(payload)
             _ = try? WorkerWire.request(payload)
             _ = try? WorkerWire.response(payload)
-            _ = try? WorkerWire.event(payload)
+            _ = try? WorkerWire.events(payload)
             _ = try? WorkerWire.hook(payload)
             _ = try? WorkerWire.failure(payload)
             _ = try? WorkerWire.sdk(payload)

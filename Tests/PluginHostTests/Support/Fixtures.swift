@@ -37,7 +37,7 @@ enum Fixtures {
 
     /// The faulty fixture's manifest: version 1.0.0, or 2.0.0 (the same plugin, built as
     /// `libFaultyPluginV2.so`), for upgrades; `isolation` is written into its runtime when given.
-    static func faulty(version: String = "1.0.0", isolation: String? = nil) throws -> String {
+    static func faulty(version: String = "1.0.0", isolation: String? = nil, batchSize: Int? = nil) throws -> String {
         """
         id: test.faulty
         name: Faulty
@@ -48,7 +48,7 @@ enum Fixtures {
           kind: library
           path: \(try library(version == "2.0.0" ? "FaultyPluginV2" : "FaultyPlugin"))\(isolation.map { "\n  isolation: \($0)" } ?? "")
         permissions: [storage.read, storage.write, events.subscribe:notes.*, events.publish:notes.faulty]
-        subscriptions: [notes.*]
+        subscriptions: [notes.*]\(batchSize.map { "\ndelivery: {batchSize: \($0)}" } ?? "")
         config:
           properties:
             refuse: {type: boolean, default: false}

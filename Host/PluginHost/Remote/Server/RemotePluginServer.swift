@@ -181,7 +181,8 @@ struct RemotePluginResponder: HTTPResponder {
             guard let wire = try? RemoteWire.decode(RemoteWire.Event.self, from: body), let event = wire.pluginEvent, event.workspaceID == callContext.workspace
             else { return Self.error(.badRequest, "BAD_REQUEST", "the event call's body is not an event of this workspace") }
             do {
-                try await plugin.handle(event: event, context: pluginContext)
+                // As the host does in-process: through handle(events:), whose default calls handle(event:).
+                try await plugin.handle(events: [event], context: pluginContext)
             } catch {
                 return failure(error, hook: "event", started: started, outages: outages)
             }

@@ -14,6 +14,8 @@ import Synchronization
 /// behind and answers its pid; `hog` allocates memory until it cannot; `files` opens files until it
 /// cannot and answers how many; `flood` writes 5,000 log records and 1 MB to standard error. `pid`
 /// answers the process id.
+/// `publish?count=N&poison=K` publishes N events in one write batch, the K-th of them poison to its own
+/// event handler; `calls` answers how many events each call of its `handle(events:)` brought.
 /// Its `enabled` hook refuses a config with `refuse: true`, and remembers a config `marker` file, to
 /// which its `shutdown` hook writes `shut down`; with `stubborn: true` its `shutdown` never returns.
 final class FaultyPlugin: Plugin {
@@ -23,6 +25,8 @@ final class FaultyPlugin: Plugin {
     private let failures = Mutex<[String: Int]>([:])
     /// Set by a config `stubborn: true`: its `shutdown` never returns.
     private let stubborn = Atomic<Bool>(false)
+    /// How many events each call of `handle(events:)` brought, in order (answered by `GET calls`).
+    private let calls = Mutex<[Int]>([])
 
     func handle(_ request: PluginRequest, context: any PluginContext) async throws -> PluginResponse {
         switch request.path {
@@ -79,6 +83,17 @@ final class FaultyPlugin: Plugin {
                 guard case .put(let version) = result.outcomes.first else { throw Secret() }
                 return try .json(["version": String(version), "event": result.eventIDs.first ?? ""])
             }
+        case "publish":
+            // `count` notes.faulty events {"n": i} in one write batch; the one at index `poison` carries
+            // "poison": true, which its event handler always refuses.
+            let count = request.queryValue("count").flatMap { Int($0) } ?? 1
+            let poison = request.queryValue("poison").flatMap { Int($0) }
+            var batch = WriteBatch()
+            for index in 0..<count { try batch.publish(type: "notes.faulty", json: ["n": .integer(Int64(index)), "poison": .bool(index == poison)] as [String: JSONValue]) }
+            let result = try await context.storage.commit(batch)
+            return try .json(["events": result.eventIDs])
+        case "calls":
+            return try .json(["calls": calls.withLock { $0 }])
         case "batched":
             guard let stored = try await context.storage.get("batched") else { throw PluginError.notFound("batched") }
             return PluginResponse(status: 200, body: stored.value)
@@ -157,6 +172,18 @@ final class FaultyPlugin: Plugin {
         // Holds its thread for good: only the host's kill ends it (set only in worker tests).
         while stubborn.load(ordering: .relaxed) { sleep(1) }
         for marker in markers.withLock({ $0 }) { try? "shut down".write(toFile: marker, atomically: true, encoding: .utf8) }
+    }
+
+    /// Records how many events the call brought, and refuses the call if one of them is poison; then
+    /// each event as below.
+    func handle(events: [PluginEvent], context: any PluginContext) async throws {
+        calls.withLock { $0.append(events.count) }
+        for event in events {
+            if case .object(let fields)? = try? PluginJSON.decoder().decode(JSONValue.self, from: event.payload), fields["poison"] == .bool(true) {
+                throw PluginError.badRequest("poison event \(event.id)")
+            }
+        }
+        for event in events { try await handle(event: event, context: context) }
     }
 
     /// Fails each event `eventFailures` times before taking it (config; -1, the default: always), and
