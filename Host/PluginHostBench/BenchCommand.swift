@@ -42,8 +42,11 @@ struct BenchCommand: AsyncParsableCommand {
     @Flag(help: "Run only the worker process benchmark.")
     var onlyWorkers = false
 
-    @Flag(help: "Run only the durable events benchmark.")
+    @Flag(help: "Run only the durable events benchmarks (the notes load needs wrk).")
     var onlyEvents = false
+
+    @Flag(help: "Run only the notes load with the audit plugin subscribed (needs wrk).")
+    var onlyNotesLoad = false
 
     /// Durable events on SQLite and (with PLUGIN_HOST_BENCH_DATABASE_URL) PostgreSQL.
     private func events(_ folder: String) async throws {
@@ -81,6 +84,29 @@ struct BenchCommand: AsyncParsableCommand {
                     name, subscriber.subscriber, subscriber.publishedPerSecond, subscriber.deliveredPerSecond, subscriber.deliveredPerSecond / result.baselinePerSecond,
                     subscriber.pacedRate, subscriber.lagP50, subscriber.lagP99))
             }
+        }
+    }
+
+    /// Notes created by 64 connections while the audit plugin keeps an entry per event: its delivery lag
+    /// during the load, and the notes rate against the same load with no subscriber.
+    private func notesLoad(_ folder: String) async throws {
+        let benchmark = NotesLoadBenchmark(pluginsFolder: folder)
+        print("\n8. notes under load (wrk -t1 -c\(benchmark.connections) -d\(benchmark.seconds)s, POST notes through the HTTP API) with the audit plugin "
+            + "subscribed (delivery.batchSize 100), vs the same load on a workspace where nothing subscribes, in the same host; the lag is the host's "
+            + "plugin_host_event_delivery_lag_seconds histogram over the load, interpolated in its buckets")
+        let environment = ProcessInfo.processInfo.environment
+        var runs: [(String, PostgresConfiguration?, PluginManifest.Runtime.Isolation)] = [("SQLite", nil, .inProcess)]
+        if let url = environment["PLUGIN_HOST_BENCH_DATABASE_URL"] {
+            let postgres = PostgresConfiguration(url: url, migrationURL: environment["PLUGIN_HOST_BENCH_MIGRATION_URL"])
+            runs += [("PostgreSQL", postgres, .inProcess), ("PostgreSQL", postgres, .worker)]
+        }
+        for (name, postgres, isolation) in runs {
+            let result = try await benchmark.run(postgres: postgres, isolation: isolation)
+            let catchUp = result.catchUp.map { String(format: "%.2f s", $0.benchSeconds) } ?? "not within 120 s"
+            print(String(format: "   %@, plugins %@: %.0f notes/s with the audit plugin, %.0f without (%.2f); %d notes; during the load %d delivered, "
+                + "lag p50 %.3f s, p99 %.3f s (target p99 <= 1 s)  %@; every event delivered %@ after the load ended",
+                name, isolation.rawValue, result.notesPerSecond, result.baselineNotesPerSecond, result.notesPerSecond / result.baselineNotesPerSecond, result.notes,
+                result.deliveredDuringLoad, result.lagP50, result.lagP99, result.lagP99 <= 1 ? "MET" : "MISSED", catchUp))
         }
     }
 
@@ -230,7 +256,11 @@ struct BenchCommand: AsyncParsableCommand {
     func run() async throws {
         let folder = URL(fileURLWithPath: plugins).standardizedFileURL.path
         if onlyWorkers { return try await workers(folder) }
-        if onlyEvents { return try await events(folder) }
+        if onlyEvents {
+            try await events(folder)
+            return try await notesLoad(folder)
+        }
+        if onlyNotesLoad { return try await notesLoad(folder) }
         if onlyRegistry { return try await registry(folder) }
         if onlyStorage { return try await storage(folder) }
         if onlyRemote { return try await remote(folder) }
@@ -241,6 +271,7 @@ struct BenchCommand: AsyncParsableCommand {
         try await registry(folder)
         try await events(folder)
         guard !skipHTTP else { return }
+        try await notesLoad(folder)
         try await http(folder)
         try await remote(folder)
         try await workers(folder)

@@ -3,6 +3,8 @@ import Foundation
 /// One wrk run: requests/s, and the latency percentiles of `--latency`.
 struct WrkResult {
     var requestsPerSecond: Double
+    /// Requests answered in the run.
+    var requests: Int
     /// Latency percentiles in microseconds.
     var p50: Double
     var p99: Double
@@ -37,9 +39,10 @@ private func wrk(_ url: String, connections: Int, seconds: Int, script: String, 
     }
     guard !output.contains("Non-2xx"), let line = lines.first(where: { $0.hasPrefix("Requests/sec:") }),
           let rate = Double(line.dropFirst("Requests/sec:".count).trimmingCharacters(in: .whitespaces)),
-          let p50 = percentile("50%"), let p99 = percentile("99%")
+          let p50 = percentile("50%"), let p99 = percentile("99%"),
+          let total = lines.first(where: { $0.contains(" requests in ") }).flatMap({ Int($0.prefix { $0 != " " }) })
     else { throw BenchError("wrk failed against \(url):\n\(output)") }
-    return WrkResult(requestsPerSecond: rate, p50: p50, p99: p99)
+    return WrkResult(requestsPerSecond: rate, requests: total, p50: p50, p99: p99)
 }
 
 /// wrk's `123.45us`, `1.23ms` or `1.02s`, in microseconds.
