@@ -47,6 +47,12 @@ struct NotesLoadBenchmark {
         var iterator = ports.stream.makeAsyncIterator()
         guard let port = await iterator.next() else { throw BenchError("the host did not start") }
         let base = "http://127.0.0.1:\(port)"
+        // On PostgreSQL the store connects after the server is up: wait until the host is ready.
+        let ready = ContinuousClock.now + .seconds(30)
+        while try await httpCall("GET", base + "/ready", token: nil, body: nil).status != 200 {
+            guard ContinuousClock.now < ready else { throw BenchError("the host was not ready within 30 s") }
+            try await Task.sleep(for: .milliseconds(50))
+        }
         // Several runs share one PostgreSQL database: names of their own.
         let suffix = UUID().uuidString.prefix(8).lowercased()
         let (tenant, quiet, audited) = ("load-\(suffix)", "quiet-\(suffix)", "audited-\(suffix)")

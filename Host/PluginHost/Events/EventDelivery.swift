@@ -160,6 +160,18 @@ package final class EventDelivery: Service, Sendable {
         /// After a run of events failed as one call, the lane hands them over one at a time up to this
         /// position, so that a bad event is retried, and buried, alone.
         private let singlyUntilBox = Mutex<EventPosition?>(nil)
+        /// The lane as this host holds it, between turns: its state, where it was last saved and when
+        /// (which renewed the lease). `nil` until claimed, and after a failure or a lost lease.
+        private let heldBox = Mutex<Held?>(nil)
+        struct Held {
+            var state: EventLaneState
+            var saved: EventPosition
+            var savedAt: ContinuousClock.Instant
+        }
+        /// How often a lane that delivers without pause saves its position (and renews its lease). A host
+        /// that dies delivers again at most what came after the last save; a save per batch would take
+        /// the store's time from the writers a busy lane must keep up with.
+        static let saveInterval: Duration = .milliseconds(250)
         private var lastReplayCheck: ContinuousClock.Instant {
             get { lastReplayCheckBox.withLock { $0 } }
             set { lastReplayCheckBox.withLock { $0 = newValue } }
@@ -210,6 +222,9 @@ package final class EventDelivery: Service, Sendable {
                     await signal.wait(timeout: wait)
                 }
             }
+            if let held = heldBox.withLock({ $0 }), held.state.position != held.saved {
+                _ = try? await advance(to: held.state.position, settings: settings)
+            }
             try? await runtime.store.releaseEventLane(workspaceID: key.workspaceID, pluginID: key.pluginID, owner: delivery.owner)
             delivery.wakeups.remove(signal, workspaceID: key.workspaceID)
         }
@@ -221,30 +236,53 @@ package final class EventDelivery: Service, Sendable {
             let store = runtime.store
             let (workspace, plugin, owner) = (key.workspaceID, key.pluginID, delivery.owner)
             let now = Date()
-            guard var lane = try await store.claimEventLane(workspaceID: workspace, pluginID: plugin, owner: owner, now: now, until: now + settings.lease.seconds)
-            else {
-                // Another host delivers this lane; look again in case it dies.
-                return settings.lease / 2
+            var lane: EventLaneState
+            if let held = heldBox.withLock({ $0 }) {
+                lane = held.state
+                // Held since the last save: saved again (and the lease renewed) before a third of it is gone.
+                if ContinuousClock.now - held.savedAt > settings.lease / 3 {
+                    guard try await save(lane.position, settings: settings) else { return nil }
+                }
+            } else {
+                guard let claimed = try await store.claimEventLane(workspaceID: workspace, pluginID: plugin, owner: owner, now: now, until: now + settings.lease.seconds)
+                else {
+                    // Another host delivers this lane; look again in case it dies.
+                    return settings.lease / 2
+                }
+                lane = claimed
+                heldBox.withLock { $0 = Held(state: claimed, saved: claimed.position, savedAt: .now) }
             }
+            // A failure or a replay below saves what it must and lets go of the held state: the next turn
+            // claims the lane again, reading attempts and position from the store.
+            var keep = false
+            defer { if !keep { heldBox.withLock { $0 = nil } } }
             // Replays an admin asked for on this host wake the lane; those asked for on another host are
             // found within `replayCheckInterval`.
             if signal.takeReplayRequest() || ContinuousClock.now - lastReplayCheck >= Self.replayCheckInterval {
                 lastReplayCheck = .now
-                if try await replay(logger: logger) { return nil }
+                if try await replay(logger: logger) {
+                    keep = true  // a replay leaves the lane's own state as it was
+                    return nil
+                }
             }
             if lane.attempts > 0, lane.nextAttemptAt > now {
                 return .seconds(lane.nextAttemptAt.timeIntervalSince(now))
             }
             let batch = try await store.events(workspaceID: workspace, after: lane.position, limit: settings.batchSize)
-            if batch.isEmpty { return settings.pollInterval }
-            let start = lane.position
+            if batch.isEmpty {
+                // Idle: what was delivered is saved before the lane waits.
+                if heldBox.withLock({ $0?.saved }) != lane.position {
+                    guard try await save(lane.position, settings: settings) else { return nil }
+                }
+                keep = true
+                return settings.pollInterval
+            }
             guard let subscriber = runtime.events.subscriber(plugin, in: workspace) else {
                 // No longer enabled here: the lane is about to stop; what it read is not for it.
                 lane.position = batch[batch.count - 1].position
                 _ = try await advance(to: lane.position, settings: settings)
                 return nil
             }
-            var renewed = ContinuousClock.now
             var next = 0
             while next < batch.count, !isStopped {
                 // The next run: events it does not take are passed over; up to its batch size of those it
@@ -282,17 +320,17 @@ package final class EventDelivery: Service, Sendable {
                     }
                     lane.position = end
                     lane.attempts = 0
+                    heldBox.withLock { $0?.state = lane }
                     // Slow deliveries: the lease is renewed (with the position) before a third of it is
                     // gone, so no other host takes the lane while this one works on it.
-                    if ContinuousClock.now - renewed > settings.lease / 3 {
-                        guard try await advance(to: lane.position, settings: settings) else { return nil }
-                        renewed = .now
+                    if let savedAt = heldBox.withLock({ $0?.savedAt }), ContinuousClock.now - savedAt > settings.lease / 3 {
+                        guard try await save(lane.position, settings: settings) else { return nil }
                     }
                 } catch {
                     // A failure while the store is down is the store's, not the subscriber's: wait for it.
                     try await store.ping()
-                    if lane.position != start {
-                        guard try await advance(to: lane.position, settings: settings) else { return nil }
+                    if heldBox.withLock({ $0?.saved }) != lane.position {
+                        guard try await save(lane.position, settings: settings) else { return nil }
                     }
                     let reason = String(describing: error)
                     runtime.metrics.recordPluginError(plugin: plugin, kind: "event")
@@ -332,8 +370,25 @@ package final class EventDelivery: Service, Sendable {
                     return delay
                 }
             }
-            if lane.position != start { _ = try await advance(to: lane.position, settings: settings) }
+            if let held = heldBox.withLock({ $0 }), held.saved != lane.position, ContinuousClock.now - held.savedAt >= Self.saveInterval {
+                guard try await save(lane.position, settings: settings) else { return nil }
+            }
+            keep = true
             return nil
+        }
+
+        /// Saves the held lane's position and renews its lease; `false` (and the held state let go) when
+        /// another host has taken the lane.
+        private func save(_ position: EventPosition, settings: HostConfiguration.EventSettings) async throws -> Bool {
+            guard try await advance(to: position, settings: settings) else {
+                heldBox.withLock { $0 = nil }
+                return false
+            }
+            heldBox.withLock { held in
+                held?.saved = position
+                held?.savedAt = .now
+            }
+            return true
         }
 
         /// The most payload bytes one call hands over, unless a single event is larger: a run of events
