@@ -49,7 +49,9 @@ struct BenchCommand: AsyncParsableCommand {
     var onlyNotesLoad = false
 
     /// Durable events on SQLite and (with PLUGIN_HOST_BENCH_DATABASE_URL) PostgreSQL.
-    private func events(_ folder: String) async throws {
+    /// `scratch` outlives this section: the echo copies it installs stay installed in the PostgreSQL
+    /// database, where the notes load's host loads them again.
+    private func events(_ folder: String, scratch: String) async throws {
         let benchmark = EventBenchmark(pluginsFolder: folder)
         print("\n7. durable events: a write batch (put + publish) vs a plain put, \(benchmark.callers) callers, \(benchmark.rounds) rounds of \(benchmark.duration) alternating; "
             + "then \(benchmark.events) events published by \(benchmark.callers) callers, \(benchmark.perCommit) to a write batch, and delivered to one subscriber "
@@ -57,8 +59,7 @@ struct BenchCommand: AsyncParsableCommand {
             + "and read back with the store's own statements; latency at a steady rate the subscriber keeps up with, from one publisher")
         let environment = ProcessInfo.processInfo.environment
         var stores: [(String, () async throws -> any HostStore)] = []
-        let temporary = FileManager.default.temporaryDirectory.appendingPathComponent("plugin-host-bench-events-\(UUID().uuidString)").path
-        defer { try? FileManager.default.removeItem(atPath: temporary) }
+        let temporary = scratch + "/events"
         stores.append(("SQLite", { try await SQLiteStore.open(folder: temporary + "/sqlite") }))
         if let url = environment["PLUGIN_HOST_BENCH_DATABASE_URL"] {
             var logger = Logger(label: "bench")
@@ -255,9 +256,11 @@ struct BenchCommand: AsyncParsableCommand {
 
     func run() async throws {
         let folder = URL(fileURLWithPath: plugins).standardizedFileURL.path
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("plugin-host-bench-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
         if onlyWorkers { return try await workers(folder) }
         if onlyEvents {
-            try await events(folder)
+            try await events(folder, scratch: scratch)
             return try await notesLoad(folder)
         }
         if onlyNotesLoad { return try await notesLoad(folder) }
@@ -269,7 +272,7 @@ struct BenchCommand: AsyncParsableCommand {
         if onlyDispatch { return }
         try await storage(folder)
         try await registry(folder)
-        try await events(folder)
+        try await events(folder, scratch: scratch)
         guard !skipHTTP else { return }
         try await notesLoad(folder)
         try await http(folder)
