@@ -211,7 +211,7 @@ func subscribingEchoManifest(_ folder: String) -> String {
 
 func subscribingEchoManifest(path: String, id: String) -> String {
     """
-    {"id": "\(id)", "name": "Echo", "version": "1.0.0", "sdk": "^1.2.0",
+    {"id": "\(id)", "name": "Echo", "version": "1.0.0", "sdk": "^1.0.0",
      "runtime": {"kind": "library", "path": "\(path)"},
      "permissions": ["events.subscribe:notes.*"],
      "subscriptions": ["notes.*"], "delivery": {"batchSize": 100},
@@ -221,7 +221,7 @@ func subscribingEchoManifest(path: String, id: String) -> String {
 
 func auditManifest(_ folder: String) -> String {
     """
-    {"id": "example.audit", "name": "Audit", "version": "1.0.0", "sdk": "^1.2.0",
+    {"id": "example.audit", "name": "Audit", "version": "1.0.0", "sdk": "^1.3.0",
      "runtime": {"kind": "library", "path": "\(folder)/libAuditPlugin.so"},
      "permissions": ["storage.read", "storage.write", "events.subscribe:notes.*"],
      "subscriptions": ["notes.*"], "delivery": {"batchSize": 100},

@@ -138,6 +138,31 @@ struct EventTests {
         }
     }
 
+    @Test("a lane passes over more than a read's worth of events its subscriber does not take, and delivers the next one it does",
+          arguments: StoreKind.allCases)
+    func passesOverOthers(store: StoreKind) async throws {
+        try await withHost(store: store) { host in
+            try await host.install(try Fixtures.notes)
+            // The audit plugin, subscribed to notes.created alone.
+            let audit = try Fixtures.audit.replacingOccurrences(of: "events.subscribe:notes.*", with: "events.subscribe:notes.created")
+                .replacingOccurrences(of: "subscriptions:\n  - notes.*", with: "subscriptions:\n  - notes.created")
+            try #require(audit.contains("  - notes.created"))
+            try await host.install(audit)
+            try await host.install(try Fixtures.faulty())
+            try await host.tenant("acme", workspaces: ["ws1"])
+            try await host.enable("example.notes", in: "ws1", grants: TestHost.notesGrants)
+            try await host.enable("example.audit", in: "ws1", grants: ["storage.read", "storage.write", "events.subscribe:notes.created"])
+            try await host.enable("test.faulty", in: "ws1", grants: Self.faultyGrants, config: ["eventFailures": 0])
+            // 300 notes.faulty events, more than the 256 a lane reads at a time, then one note.
+            for _ in 0..<3 {
+                #expect(try await host.admin(.POST, "/v1/workspaces/ws1/plugins/test.faulty/resources/publish?count=100").status == 200)
+            }
+            #expect(try await host.admin(.POST, "/v1/workspaces/ws1/plugins/example.notes/resources/notes", json: ["text": "after"]).status == 201)
+            #expect(try await eventually { try await Self.auditedEvents(host).count == 1 })
+            #expect(try await Self.auditedEvents(host).first?["type"] as? String == "notes.created")
+        }
+    }
+
     @Test("a manifest's delivery.maxAttempts lowers the host's attempts, and cannot raise them", arguments: [2, 50])
     func manifestAttempts(asked: Int) async throws {
         try await withHost(configure: { $0.eventRetry = .init(maxAttempts: 3, initialDelay: .milliseconds(10), maxDelay: .milliseconds(50)) }) { host in

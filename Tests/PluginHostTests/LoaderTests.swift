@@ -40,7 +40,7 @@ struct LoaderTests {
         do {
             _ = try PluginLibraryLoader().inspect(path: copy)
         } catch {
-            #expect(error.description == "plugin example.echo was built with SDK ABI 1, this host speaks ABI 2; rebuild it against this host's PluginSDK")
+            #expect(error.description == "plugin example.echo was built with SDK ABI 1, this host speaks ABI 3; rebuild it against this host's PluginSDK")
         }
         let maps = Self.mappedFiles()
         #expect(maps.contains("libPluginSDK.so"), "reading the process's mappings works")

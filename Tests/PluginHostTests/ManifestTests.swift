@@ -86,7 +86,7 @@ struct ManifestTests {
         let text = try Fixtures.echo.replacingOccurrences(of: try Fixtures.library("EchoPlugin"), with: copy)
         let found = problems(text)
         #expect(found.map(\.field) == ["runtime.path"])
-        #expect(found.first?.message.contains("built with SDK ABI 1, this host speaks ABI 2") == true)
+        #expect(found.first?.message.contains("built with SDK ABI 1, this host speaks ABI 3") == true)
     }
 
     @Test("an sdk range this host does not satisfy is refused")

@@ -8,13 +8,14 @@ import Synchronization
 /// and in the order they were committed (docs/events.md).
 ///
 /// Each (workspace, subscriber) is a *lane* with its own position in the store. A lane reads the events
-/// after its position in batches, gives the subscriber those it subscribes to one at a time, and moves
-/// its position after each batch (after every event when one fails). A failed delivery is retried with
-/// exponential backoff and jitter, holding back the lane's later events, until it succeeds or its
-/// attempts run out and it becomes a dead letter of the workspace.
+/// after its position in batches, gives the subscriber those it subscribes to in runs of up to its
+/// manifest's `delivery.batchSize` (one at a time after a run failed), and saves its position every
+/// `saveInterval` while it delivers, before it waits and when a delivery fails. A failed delivery is
+/// retried with exponential backoff and jitter, holding back the lane's later events, until it succeeds
+/// or its attempts run out and it becomes a dead letter of the workspace.
 ///
 /// Several hosts on one database share the lanes through leases: a host takes a lane's lease when it
-/// works on it and renews it with every move, and a lane whose host died is taken by another once the
+/// starts on it and renews it with every save, and a lane whose host died is taken by another once the
 /// lease has expired. A store outage fails nothing: lanes wait for the store and go on where they were.
 package final class EventDelivery: Service, Sendable {
     struct LaneKey: Hashable, Sendable {
@@ -278,10 +279,10 @@ package final class EventDelivery: Service, Sendable {
                 return settings.pollInterval
             }
             guard let subscriber = runtime.events.subscriber(plugin, in: workspace) else {
-                // No longer enabled here: the lane is about to stop; what it read is not for it.
-                lane.position = batch[batch.count - 1].position
-                _ = try await advance(to: lane.position, settings: settings)
-                return nil
+                // Not enabled here (the lane is about to stop), or not loaded on this host for now: its
+                // events wait for it, as for a subscriber that fails.
+                keep = true
+                return settings.pollInterval
             }
             var next = 0
             while next < batch.count, !isStopped {
@@ -308,6 +309,7 @@ package final class EventDelivery: Service, Sendable {
                 }
                 guard !run.isEmpty else {
                     lane.position = end  // nothing it takes: passed over
+                    heldBox.withLock { $0?.state = lane }
                     continue
                 }
                 do {
@@ -321,9 +323,9 @@ package final class EventDelivery: Service, Sendable {
                     lane.position = end
                     lane.attempts = 0
                     heldBox.withLock { $0?.state = lane }
-                    // Slow deliveries: the lease is renewed (with the position) before a third of it is
-                    // gone, so no other host takes the lane while this one works on it.
-                    if let savedAt = heldBox.withLock({ $0?.savedAt }), ContinuousClock.now - savedAt > settings.lease / 3 {
+                    // Saved (and the lease renewed) every `saveInterval` while it delivers, so no other
+                    // host takes the lane while this one works on it, and a host that dies repeats little.
+                    if let savedAt = heldBox.withLock({ $0?.savedAt }), ContinuousClock.now - savedAt >= Self.saveInterval {
                         guard try await save(lane.position, settings: settings) else { return nil }
                     }
                 } catch {

@@ -25,7 +25,7 @@ public protocol Plugin: AnyObject, Sendable {
     /// of `context`. A thrown error makes the host retry the delivery a bounded number of times.
     func handle(event: PluginEvent, context: any PluginContext) async throws
 
-    /// Receives the next events of the workspace for this plugin, in commit order: one at a time unless
+    /// Receives the next events of the workspace for this plugin, in commit order (since SDK 1.3.0): one at a time unless
     /// the manifest asks for more with `delivery: {batchSize: N}`, up to N at a time when they are waiting.
     /// The host always calls this; the default hands each event to ``handle(event:context:)`` in turn.
     ///

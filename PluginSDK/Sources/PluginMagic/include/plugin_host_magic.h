@@ -16,9 +16,9 @@
 #include <stdint.h>
 
 /* Bumped whenever a change to PluginSDK breaks binary compatibility between host and plugin. */
-#define PLUGIN_HOST_SDK_ABI 2u
+#define PLUGIN_HOST_SDK_ABI 3u
 /* The semantic version of PluginSDK; manifests state which range of it they support. */
-#define PLUGIN_HOST_SDK_VERSION "1.2.0"
+#define PLUGIN_HOST_SDK_VERSION "1.3.0"
 /* Bumped when the layout of `struct plugin_host_magic` itself changes. */
 #define PLUGIN_HOST_MAGIC_LAYOUT 1u
 #define PLUGIN_HOST_MAGIC_TAG "PLUGIN-HOST-MAGC"
