@@ -1,44 +1,68 @@
 import Foundation
+import Subprocess
+import SystemPackage
 import NIOHTTP1
 import PluginHost
 import Synchronization
 import Testing
 
 /// A child process that prints the port it listens on, with its stderr in a log file: `plugin-host
-/// serve`, `plugin-host serve-plugin` and the Python plugin.
+/// serve`, `plugin-host serve-plugin` and the Python plugin. Spawned through swift-subprocess:
+/// Foundation's `Process.run()` on Linux over-reads `/proc/self/fd` entries and crashes now and then
+/// (swift-corelibs-foundation#5472), which took a whole test run down once.
 final class ChildProcess: Sendable {
     let port: Int
-    private let process: Process
+    private let pid: pid_t
+    /// Ends when the process has exited and its output is read.
+    private let running: Task<Void, Never>
+    private let exited: Flag
+
+    final class Flag: Sendable {
+        private let value = Mutex(false)
+        var isSet: Bool { value.withLock { $0 } }
+        func set() { value.withLock { $0 = true } }
+    }
 
     /// Starts `executable` and waits until its stdout has a line matching `pattern`, whose last
     /// `:`-separated part is the port.
     static func start(
         _ executable: String, _ arguments: [String], log: String, pattern: String
     ) async throws -> ChildProcess {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        var merged = ProcessInfo.processInfo.environment
+        var environment = Environment.inherit
         for name in ["PLUGIN_HOST_DATABASE_URL", "PLUGIN_HOST_DATABASE_MIGRATION_URL", "PLUGIN_HOST_ADMIN_TOKEN", "PLUGIN_HOST_INSTALL_SECRET"] {
-            merged[name] = nil
+            environment = environment.updating([Environment.Key(stringLiteral: name): nil])
         }
-        process.environment = merged
-        let output = Pipe()
-        process.standardOutput = output
         _ = FileManager.default.createFile(atPath: log, contents: nil)
-        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        let logFile = try FileDescriptor.open(FilePath(log), .writeOnly)
         let printed = Mutex(Data())
-        output.fileHandleForReading.readabilityHandler = { handle in
-            let chunk = handle.availableData
-            // At end of file the handler is called again and again with nothing: stop it.
-            if chunk.isEmpty { handle.readabilityHandler = nil }
-            printed.withLock { $0.append(chunk) }
+        let exited = Flag()
+        let started = AsyncStream.makeStream(of: Result<pid_t, any Error>.self)
+        let running = Task.detached {
+            do {
+                _ = try await Subprocess.run(
+                    .path(FilePath(executable)), arguments: Arguments(arguments), environment: environment,
+                    input: .none, output: .sequence, error: .fileDescriptor(logFile, closeAfterSpawningProcess: true)
+                ) { execution in
+                    started.continuation.yield(.success(execution.processIdentifier.value))
+                    do {
+                        for try await chunk in execution.standardOutput {
+                            chunk.withUnsafeBytes { bytes in printed.withLock { $0.append(contentsOf: bytes) } }
+                        }
+                    } catch {}
+                }
+            } catch {
+                started.continuation.yield(.failure(error))
+            }
+            exited.set()
+            started.continuation.finish()
         }
-        try process.run()
+        var events = started.stream.makeAsyncIterator()
+        guard let spawned = await events.next() else { throw CancellationError() }
+        let pid = try spawned.get()
 
         let deadline = ContinuousClock.now + .seconds(30)
         var port: Int?
-        while port == nil, ContinuousClock.now < deadline, process.isRunning {
+        while port == nil, ContinuousClock.now < deadline, !exited.isSet {
             let text = String(decoding: printed.withLock { $0 }, as: UTF8.self)
             if let range = text.range(of: pattern, options: .regularExpression) {
                 port = Int(text[range].split(separator: ":").last ?? "")
@@ -46,7 +70,7 @@ final class ChildProcess: Sendable {
                 try await Task.sleep(for: .milliseconds(20))
             }
         }
-        let child = ChildProcess(port: port ?? 0, process: process)
+        let child = ChildProcess(port: port ?? 0, pid: pid, running: running, exited: exited)
         guard port != nil else {
             await child.kill()
             Issue.record("\(executable) \(arguments.first ?? "") did not start: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
@@ -55,31 +79,35 @@ final class ChildProcess: Sendable {
         return child
     }
 
-    private init(port: Int, process: Process) {
+    private init(port: Int, pid: pid_t, running: Task<Void, Never>, exited: Flag) {
         self.port = port
-        self.process = process
+        self.pid = pid
+        self.running = running
+        self.exited = exited
     }
+
+    private var isRunning: Bool { !exited.isSet }
 
     /// SIGKILL: no drain, no shutdown hooks, nothing flushed.
     func kill() async {
-        if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
+        if isRunning { Foundation.kill(pid, SIGKILL) }
         await waitForExit(within: .seconds(30))
     }
 
     /// SIGTERM, then waits for the graceful shutdown to finish; SIGKILL after 10 s.
     func terminate() async {
-        if process.isRunning { process.terminate() }
+        if isRunning { Foundation.kill(pid, SIGTERM) }
         if !(await waitForExit(within: .seconds(10))) { await kill() }
     }
 
-    /// Polls: `waitUntilExit` would hold a thread, and spins on Linux.
     @discardableResult
     private func waitForExit(within timeout: Duration) async -> Bool {
         let deadline = ContinuousClock.now + timeout
-        while process.isRunning && ContinuousClock.now < deadline {
+        while isRunning && ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(10))
         }
-        return !process.isRunning
+        if !isRunning { await running.value }
+        return !isRunning
     }
 }
 
@@ -128,26 +156,15 @@ final class HostProcess: Sendable {
     func terminate() async { await child.terminate() }
 }
 
-/// Runs a command to completion and returns its status and output (stdout and stderr together). It
-/// waits on a thread of its own: waiting for a child process must not hold one of the few threads of
-/// Swift's cooperative pool that the hosts under test run on (nor a Dispatch worker, which that pool
-/// is made of on Linux).
+/// Runs a command to completion and returns its status (128 + the signal for one that a signal ended)
+/// and its output (stdout and stderr together), through swift-subprocess (see ``ChildProcess``).
 func runCommand(_ executable: String, _ arguments: [String], in directory: String? = nil) async throws -> (status: Int32, output: String) {
-    try await withCheckedThrowingContinuation { continuation in
-        Thread {
-            continuation.resume(with: Result {
-                let process = Process()
-                process.executableURL = URL(fileURLWithPath: executable)
-                process.arguments = arguments
-                if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
-                let pipe = Pipe()
-                process.standardOutput = pipe
-                process.standardError = pipe
-                try process.run()
-                let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-                process.waitUntilExit()
-                return (process.terminationStatus, output)
-            })
-        }.start()
+    let result = try await Subprocess.run(
+        .path(FilePath(executable)), arguments: Arguments(arguments), workingDirectory: directory.map { FilePath($0) },
+        output: .string(limit: 64 << 20), error: .combinedWithOutput)
+    let status: Int32 = switch result.terminationStatus {
+    case .exited(let code): code
+    case .signaled(let signal): 128 + signal
     }
+    return (status, result.standardOutput ?? "")
 }
