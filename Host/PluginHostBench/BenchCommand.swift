@@ -93,7 +93,7 @@ struct BenchCommand: AsyncParsableCommand {
     private func notesLoad(_ folder: String) async throws {
         let benchmark = NotesLoadBenchmark(pluginsFolder: folder)
         print("\n8. notes under load (wrk -t1 -c\(benchmark.connections) -d\(benchmark.seconds)s, POST notes through the HTTP API) with the audit plugin "
-            + "subscribed (delivery.batchSize 100), vs the same load on a workspace where nothing subscribes, in the same host; the lag is the host's "
+            + "subscribed (delivery.batchSize 256), vs the same load on a workspace where nothing subscribes, in the same host; the lag is the host's "
             + "plugin_host_event_delivery_lag_seconds histogram over the load, interpolated in its buckets")
         let environment = ProcessInfo.processInfo.environment
         var runs: [(String, PostgresConfiguration?, PluginManifest.Runtime.Isolation)] = [("SQLite", nil, .inProcess)]

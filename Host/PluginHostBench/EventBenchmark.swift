@@ -204,7 +204,7 @@ struct EventBenchmark {
 }
 
 /// The echo plugin, subscribed to notes events: its event handler is the SDK's, which does nothing, so
-/// what is measured is the host's delivery. Like the audit plugin, it takes up to 100 waiting events a call.
+/// what is measured is the host's delivery. Like the audit plugin, it takes up to 256 waiting events a call.
 func subscribingEchoManifest(_ folder: String) -> String {
     subscribingEchoManifest(path: "\(folder)/libEchoPlugin.so", id: "example.echo")
 }
@@ -214,7 +214,7 @@ func subscribingEchoManifest(path: String, id: String) -> String {
     {"id": "\(id)", "name": "Echo", "version": "1.0.0", "sdk": "^1.0.0",
      "runtime": {"kind": "library", "path": "\(path)"},
      "permissions": ["events.subscribe:notes.*"],
-     "subscriptions": ["notes.*"], "delivery": {"batchSize": 100},
+     "subscriptions": ["notes.*"], "delivery": {"batchSize": 256},
      "routes": [{"method": "*", "path": "echo"}]}
     """
 }
@@ -224,7 +224,7 @@ func auditManifest(_ folder: String) -> String {
     {"id": "example.audit", "name": "Audit", "version": "1.0.0", "sdk": "^1.3.0",
      "runtime": {"kind": "library", "path": "\(folder)/libAuditPlugin.so"},
      "permissions": ["storage.read", "storage.write", "events.subscribe:notes.*"],
-     "subscriptions": ["notes.*"], "delivery": {"batchSize": 100},
+     "subscriptions": ["notes.*"], "delivery": {"batchSize": 256},
      "routes": [{"method": "GET", "path": "entries"}]}
     """
 }

@@ -236,7 +236,7 @@ struct ManifestTests {
 
     @Test("delivery.batchSize takes 1 to 256 events")
     func batchSize() throws {
-        let library = try Fixtures.audit.replacingOccurrences(of: "batchSize: 100", with: "batchSize: 1000")
+        let library = try Fixtures.audit.replacingOccurrences(of: "batchSize: 256", with: "batchSize: 1000")
         #expect(problems(library).first { $0.field == "delivery.batchSize" }?.message.contains("between 1 and 256") == true)
     }
 

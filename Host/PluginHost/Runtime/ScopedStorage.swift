@@ -43,7 +43,7 @@ struct ScopedStorage: PluginStorage {
     }
 
     /// The most operations one batch may hold.
-    static let maxBatchOperations = 100
+    static let maxBatchOperations = 256
 
     func commit(_ batch: WriteBatch) async throws -> WriteBatchResult {
         guard !batch.isEmpty else { return WriteBatchResult(outcomes: []) }

@@ -17,7 +17,7 @@ final class AuditPlugin: Plugin {
         try await handle(events: [event], context: context)
     }
 
-    /// Every waiting event (up to the manifest's `delivery.batchSize`, 100: a write batch's limit) in one
+    /// Every waiting event (up to the manifest's `delivery.batchSize`, 256, which a write batch can hold) in one
     /// commit, not one commit per event.
     func handle(events: [PluginEvent], context: any PluginContext) async throws {
         var batch = WriteBatch()
